@@ -1,0 +1,415 @@
+// Package auth owns accounts, first-run setup, browser sessions, API tokens and
+// login throttling. Handlers call it; it calls the store.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/berthpaas/berth/internal/store"
+)
+
+var (
+	// ErrInvalidCredentials is the one answer to an unknown email or a wrong password.
+	ErrInvalidCredentials = errors.New("invalid email or password")
+	// ErrUnauthenticated means the session or token is missing, unknown, expired or revoked.
+	ErrUnauthenticated = errors.New("not signed in, or the session or token has expired or been revoked")
+	// ErrSetupDone means an owner exists, so setup is closed.
+	ErrSetupDone = store.ErrSetupDone
+	// ErrNotFound means the object does not exist in the caller's scope.
+	ErrNotFound = store.ErrNotFound
+)
+
+// FieldError is invalid input; Field names the request field.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + " " + e.Message }
+
+// ThrottledError means too many failed logins; retry after RetryAfter.
+type ThrottledError struct{ RetryAfter time.Duration }
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("too many failed sign-in attempts; try again in %s", e.RetryAfter.Round(time.Second))
+}
+
+// Principal is who is making a request, in which organization.
+type Principal struct {
+	User         store.User
+	Organization store.Organization
+	Role         string
+	SessionHash  string // set for browser sessions
+	CSRFToken    string // set for browser sessions
+	TokenID      string // set for API tokens
+}
+
+// Scope is the store scope of what the principal owns.
+func (p Principal) Scope() store.Scope {
+	return store.Scope{OrganizationID: p.Organization.ID, UserID: p.User.ID}
+}
+
+// Options tune the service.
+type Options struct {
+	SessionIdle     time.Duration
+	SessionLifetime time.Duration
+	Now             func() time.Time // time.Now when nil
+}
+
+// Service implements accounts, sessions and tokens.
+type Service struct {
+	db       *store.DB
+	opts     Options
+	throttle *throttle
+}
+
+// New returns a Service on db.
+func New(db *store.DB, opts Options) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.SessionIdle == 0 {
+		opts.SessionIdle = 24 * time.Hour
+	}
+	if opts.SessionLifetime == 0 {
+		opts.SessionLifetime = 7 * 24 * time.Hour
+	}
+	return &Service{db: db, opts: opts, throttle: newThrottle()}
+}
+
+func (s *Service) now() time.Time { return s.opts.Now().UTC() }
+
+// SetupNeeded reports whether the owner account still has to be created.
+func (s *Service) SetupNeeded(ctx context.Context) (bool, error) {
+	done, err := s.db.SetupDone(ctx)
+	return !done, err
+}
+
+// SetupInput creates the first organization and its owner.
+type SetupInput struct {
+	Email        string
+	Password     string
+	Name         string
+	Organization string
+}
+
+// Setup creates the owner account. It fails with ErrSetupDone once an owner exists.
+func (s *Service) Setup(ctx context.Context, in SetupInput) (store.User, error) {
+	email, err := ValidateEmail(in.Email)
+	if err != nil {
+		return store.User{}, err
+	}
+	if reason := CheckPasswordPolicy(in.Password, email); reason != "" {
+		return store.User{}, &FieldError{"password", reason}
+	}
+	name, err := validateText("name", in.Name, 100)
+	if err != nil {
+		return store.User{}, err
+	}
+	orgName, err := validateText("organization", in.Organization, 100)
+	if err != nil {
+		return store.User{}, err
+	}
+	if orgName == "" {
+		orgName = "Default"
+	}
+	done, err := s.db.SetupDone(ctx)
+	if err != nil {
+		return store.User{}, err
+	}
+	if done {
+		return store.User{}, ErrSetupDone
+	}
+	hash, err := hashPassword(in.Password)
+	if err != nil {
+		return store.User{}, err
+	}
+	u := store.User{Email: email, Name: name, PasswordHash: hash}
+	if err := s.db.CompleteSetup(ctx, &store.Organization{Name: orgName}, &u); err != nil {
+		return store.User{}, err
+	}
+	return u, nil
+}
+
+// Credentials are what a person types to sign in, plus where they came from.
+type Credentials struct {
+	Email     string
+	Password  string
+	ClientIP  string
+	UserAgent string
+}
+
+// Login checks credentials and starts a browser session. It returns the
+// session's secret (for the cookie) and the principal.
+func (s *Service) Login(ctx context.Context, c Credentials) (string, Principal, error) {
+	p, err := s.authenticate(ctx, c)
+	if err != nil {
+		return "", Principal{}, err
+	}
+	secret := randomSecret(32)
+	now := s.now()
+	sess := store.Session{
+		IDHash: hashSecret(secret), UserID: p.User.ID, OrganizationID: p.Organization.ID,
+		CSRFToken: randomSecret(24), CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.opts.SessionLifetime),
+		ClientIP: c.ClientIP, UserAgent: truncate(c.UserAgent, 256),
+	}
+	if err := s.db.CreateSession(ctx, sess); err != nil {
+		return "", Principal{}, err
+	}
+	p.SessionHash, p.CSRFToken = sess.IDHash, sess.CSRFToken
+	return secret, p, nil
+}
+
+// LoginToken checks credentials and issues an API token (what `berth login` stores).
+func (s *Service) LoginToken(ctx context.Context, c Credentials, name string, ttl time.Duration) (string, store.APIToken, error) {
+	p, err := s.authenticate(ctx, c)
+	if err != nil {
+		return "", store.APIToken{}, err
+	}
+	return s.CreateToken(ctx, p, name, ttl)
+}
+
+func (s *Service) authenticate(ctx context.Context, c Credentials) (Principal, error) {
+	email := strings.ToLower(strings.TrimSpace(c.Email))
+	if email == "" {
+		return Principal{}, &FieldError{"email", "is required"}
+	}
+	if c.Password == "" {
+		return Principal{}, &FieldError{"password", "is required"}
+	}
+	now := s.now()
+	acct, addr := "account:"+email, "address:"+c.ClientIP
+	if wait := max(s.throttle.wait(acct, now), s.throttle.wait(addr, now)); wait > 0 {
+		return Principal{}, &ThrottledError{RetryAfter: wait}
+	}
+	u, err := s.db.UserByEmail(ctx, email)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Principal{}, err
+	}
+	if err != nil || !passwordMatches(u.PasswordHash, c.Password) {
+		if err != nil {
+			passwordMatches(dummyHash(), c.Password)
+		}
+		s.throttle.fail(acct, now)
+		s.throttle.fail(addr, now)
+		return Principal{}, ErrInvalidCredentials
+	}
+	s.throttle.reset(acct)
+	ms, err := s.db.Memberships(ctx, u.ID)
+	if err != nil {
+		return Principal{}, err
+	}
+	if len(ms) == 0 {
+		return Principal{}, ErrInvalidCredentials
+	}
+	return Principal{User: u, Organization: ms[0].Organization, Role: ms[0].Role}, nil
+}
+
+// Session resolves a session secret from a cookie, enforcing idle and absolute expiry.
+func (s *Service) Session(ctx context.Context, secret string) (Principal, error) {
+	if secret == "" {
+		return Principal{}, ErrUnauthenticated
+	}
+	sess, err := s.db.SessionByHash(ctx, hashSecret(secret))
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, ErrUnauthenticated
+	} else if err != nil {
+		return Principal{}, err
+	}
+	now := s.now()
+	if !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) >= s.opts.SessionIdle {
+		if err := s.db.DeleteSession(ctx, sess.IDHash); err != nil {
+			return Principal{}, err
+		}
+		return Principal{}, ErrUnauthenticated
+	}
+	// Writing on every request would serialise reads on SQLite; a minute is precise enough.
+	if now.Sub(sess.LastSeenAt) > time.Minute {
+		if err := s.db.TouchSession(ctx, sess.IDHash, now); err != nil {
+			return Principal{}, err
+		}
+	}
+	p, err := s.principal(ctx, sess.UserID, sess.OrganizationID)
+	if err != nil {
+		return Principal{}, err
+	}
+	p.SessionHash, p.CSRFToken = sess.IDHash, sess.CSRFToken
+	return p, nil
+}
+
+// Token resolves an API token secret from an Authorization header.
+func (s *Service) Token(ctx context.Context, secret string) (Principal, error) {
+	if !strings.HasPrefix(secret, TokenPrefix) {
+		return Principal{}, ErrUnauthenticated
+	}
+	t, err := s.db.TokenByHash(ctx, hashSecret(secret))
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, ErrUnauthenticated
+	} else if err != nil {
+		return Principal{}, err
+	}
+	now := s.now()
+	if t.RevokedAt != nil || (t.ExpiresAt != nil && !now.Before(*t.ExpiresAt)) {
+		return Principal{}, ErrUnauthenticated
+	}
+	if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) > time.Minute {
+		if err := s.db.TouchToken(ctx, t.ID, now); err != nil {
+			return Principal{}, err
+		}
+	}
+	p, err := s.principal(ctx, t.UserID, t.OrganizationID)
+	if err != nil {
+		return Principal{}, err
+	}
+	p.TokenID = t.ID
+	return p, nil
+}
+
+func (s *Service) principal(ctx context.Context, userID, orgID string) (Principal, error) {
+	u, err := s.db.UserByID(ctx, userID)
+	if err != nil {
+		return Principal{}, notFoundIsUnauthenticated(err)
+	}
+	m, err := s.db.Membership(ctx, orgID, userID)
+	if err != nil {
+		return Principal{}, notFoundIsUnauthenticated(err)
+	}
+	return Principal{User: u, Organization: m.Organization, Role: m.Role}, nil
+}
+
+func notFoundIsUnauthenticated(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrUnauthenticated
+	}
+	return err
+}
+
+// Logout ends the principal's session, or revokes the token it used.
+func (s *Service) Logout(ctx context.Context, p Principal) error {
+	if p.TokenID != "" {
+		return s.db.RevokeToken(ctx, p.Scope(), p.TokenID)
+	}
+	return s.db.DeleteSession(ctx, p.SessionHash)
+}
+
+// ChangePassword replaces the principal's password after checking the current
+// one, and ends every other session of the user.
+func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string) error {
+	if current == "" {
+		return &FieldError{"current_password", "is required"}
+	}
+	u, err := s.db.UserByID(ctx, p.User.ID)
+	if err != nil {
+		return err
+	}
+	if !passwordMatches(u.PasswordHash, current) {
+		return &FieldError{"current_password", "is not your current password"}
+	}
+	if reason := CheckPasswordPolicy(next, u.Email); reason != "" {
+		return &FieldError{"new_password", reason}
+	}
+	if next == current {
+		return &FieldError{"new_password", "must differ from the current password"}
+	}
+	hash, err := hashPassword(next)
+	if err != nil {
+		return err
+	}
+	return s.db.SetPassword(ctx, u.ID, hash, p.SessionHash)
+}
+
+// TokenPrefix starts every API token, so leaked tokens are easy to scan for.
+const TokenPrefix = "berth_"
+
+// MaxTokenTTL bounds token lifetimes; zero means no expiry.
+const MaxTokenTTL = 366 * 24 * time.Hour
+
+// CreateToken issues an API token for the principal's user and organization.
+// The secret is returned once and never stored.
+func (s *Service) CreateToken(ctx context.Context, p Principal, name string, ttl time.Duration) (string, store.APIToken, error) {
+	name, err := validateText("name", name, 64)
+	if err != nil {
+		return "", store.APIToken{}, err
+	}
+	if name == "" {
+		return "", store.APIToken{}, &FieldError{"name", "is required"}
+	}
+	if ttl < 0 || ttl > MaxTokenTTL {
+		return "", store.APIToken{}, &FieldError{"expires_in", "must be between 1 minute and 366 days, or empty for no expiry"}
+	}
+	if ttl > 0 && ttl < time.Minute {
+		return "", store.APIToken{}, &FieldError{"expires_in", "must be at least 1 minute"}
+	}
+	secret := TokenPrefix + randomSecret(32)
+	t := store.APIToken{OrganizationID: p.Organization.ID, UserID: p.User.ID, Name: name, Hash: hashSecret(secret), Prefix: secret[:len(TokenPrefix)+6]}
+	if ttl > 0 {
+		exp := s.now().Add(ttl)
+		t.ExpiresAt = &exp
+	}
+	if err := s.db.CreateToken(ctx, &t); err != nil {
+		return "", store.APIToken{}, err
+	}
+	return secret, t, nil
+}
+
+// Tokens lists the principal's live tokens.
+func (s *Service) Tokens(ctx context.Context, p Principal) ([]store.APIToken, error) {
+	return s.db.Tokens(ctx, p.Scope())
+}
+
+// RevokeToken revokes one of the principal's tokens.
+func (s *Service) RevokeToken(ctx context.Context, p Principal, id string) error {
+	return s.db.RevokeToken(ctx, p.Scope(), id)
+}
+
+// ValidateEmail returns the normalised address or a FieldError.
+func ValidateEmail(email string) (string, error) {
+	email = strings.TrimSpace(email)
+	if email == "" {
+		return "", &FieldError{"email", "is required"}
+	}
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email || len(email) > 254 || !strings.Contains(email[strings.LastIndex(email, "@"):], ".") {
+		return "", &FieldError{"email", "must be an address like name@example.com"}
+	}
+	return strings.ToLower(email), nil
+}
+
+func validateText(field, v string, maxLen int) (string, error) {
+	v = strings.TrimSpace(v)
+	if len([]rune(v)) > maxLen {
+		return "", &FieldError{field, fmt.Sprintf("must be at most %d characters", maxLen)}
+	}
+	if strings.IndexFunc(v, unicode.IsControl) >= 0 {
+		return "", &FieldError{field, "must not contain control characters"}
+	}
+	return v, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func randomSecret(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func hashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,164 @@
+// Package config owns Berth's server configuration: one table of options that is
+// read from flags, BERTH_* environment variables and an optional YAML file, in
+// that order of precedence, and rendered as the documentation table.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the control plane's configuration.
+type Config struct {
+	ConfigFile      string
+	Listen          string
+	DataDir         string
+	DatabaseURL     string
+	PublicURL       string
+	DockerHost      string
+	SwarmBootstrap  bool
+	AdvertiseAddr   string
+	EdgeSubnet      string
+	LogFormat       string
+	LogLevel        string
+	SessionIdle     time.Duration
+	SessionLifetime time.Duration
+	ShutdownTimeout time.Duration
+	ProxyHTTPPort   int
+	ProxyHTTPSPort  int
+}
+
+// Option is one configuration setting: a flag --Name, an environment variable
+// BERTH_NAME and a key name in the config file.
+type Option struct {
+	Name    string
+	Usage   string
+	Default string
+	value   pflag.Value
+}
+
+// Env is the environment variable that sets the option.
+func (o Option) Env() string {
+	return "BERTH_" + strings.ToUpper(strings.ReplaceAll(o.Name, "-", "_"))
+}
+
+// FileKey is the option's key in the YAML config file.
+func (o Option) FileKey() string { return strings.ReplaceAll(o.Name, "-", "_") }
+
+// Options registers every option on fs, bound to c, and returns the table.
+// c holds the defaults afterwards.
+func (c *Config) Options(fs *pflag.FlagSet) []Option {
+	var opts []Option
+	add := func(name, usage string, bind func()) {
+		bind()
+		f := fs.Lookup(name)
+		opts = append(opts, Option{Name: name, Usage: usage, Default: f.DefValue, value: f.Value})
+	}
+	add("config", "path of a YAML config file (unknown keys are rejected)", func() {
+		fs.StringVar(&c.ConfigFile, "config", "", "path of a YAML config file (unknown keys are rejected)")
+	})
+	str := func(p *string, name, def, usage string) {
+		add(name, usage, func() { fs.StringVar(p, name, def, usage) })
+	}
+	dur := func(p *time.Duration, name string, def time.Duration, usage string) {
+		add(name, usage, func() { fs.DurationVar(p, name, def, usage) })
+	}
+	num := func(p *int, name string, def int, usage string) {
+		add(name, usage, func() { fs.IntVar(p, name, def, usage) })
+	}
+	str(&c.Listen, "listen", ":3000", "address the web UI and API listen on")
+	str(&c.DataDir, "data-dir", "./data", "directory for the SQLite database and local state")
+	str(&c.DatabaseURL, "database-url", "", "postgres://… to use PostgreSQL; empty uses SQLite in the data dir")
+	str(&c.PublicURL, "public-url", "", "URL users reach Berth at (https://… marks cookies Secure; its host may run first-run setup)")
+	str(&c.DockerHost, "docker-host", "", "Docker Engine endpoint; empty uses DOCKER_HOST or the local socket")
+	add("swarm-bootstrap", "initialise a single-node Swarm at start when Swarm is inactive", func() {
+		fs.BoolVar(&c.SwarmBootstrap, "swarm-bootstrap", true, "initialise a single-node Swarm at start when Swarm is inactive")
+	})
+	str(&c.AdvertiseAddr, "advertise-addr", "", "Swarm advertise address used by the bootstrap; empty lets Docker choose")
+	str(&c.EdgeSubnet, "edge-subnet", "10.240.0.0/16", "subnet of the berth-edge overlay network")
+	str(&c.LogFormat, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text or json")
+	str(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	dur(&c.SessionIdle, "session-idle-timeout", 24*time.Hour, "a browser session ends after this long without use")
+	dur(&c.SessionLifetime, "session-lifetime", 7*24*time.Hour, "a browser session ends this long after login, used or not")
+	dur(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish at shutdown")
+	num(&c.ProxyHTTPPort, "proxy-http-port", 80, "host port of the edge proxy for HTTP")
+	num(&c.ProxyHTTPSPort, "proxy-https-port", 443, "host port of the edge proxy for HTTPS")
+	return opts
+}
+
+// Load fills the options that no flag set from the environment and then from
+// the config file. getenv is os.Getenv outside tests.
+func Load(fs *pflag.FlagSet, opts []Option, getenv func(string) string) error {
+	byKey := map[string]Option{}
+	for _, o := range opts {
+		byKey[o.FileKey()] = o
+	}
+	path := ""
+	if f := fs.Lookup("config"); f != nil && f.Changed {
+		path = f.Value.String()
+	} else if v := getenv("BERTH_CONFIG"); v != "" {
+		path = v
+	}
+	file, err := readFile(path, byKey)
+	if err != nil {
+		return err
+	}
+	for _, o := range opts {
+		if f := fs.Lookup(o.Name); f != nil && f.Changed {
+			continue
+		}
+		if v := getenv(o.Env()); v != "" {
+			if err := o.value.Set(v); err != nil {
+				return fmt.Errorf("environment variable %s: %w", o.Env(), err)
+			}
+			continue
+		}
+		if v, ok := file[o.FileKey()]; ok {
+			if err := o.value.Set(v); err != nil {
+				return fmt.Errorf("config file %s: key %s: %w", path, o.FileKey(), err)
+			}
+		}
+	}
+	return nil
+}
+
+func readFile(path string, known map[string]Option) (map[string]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	var doc map[string]yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	out := map[string]string{}
+	var unknown []string
+	for k, n := range doc {
+		if _, ok := known[k]; !ok || k == "config" {
+			unknown = append(unknown, k)
+			continue
+		}
+		if n.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("config file %s: key %s: expected a single value", path, k)
+		}
+		out[k] = n.Value
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("config file %s: unknown keys: %s", path, strings.Join(unknown, ", "))
+	}
+	return out, nil
+}

@@ -1,0 +1,150 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrSetupDone is returned by CompleteSetup once an owner exists.
+var ErrSetupDone = errors.New("setup already completed")
+
+// User is an account. Email is stored lower-cased.
+type User struct {
+	ID                string
+	Email             string
+	Name              string
+	PasswordHash      string
+	CreatedAt         time.Time
+	PasswordChangedAt time.Time
+}
+
+// Organization owns every resource.
+type Organization struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// Membership is a user's role in an organization.
+type Membership struct {
+	Organization Organization
+	UserID       string
+	Role         string
+}
+
+// Built-in role names.
+const (
+	RoleOwner = "owner"
+)
+
+// SetupDone reports whether the first owner exists.
+func (db *DB) SetupDone(ctx context.Context) (bool, error) {
+	var n int
+	err := db.q().row(ctx, `SELECT COUNT(*) FROM settings WHERE key = 'setup.completed_at'`).Scan(&n)
+	return n > 0, mapErr(err)
+}
+
+// CompleteSetup creates the first organization and its owner. It runs once:
+// the settings row makes a concurrent or repeated call fail with ErrSetupDone.
+func (db *DB) CompleteSetup(ctx context.Context, org *Organization, u *User) error {
+	now := time.Now().UTC()
+	org.ID, org.CreatedAt = NewID("org"), now
+	u.ID, u.CreatedAt, u.PasswordChangedAt = NewID("usr"), now, now
+	u.Email = strings.ToLower(u.Email)
+	return db.inTx(ctx, func(x q) error {
+		if _, err := x.exec(ctx, `INSERT INTO settings (key, value) VALUES ('setup.completed_at', ?)`, now.Format(time.RFC3339)); err != nil {
+			if errors.Is(err, ErrConflict) {
+				return ErrSetupDone
+			}
+			return err
+		}
+		if _, err := x.exec(ctx, `INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)`, org.ID, org.Name, millis(now)); err != nil {
+			return err
+		}
+		if err := insertUser(ctx, x, u); err != nil {
+			return err
+		}
+		_, err := x.exec(ctx, `INSERT INTO memberships (organization_id, user_id, role, created_at) VALUES (?, ?, ?, ?)`, org.ID, u.ID, RoleOwner, millis(now))
+		return err
+	})
+}
+
+func insertUser(ctx context.Context, x q, u *User) error {
+	_, err := x.exec(ctx, `INSERT INTO users (id, email, name, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Email, u.Name, u.PasswordHash, millis(u.CreatedAt), millis(u.PasswordChangedAt))
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("email %s: %w", u.Email, ErrConflict)
+	}
+	return err
+}
+
+const userColumns = `id, email, name, password_hash, created_at, password_changed_at`
+
+func scanUser(row interface{ Scan(...any) error }) (User, error) {
+	var u User
+	var created, changed int64
+	if err := row.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &created, &changed); err != nil {
+		return User{}, mapErr(err)
+	}
+	u.CreatedAt, u.PasswordChangedAt = fromMillis(created), fromMillis(changed)
+	return u, nil
+}
+
+// UserByEmail finds a user by email, case-insensitively.
+func (db *DB) UserByEmail(ctx context.Context, email string) (User, error) {
+	return scanUser(db.q().row(ctx, `SELECT `+userColumns+` FROM users WHERE email = ?`, strings.ToLower(email)))
+}
+
+// UserByID finds a user by id.
+func (db *DB) UserByID(ctx context.Context, id string) (User, error) {
+	return scanUser(db.q().row(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+}
+
+// SetPassword replaces a user's password hash and ends every session of the
+// user except keepSession (the one that made the change; "" ends all).
+func (db *DB) SetPassword(ctx context.Context, userID, hash, keepSession string) error {
+	now := millis(time.Now())
+	return db.inTx(ctx, func(x q) error {
+		if err := x.execOne(ctx, `UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?`, hash, now, userID); err != nil {
+			return err
+		}
+		_, err := x.exec(ctx, `DELETE FROM sessions WHERE user_id = ? AND id_hash <> ?`, userID, keepSession)
+		return err
+	})
+}
+
+// Memberships lists the organizations a user belongs to, oldest first.
+func (db *DB) Memberships(ctx context.Context, userID string) ([]Membership, error) {
+	rows, err := db.q().query(ctx, `SELECT o.id, o.name, o.created_at, m.role FROM memberships m JOIN organizations o ON o.id = m.organization_id WHERE m.user_id = ? ORDER BY m.created_at, o.id`, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Membership
+	for rows.Next() {
+		m := Membership{UserID: userID}
+		var created int64
+		if err := rows.Scan(&m.Organization.ID, &m.Organization.Name, &created, &m.Role); err != nil {
+			return nil, err
+		}
+		m.Organization.CreatedAt = fromMillis(created)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Membership returns the user's membership in one organization.
+func (db *DB) Membership(ctx context.Context, orgID, userID string) (Membership, error) {
+	m := Membership{UserID: userID}
+	var created int64
+	err := db.q().row(ctx, `SELECT o.id, o.name, o.created_at, m.role FROM memberships m JOIN organizations o ON o.id = m.organization_id WHERE m.organization_id = ? AND m.user_id = ?`, orgID, userID).
+		Scan(&m.Organization.ID, &m.Organization.Name, &created, &m.Role)
+	if err != nil {
+		return Membership{}, mapErr(err)
+	}
+	m.Organization.CreatedAt = fromMillis(created)
+	return m, nil
+}
