@@ -1,0 +1,207 @@
+// Package server wires the control plane together: it is the one package that
+// imports the store, auth, the orchestrator, the API and the UI, and it owns the
+// HTTP server's lifecycle. Only cmd/berth imports it.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/berthpaas/berth/internal/api"
+	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/config"
+	"github.com/berthpaas/berth/internal/orchestrator"
+	"github.com/berthpaas/berth/internal/orchestrator/swarm"
+	"github.com/berthpaas/berth/internal/store"
+	"github.com/berthpaas/berth/internal/version"
+	"github.com/berthpaas/berth/internal/web"
+)
+
+// Server is a running control plane's HTTP side and background loops.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	db      *store.DB
+	engine  orchestrator.Engine
+	auth    *auth.Service
+	handler http.Handler
+}
+
+// New assembles the control plane on an open store and engine.
+func New(cfg config.Config, log *slog.Logger, db *store.DB, engine orchestrator.Engine) *Server {
+	s := &Server{cfg: cfg, log: log, db: db, engine: engine}
+	s.auth = auth.New(db, auth.Options{SessionIdle: cfg.SessionIdle, SessionLifetime: cfg.SessionLifetime})
+	secure := len(cfg.PublicURL) > 8 && cfg.PublicURL[:8] == "https://"
+	setupAllowed := func(r *http.Request) bool { return auth.SetupAllowed(r, cfg.PublicURL) }
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	metrics := newHTTPMetrics()
+	mux.Handle("GET /metrics", metrics.handler())
+	humaAPI := api.Register(mux, api.Deps{
+		Auth: s.auth, Engine: engine, Log: log, SecureCookies: secure,
+		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed,
+	})
+	spec := sync.OnceValue(func() []byte {
+		b, err := json.Marshal(humaAPI.OpenAPI())
+		if err != nil {
+			log.Error("render OpenAPI document", "err", err)
+		}
+		return b
+	})
+	web.Register(mux, web.Deps{
+		Auth: s.auth, Engine: engine, Log: log, SecureCookies: secure,
+		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, OpenAPI: spec,
+	})
+	s.handler = requestID(observe(log, metrics, securityHeaders(mux)))
+	return s
+}
+
+// Handler is the control plane's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 only when the database and the Docker Engine both answer.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"database": "ok", "engine": "ok"}
+	code := http.StatusOK
+	if err := s.db.Ping(ctx); err != nil {
+		checks["database"], code = "unreachable", http.StatusServiceUnavailable
+	}
+	if err := s.engine.Ping(ctx); err != nil {
+		checks["engine"], code = "unreachable", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, checks)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// Run starts the control plane and serves until ctx is cancelled, then shuts
+// down gracefully within cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	start := time.Now()
+	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	engine, err := swarm.New(cfg.DockerHost)
+	if err != nil {
+		return fmt.Errorf("docker engine: %w", err)
+	}
+	defer engine.Close()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	s := New(cfg, log, db, engine)
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	var wg sync.WaitGroup
+	loops, stopLoops := context.WithCancel(ctx)
+	defer func() { stopLoops(); wg.Wait() }()
+	wg.Go(func() { s.bootstrapLoop(loops) })
+	wg.Go(func() { s.sessionSweeper(loops) })
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("berth server listening", "addr", ln.Addr().String(), "url", localURL(ln.Addr()),
+		"database", string(db.Dialect()), "version", version.Get().Version, "startup_ms", time.Since(start).Milliseconds())
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests", "deadline", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// bootstrapLoop prepares the engine (Swarm, edge network) and retries until it
+// succeeds, so a Docker Engine started after Berth is picked up by itself.
+func (s *Server) bootstrapLoop(ctx context.Context) {
+	opts := orchestrator.BootstrapOptions{
+		InitSwarm: s.cfg.SwarmBootstrap, AdvertiseAddr: s.cfg.AdvertiseAddr,
+		EdgeNetwork: orchestrator.EdgeNetwork, EdgeSubnet: s.cfg.EdgeSubnet,
+	}
+	delay := time.Second
+	for {
+		res, err := s.engine.Bootstrap(ctx, opts)
+		if err == nil {
+			s.log.Info("docker engine ready", "swarm_initialized", res.SwarmInitialized, "edge_network_created", res.NetworkCreated)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("docker engine not ready; retrying", "err", err, "retry_in", delay.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+// sessionSweeper deletes expired sessions every hour.
+func (s *Server) sessionSweeper(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := s.db.DeleteExpiredSessions(ctx, time.Now(), s.cfg.SessionIdle); err != nil && ctx.Err() == nil {
+			s.log.Warn("delete expired sessions", "err", err)
+		} else if n > 0 {
+			s.log.Info("deleted expired sessions", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func localURL(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return ""
+	}
+	host := tcp.IP.String()
+	if tcp.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	return fmt.Sprintf("http://%s", net.JoinHostPort(host, fmt.Sprint(tcp.Port)))
+}
