@@ -92,3 +92,19 @@ func TestEmptyFileIsFine(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The README's configuration table is the documentation of record: every
+// option must appear there with its flag and environment variable.
+func TestREADMEDocumentsEveryOption(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	for _, o := range c.Options(pflag.NewFlagSet("x", pflag.ContinueOnError)) {
+		row := "| `--" + o.Name + "` | `" + o.Env() + "` |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md configuration table lacks a row starting %s", row)
+		}
+	}
+}
