@@ -1,0 +1,137 @@
+// Package testenv gives tests the real services they run against — a Docker
+// Engine, a PostgreSQL server — or skips them when a service is missing. With
+// CI=true a missing service fails the test instead, so CI cannot go green by
+// skipping.
+//
+// Environment:
+//
+//	CI=true                  fail instead of skip when a service is unavailable
+//	DOCKER_HOST              Docker Engine to use (default: the local socket)
+//	BERTH_TEST_POSTGRES_URL  PostgreSQL URL of a role with CREATEDB, e.g.
+//	                         postgres://berth:berth@127.0.0.1:5432/berth_test?sslmode=disable
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+)
+
+// PostgresURLEnv names the variable holding the PostgreSQL server URL.
+const PostgresURLEnv = "BERTH_TEST_POSTGRES_URL"
+
+// DatabasePrefix starts the name of every database Postgres creates.
+const DatabasePrefix = "berth_t_"
+
+// probeTimeout bounds each reachability check, so an absent service costs a
+// test seconds, not minutes.
+const probeTimeout = 5 * time.Second
+
+// unavailable skips the test, or fails it when CI=true.
+func unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format+" (CI=true: not skipping)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// Docker returns the Docker Engine address the test should use: DOCKER_HOST,
+// or "" for the local default. It skips the test (fails it under CI=true) when
+// the engine does not answer.
+func Docker(t testing.TB) string {
+	t.Helper()
+	host := os.Getenv("DOCKER_HOST")
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		unavailable(t, "docker client (DOCKER_HOST=%q): %v", host, err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	if _, err := c.Ping(ctx); err != nil {
+		unavailable(t, "docker engine unreachable at %s (start dockerd, e.g. scripts/deps.sh): %v", c.DaemonHost(), err)
+	}
+	return host
+}
+
+// Postgres creates a fresh, empty database for the test on the server named by
+// BERTH_TEST_POSTGRES_URL and returns its URL; the database is dropped when
+// the test ends. It skips the test (fails it under CI=true) when the variable
+// is unset or the server does not answer.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(PostgresURLEnv)
+	if base == "" {
+		unavailable(t, "%s is not set (scripts/deps.sh prepares postgres://berth:berth@127.0.0.1:5432/berth_test?sslmode=disable)", PostgresURLEnv)
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		// A malformed URL is a configuration mistake, never a reason to skip.
+		t.Fatalf("%s: want postgres://user:password@host:port/db, got %q", PostgresURLEnv, redact(base))
+	}
+
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("open %s: %v", redact(base), err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	if err := admin.PingContext(ctx); err != nil {
+		unavailable(t, "postgres unreachable at %s: %v", redact(base), err)
+	}
+
+	name := DatabasePrefix + randomHex(8)
+	// The name is generated from [a-z0-9_], so quoting it is enough.
+	if _, err := admin.ExecContext(ctx, `CREATE DATABASE "`+name+`"`); err != nil {
+		t.Fatalf("create test database %s (the role needs CREATEDB): %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		db, err := sql.Open("pgx", base)
+		if err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+			return
+		}
+		defer db.Close()
+		// FORCE ends connections the test left open (PostgreSQL 13+).
+		if _, err := db.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`); err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+		}
+	})
+
+	dbURL := *u
+	dbURL.Path = "/" + name
+	dbURL.RawPath = ""
+	return dbURL.String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand documents it)
+	return hex.EncodeToString(b)
+}
+
+// redact hides the password of a URL for messages.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// Unparseable: show no more than the scheme.
+		if i := strings.Index(raw, "://"); i >= 0 {
+			return raw[:i+3] + "…"
+		}
+		return "…"
+	}
+	return u.Redacted()
+}
