@@ -83,7 +83,7 @@ func (c *Config) Options(fs *pflag.FlagSet) []Option {
 	add("swarm-bootstrap", "initialise a single-node Swarm at start when Swarm is inactive", func() {
 		fs.BoolVar(&c.SwarmBootstrap, "swarm-bootstrap", true, "initialise a single-node Swarm at start when Swarm is inactive")
 	})
-	str(&c.AdvertiseAddr, "advertise-addr", "", "Swarm advertise address used by the bootstrap; empty lets Docker choose")
+	str(&c.AdvertiseAddr, "advertise-addr", "", "Swarm advertise address for the bootstrap; empty uses the address of the default route")
 	str(&c.EdgeSubnet, "edge-subnet", "10.240.0.0/16", "subnet of the berth-edge overlay network")
 	str(&c.LogFormat, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text or json")
 	str(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
