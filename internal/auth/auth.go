@@ -135,7 +135,7 @@ func (s *Service) Setup(ctx context.Context, in SetupInput) (store.User, error) 
 		return store.User{}, err
 	}
 	u := store.User{Email: email, Name: name, PasswordHash: hash}
-	if err := s.db.CompleteSetup(ctx, &store.Organization{Name: orgName}, &u); err != nil {
+	if err := s.db.CompleteSetup(ctx, s.now(), &store.Organization{Name: orgName}, &u); err != nil {
 		return store.User{}, err
 	}
 	return u, nil
@@ -297,7 +297,7 @@ func notFoundIsUnauthenticated(err error) error {
 // Logout ends the principal's session, or revokes the token it used.
 func (s *Service) Logout(ctx context.Context, p Principal) error {
 	if p.TokenID != "" {
-		return s.db.RevokeToken(ctx, p.Scope(), p.TokenID)
+		return s.db.RevokeToken(ctx, s.now(), p.Scope(), p.TokenID)
 	}
 	return s.db.DeleteSession(ctx, p.SessionHash)
 }
@@ -312,9 +312,16 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err != nil {
 		return err
 	}
+	// A stolen session must not become a password oracle.
+	key, now := "change-password:"+u.ID, s.now()
+	if wait := s.throttle.wait(key, now); wait > 0 {
+		return &ThrottledError{RetryAfter: wait}
+	}
 	if !passwordMatches(u.PasswordHash, current) {
+		s.throttle.fail(key, now)
 		return &FieldError{"current_password", "is not your current password"}
 	}
+	s.throttle.reset(key)
 	if reason := CheckPasswordPolicy(next, u.Email); reason != "" {
 		return &FieldError{"new_password", reason}
 	}
@@ -325,7 +332,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err != nil {
 		return err
 	}
-	return s.db.SetPassword(ctx, u.ID, hash, p.SessionHash)
+	return s.db.SetPassword(ctx, s.now(), u.ID, hash, p.SessionHash)
 }
 
 // TokenPrefix starts every API token, so leaked tokens are easy to scan for.
@@ -351,7 +358,7 @@ func (s *Service) CreateToken(ctx context.Context, p Principal, name string, ttl
 		return "", store.APIToken{}, &FieldError{"expires_in", "must be at least 1 minute"}
 	}
 	secret := TokenPrefix + randomSecret(32)
-	t := store.APIToken{OrganizationID: p.Organization.ID, UserID: p.User.ID, Name: name, Hash: hashSecret(secret), Prefix: secret[:len(TokenPrefix)+6]}
+	t := store.APIToken{OrganizationID: p.Organization.ID, UserID: p.User.ID, Name: name, Hash: hashSecret(secret), Prefix: secret[:len(TokenPrefix)+6], CreatedAt: s.now()}
 	if ttl > 0 {
 		exp := s.now().Add(ttl)
 		t.ExpiresAt = &exp
@@ -369,7 +376,7 @@ func (s *Service) Tokens(ctx context.Context, p Principal) ([]store.APIToken, er
 
 // RevokeToken revokes one of the principal's tokens.
 func (s *Service) RevokeToken(ctx context.Context, p Principal, id string) error {
-	return s.db.RevokeToken(ctx, p.Scope(), id)
+	return s.db.RevokeToken(ctx, s.now(), p.Scope(), id)
 }
 
 // ValidateEmail returns the normalised address or a FieldError.

@@ -87,6 +87,7 @@ func TestSetupValidation(t *testing.T) {
 		{SetupInput{Email: "a@example.com", Password: "short"}, "password"},
 		{SetupInput{Email: "a@example.com", Password: "password123"}, "password"},
 		{SetupInput{Email: "a@example.com", Password: "aaaaaaaaaaaa"}, "password"},
+		{SetupInput{Email: "a@example.com", Password: "éééééééééééé"}, "password"},
 		{SetupInput{Email: "alice@example.com", Password: "alice-is-great-1"}, "password"},
 		{SetupInput{Email: "a@example.com", Password: strings.Repeat("x1", 40)}, "password"},
 		{SetupInput{Email: "a@example.com", Password: ownerPassword, Name: "bad\nname"}, "name"},
@@ -253,5 +254,22 @@ func TestTokens(t *testing.T) {
 		if _, _, err := s.CreateToken(ctx, p, bad.name, bad.ttl); fieldOf(err) == "" {
 			t.Errorf("CreateToken(%q, %s) = %v, want a field error", bad.name, bad.ttl, err)
 		}
+	}
+}
+
+func TestChangePasswordIsThrottled(t *testing.T) {
+	s, _ := newService(t)
+	setUp(t, s)
+	ctx := context.Background()
+	_, p, _ := s.Login(ctx, Credentials{Email: "owner@example.com", Password: ownerPassword})
+	for range 5 {
+		if err := s.ChangePassword(ctx, p, "guess guess guess", "a new long passphrase"); fieldOf(err) != "current_password" {
+			t.Fatalf("wrong current password: %v", err)
+		}
+	}
+	s.ChangePassword(ctx, p, "guess guess guess", "a new long passphrase")
+	var th *ThrottledError
+	if err := s.ChangePassword(ctx, p, ownerPassword, "a new long passphrase"); !errors.As(err, &th) {
+		t.Fatalf("after 6 wrong guesses: %v, want ThrottledError", err)
 	}
 }

@@ -35,7 +35,7 @@ func CheckPasswordPolicy(password, email string) string {
 		return "must be at most 72 bytes long"
 	case commonPasswords[strings.ToLower(password)]:
 		return "is a commonly used password; choose another"
-	case strings.Count(password, password[:1]) == len(password):
+	case strings.Trim(password, string([]rune(password)[0])) == "":
 		return "must not repeat a single character"
 	}
 	if local, _, _ := strings.Cut(strings.ToLower(email), "@"); len(local) >= 4 && strings.Contains(strings.ToLower(password), local) {

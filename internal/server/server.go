@@ -61,7 +61,7 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, engine orchestrator.
 		Auth: s.auth, Engine: engine, Log: log, SecureCookies: secure,
 		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, OpenAPI: spec,
 	})
-	s.handler = requestID(observe(log, metrics, securityHeaders(mux)))
+	s.handler = requestID(observe(log, metrics, securityHeaders(limitBody(mux))))
 	return s
 }
 

@@ -47,10 +47,9 @@ func (db *DB) SetupDone(ctx context.Context) (bool, error) {
 	return n > 0, mapErr(err)
 }
 
-// CompleteSetup creates the first organization and its owner. It runs once:
-// the settings row makes a concurrent or repeated call fail with ErrSetupDone.
-func (db *DB) CompleteSetup(ctx context.Context, org *Organization, u *User) error {
-	now := time.Now().UTC()
+// CompleteSetup creates the first organization and its owner at time now. It
+// runs once: the settings row makes a concurrent or repeated call fail with ErrSetupDone.
+func (db *DB) CompleteSetup(ctx context.Context, now time.Time, org *Organization, u *User) error {
 	org.ID, org.CreatedAt = NewID("org"), now
 	u.ID, u.CreatedAt, u.PasswordChangedAt = NewID("usr"), now, now
 	u.Email = strings.ToLower(u.Email)
@@ -105,10 +104,9 @@ func (db *DB) UserByID(ctx context.Context, id string) (User, error) {
 
 // SetPassword replaces a user's password hash and ends every session of the
 // user except keepSession (the one that made the change; "" ends all).
-func (db *DB) SetPassword(ctx context.Context, userID, hash, keepSession string) error {
-	now := millis(time.Now())
+func (db *DB) SetPassword(ctx context.Context, now time.Time, userID, hash, keepSession string) error {
 	return db.inTx(ctx, func(x q) error {
-		if err := x.execOne(ctx, `UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?`, hash, now, userID); err != nil {
+		if err := x.execOne(ctx, `UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?`, hash, millis(now), userID); err != nil {
 			return err
 		}
 		_, err := x.exec(ctx, `DELETE FROM sessions WHERE user_id = ? AND id_hash <> ?`, userID, keepSession)

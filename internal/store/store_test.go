@@ -35,7 +35,7 @@ func openTest(t *testing.T, url, dir string) *DB {
 func owner(t *testing.T, db *DB) (Organization, User) {
 	t.Helper()
 	org, u := Organization{Name: "Acme"}, User{Email: "Owner@Example.com", Name: "Olive", PasswordHash: "hash"}
-	if err := db.CompleteSetup(context.Background(), &org, &u); err != nil {
+	if err := db.CompleteSetup(context.Background(), time.Now(), &org, &u); err != nil {
 		t.Fatal(err)
 	}
 	return org, u
@@ -52,7 +52,7 @@ func TestSetupRunsOnce(t *testing.T) {
 		errs := make([]error, 4)
 		for i := range errs {
 			wg.Go(func() {
-				errs[i] = db.CompleteSetup(ctx, &Organization{Name: "o"}, &User{Email: "u" + string(rune('a'+i)) + "@example.com", PasswordHash: "h"})
+				errs[i] = db.CompleteSetup(ctx, time.Now(), &Organization{Name: "o"}, &User{Email: "u" + string(rune('a'+i)) + "@example.com", PasswordHash: "h"})
 			})
 		}
 		wg.Wait()
@@ -128,7 +128,7 @@ func TestSessionsAndPasswordChange(t *testing.T) {
 		if err := db.TouchSession(ctx, "b", now.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.SetPassword(ctx, u.ID, "new-hash", "a"); err != nil {
+		if err := db.SetPassword(ctx, now, u.ID, "new-hash", "a"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.SessionByHash(ctx, "a"); err != nil {
@@ -153,8 +153,9 @@ func TestTokensScoped(t *testing.T) {
 	engines(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		org, u := owner(t, db)
-		exp := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
-		tok := APIToken{OrganizationID: org.ID, UserID: u.ID, Name: "ci", Hash: "h1", Prefix: "berth_abc", ExpiresAt: &exp}
+		now := time.Now()
+		exp := now.Add(time.Hour).UTC().Truncate(time.Millisecond)
+		tok := APIToken{OrganizationID: org.ID, UserID: u.ID, Name: "ci", Hash: "h1", Prefix: "berth_abc", CreatedAt: now, ExpiresAt: &exp}
 		if err := db.CreateToken(ctx, &tok); err != nil {
 			t.Fatal(err)
 		}
@@ -170,7 +171,7 @@ func TestTokensScoped(t *testing.T) {
 		if list, _ := db.Tokens(ctx, other); len(list) != 0 {
 			t.Errorf("another user sees %d tokens", len(list))
 		}
-		if err := db.RevokeToken(ctx, other, tok.ID); !errors.Is(err, ErrNotFound) {
+		if err := db.RevokeToken(ctx, now, other, tok.ID); !errors.Is(err, ErrNotFound) {
 			t.Errorf("another user revoked the token: %v", err)
 		}
 		mine := Scope{OrganizationID: org.ID, UserID: u.ID}
@@ -178,10 +179,10 @@ func TestTokensScoped(t *testing.T) {
 		if err != nil || len(list) != 1 || list[0].LastUsedAt == nil {
 			t.Fatalf("Tokens = %+v, %v", list, err)
 		}
-		if err := db.RevokeToken(ctx, mine, tok.ID); err != nil {
+		if err := db.RevokeToken(ctx, now, mine, tok.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.RevokeToken(ctx, mine, tok.ID); !errors.Is(err, ErrNotFound) {
+		if err := db.RevokeToken(ctx, now, mine, tok.ID); !errors.Is(err, ErrNotFound) {
 			t.Errorf("second revoke: %v", err)
 		}
 		if list, _ := db.Tokens(ctx, mine); len(list) != 0 {

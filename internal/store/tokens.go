@@ -27,9 +27,9 @@ type Scope struct {
 	UserID         string
 }
 
-// CreateToken stores a new token and fills in its id and creation time.
+// CreateToken stores a new token (CreatedAt set by the caller) and fills in its id.
 func (db *DB) CreateToken(ctx context.Context, t *APIToken) error {
-	t.ID, t.CreatedAt = NewID("tok"), time.Now().UTC()
+	t.ID = NewID("tok")
 	_, err := db.q().exec(ctx, `INSERT INTO api_tokens (id, organization_id, user_id, name, token_hash, prefix, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID, t.OrganizationID, t.UserID, t.Name, t.Hash, t.Prefix, millis(t.CreatedAt), nullMillis(t.ExpiresAt))
 	return err
@@ -72,10 +72,10 @@ func (db *DB) Tokens(ctx context.Context, s Scope) ([]APIToken, error) {
 	return out, rows.Err()
 }
 
-// RevokeToken revokes a token in scope; another scope's token is ErrNotFound.
-func (db *DB) RevokeToken(ctx context.Context, s Scope, id string) error {
+// RevokeToken revokes a token in scope at time now; another scope's token is ErrNotFound.
+func (db *DB) RevokeToken(ctx context.Context, now time.Time, s Scope, id string) error {
 	return db.q().execOne(ctx, `UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND organization_id = ? AND user_id = ? AND revoked_at IS NULL`,
-		millis(time.Now()), id, s.OrganizationID, s.UserID)
+		millis(now), id, s.OrganizationID, s.UserID)
 }
 
 // TouchToken records the token's last use.

@@ -1,0 +1,139 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/store"
+)
+
+// Messages clients see; stable so scripts and the CLI can rely on them.
+const (
+	internalErrorMessage  = "internal server error; the server log has the details"
+	unauthenticatedDetail = "not signed in, or the session or token has expired or been revoked"
+)
+
+// problem maps an error from a handler or the authentication step to the
+// problem the client sees. It is the one place where errors become HTTP
+// statuses; an unexpected error is logged here, once, with the request's
+// context, and answered with a generic 500.
+func (s *server) problem(ctx context.Context, err error) error {
+	var (
+		field     *auth.FieldError
+		throttled *auth.ThrottledError
+		status    huma.StatusError
+	)
+	switch {
+	case errors.As(err, &field):
+		return fieldProblem(field)
+	case errors.As(err, &throttled):
+		secs := max(1, int(math.Ceil(throttled.RetryAfter.Seconds())))
+		return huma.ErrorWithHeaders(
+			huma.Error429TooManyRequests(fmt.Sprintf("too many failed sign-in attempts; try again in %d seconds", secs)),
+			http.Header{"Retry-After": {strconv.Itoa(secs)}})
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		return huma.Error401Unauthorized("invalid email or password")
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return huma.ErrorWithHeaders(huma.Error401Unauthorized(unauthenticatedDetail),
+			http.Header{"WWW-Authenticate": {`Bearer realm="berth"`}})
+	case errors.Is(err, auth.ErrSetupDone):
+		return huma.Error409Conflict("setup is already complete: an owner account exists; sign in instead")
+	case errors.Is(err, store.ErrNotFound):
+		return huma.Error404NotFound("not found")
+	case errors.Is(err, store.ErrConflict):
+		return huma.Error409Conflict("already exists")
+	case errors.As(err, &status):
+		// Already a problem, built by a handler with a user-safe message.
+		return err
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		// The client went away; nobody reads the answer and nothing failed.
+		return huma.Error500InternalServerError(internalErrorMessage)
+	}
+	s.log.ErrorContext(ctx, "api request failed", "err", err)
+	return huma.Error500InternalServerError(internalErrorMessage)
+}
+
+// fieldProblem is the 422 for invalid input to one field.
+func fieldProblem(fe *auth.FieldError) error {
+	msg := fe.Field + " " + fe.Message
+	return huma.Error422UnprocessableEntity(msg, &huma.ErrorDetail{Location: "body." + fe.Field, Message: msg})
+}
+
+// writeProblem answers with the problem for err outside an operation's
+// handler (in middleware), with its headers.
+func (s *server) writeProblem(hctx huma.Context, err error) {
+	perr := s.problem(hctx.Context(), err)
+	var he huma.HeadersError
+	if errors.As(perr, &he) {
+		for k, vs := range he.GetHeaders() {
+			for _, v := range vs {
+				hctx.AppendHeader(k, v)
+			}
+		}
+	}
+	var m *huma.ErrorModel
+	if !errors.As(perr, &m) {
+		m = &huma.ErrorModel{Status: http.StatusInternalServerError, Detail: internalErrorMessage}
+	}
+	details := make([]error, len(m.Errors))
+	for i, d := range m.Errors {
+		details[i] = d
+	}
+	huma.WriteErr(s.api, hctx, m.Status, m.Detail, details...)
+}
+
+// scrubProblem is a response transformer applied to every problem, including
+// those huma writes for invalid requests before a handler runs. It drops the
+// echoed values (huma echoes the offending input, which may be a password),
+// words validation messages so they name the field, and hides internals of
+// any 5xx that did not come through problem.
+func (s *server) scrubProblem(hctx huma.Context, _ string, v any) (any, error) {
+	m, ok := v.(*huma.ErrorModel)
+	if !ok {
+		return v, nil
+	}
+	if m.Status >= 500 {
+		if m.Detail != internalErrorMessage {
+			// huma's own failures (e.g. reading the body) reach here unlogged.
+			s.log.ErrorContext(hctx.Context(), "api request failed", "status", m.Status, "err", m.Detail, "operation", hctx.Operation().OperationID)
+		}
+		m.Detail, m.Errors = internalErrorMessage, nil
+		return m, nil
+	}
+	var msgs []string
+	bodySyntax := false
+	for _, d := range m.Errors {
+		if d == nil {
+			continue
+		}
+		d.Value = nil
+		if name, ok := strings.CutPrefix(d.Message, "expected required property "); ok && d.Location == "body" {
+			name = strings.TrimSuffix(name, " to be present")
+			d.Location, d.Message = "body."+name, name+" is required"
+		} else if d.Message == "unexpected property" {
+			name := d.Location[strings.LastIndex(d.Location, ".")+1:]
+			d.Message = name + " is not a known field"
+		} else if d.Location == "body" && m.Status == http.StatusBadRequest {
+			bodySyntax = true
+			d.Message = "malformed JSON: " + d.Message
+		}
+		msgs = append(msgs, d.Message)
+	}
+	if m.Detail == "validation failed" {
+		switch {
+		case bodySyntax:
+			m.Detail = "the request body is not valid JSON"
+		case len(msgs) > 0:
+			m.Detail = strings.Join(msgs, "; ")
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,343 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// reportCSP turns every CSP violation into a console error the test listens
+// for. Scripts added through the DevTools protocol are exempt from the page's
+// CSP, so this works under script-src 'self'.
+const reportCSP = `document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline") + " at " + e.sourceFile + ":" + e.lineNumber);
+});`
+
+// overflowing names the elements that stick out of the viewport on the
+// right, or returns "" when the page does not scroll sideways.
+const overflowing = `(function () {
+  if (document.documentElement.scrollWidth <= window.innerWidth) return "";
+  var out = [];
+  document.querySelectorAll("body *").forEach(function (el) {
+    var r = el.getBoundingClientRect();
+    if (el.closest(".nav, .table-wrap, pre")) return;
+    if (r.right > window.innerWidth + 1 && out.length < 8) {
+      out.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + (el.className && el.className.baseVal === undefined ? "." + el.className.split(" ").join(".") : "") + " right=" + Math.round(r.right));
+    }
+  });
+  return "scrollWidth=" + document.documentElement.scrollWidth + " " + out.join(", ");
+})()`
+
+// consoleProblems collects console errors, uncaught exceptions and browser
+// log errors (failed loads, CSP reports) from the page.
+type consoleProblems struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (c *consoleProblems) add(s string) {
+	c.mu.Lock()
+	c.list = append(c.list, s)
+	c.mu.Unlock()
+}
+
+func (c *consoleProblems) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.list
+	c.list = nil
+	return out
+}
+
+func (c *consoleProblems) listen(ev any) {
+	switch ev := ev.(type) {
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeWarning {
+			var parts []string
+			for _, a := range ev.Args {
+				if a.Value != nil {
+					parts = append(parts, string(a.Value))
+				} else {
+					parts = append(parts, a.Description)
+				}
+			}
+			c.add("console." + string(ev.Type) + ": " + strings.Join(parts, " "))
+		}
+	case *runtime.EventExceptionThrown:
+		d := ev.ExceptionDetails
+		msg := d.Text
+		if d.Exception != nil {
+			msg += " " + d.Exception.Description
+		}
+		c.add(fmt.Sprintf("exception: %s (%s:%d)", msg, d.URL, d.LineNumber))
+	case *cdplog.EventEntryAdded:
+		if ev.Entry.Level == cdplog.EntryLevelError || ev.Entry.Source == cdplog.EntrySourceSecurity {
+			c.add(fmt.Sprintf("log %s/%s: %s %s", ev.Entry.Source, ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
+		}
+	}
+}
+
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("BERTH_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
+		if p == "" {
+			continue
+		}
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("Chromium not found (apt-get install chromium, or set BERTH_CHROMIUM)")
+	}
+	t.Skip("Chromium not found; set BERTH_CHROMIUM or install chromium")
+	return ""
+}
+
+// TestBrowser drives the UI in a real Chromium under the production CSP:
+// setup → dashboard → sign out → sign in → account → create a token with
+// htmx. It fails on any console error, uncaught exception or CSP
+// violation, and saves screenshots to $BERTH_SCREENSHOT_DIR.
+func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped with -short")
+	}
+	chromium := chromiumPath(t)
+	if !loadAssets().has("vendor/htmx.min.js") {
+		msg := "internal/web/static/vendor/htmx.min.js is missing: run scripts/assets.sh, then rebuild"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	shots := os.Getenv("BERTH_SCREENSHOT_DIR")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	e := newTestEnv(t)
+	base := e.srv.URL
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1440, 900),
+	)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	problems := &consoleProblems{}
+	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithListener(problems.listen))
+	defer cancelTab()
+
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: reportCSP}); err != nil {
+		t.Fatalf("install CSP reporter: %v", err)
+	}
+
+	// stepExpecting runs actions and fails on any console problem except
+	// the failed load of a page that answers with the expected status.
+	stepExpecting := func(status, name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, p := range problems.take() {
+			if status == "" || !strings.Contains(p, "status of "+status) {
+				t.Errorf("%s: %s", name, p)
+			}
+		}
+	}
+	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		stepExpecting("", name, actions...)
+	}
+	screenshot := func(name string) {
+		t.Helper()
+		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		path := filepath.Join(shots, name+".png")
+		if err := os.WriteFile(path, buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+	eval := func(expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+		return v
+	}
+
+	step("open setup", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("email")))
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); loc != base+"/setup" {
+		t.Fatalf("unauthenticated visit landed on %s, want /setup", loc)
+	}
+	screenshot("setup-light")
+
+	step("fill setup",
+		chromedp.SendKeys(chromedp.ID("name"), "Ada Lovelace"),
+		chromedp.SendKeys(chromedp.ID("organization"), "Analytical Engines"),
+		chromedp.SendKeys(chromedp.ID("email"), ownerEmail),
+		chromedp.SendKeys(chromedp.ID("password"), ownerPassword),
+		chromedp.SendKeys(chromedp.ID("password_confirm"), ownerPassword),
+		chromedp.Click(chromedp.CSS(`form[action="/setup"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("engine-title")),
+	)
+	screenshot("dashboard-light")
+
+	step("sign out",
+		chromedp.Click(chromedp.CSS(`form.signout button`)),
+		chromedp.WaitVisible(chromedp.ID("login-title")),
+	)
+	screenshot("login-light")
+
+	step("sign in",
+		chromedp.SendKeys(chromedp.ID("email"), ownerEmail),
+		chromedp.SendKeys(chromedp.ID("password"), ownerPassword),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("engine-title")),
+	)
+	card := eval(`document.querySelector("#engine-title").closest(".card").innerText`)
+	for _, want := range []string{"Docker Engine", "Reachable", "20.10.24"} {
+		if !strings.Contains(card, want) {
+			t.Errorf("engine card %q lacks %q", card, want)
+		}
+	}
+	if d := eval(`getComputedStyle(document.querySelector(".copy-btn")).display`); d == "none" {
+		t.Error("copy button stays hidden although JavaScript runs")
+	}
+
+	step("account page",
+		chromedp.Click(chromedp.CSS(`.nav a[href="/account"]`)),
+		chromedp.WaitVisible(chromedp.ID("tokens")),
+		// A marker that a full page load would wipe out: proves htmx did the work.
+		chromedp.Evaluate[chromedp.Void](`window.berthMarker = "still here"`),
+		chromedp.SendKeys(chromedp.ID("token-name"), "laptop CLI"),
+		chromedp.SetValue(chromedp.ID("token-expiry"), "90d"),
+		chromedp.Click(chromedp.CSS(`.token-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("new-token")),
+	)
+	if m := eval(`String(window.berthMarker)`); m != "still here" {
+		t.Errorf("token creation reloaded the page (marker %q); htmx did not handle the form", m)
+	}
+	if s := eval(`document.querySelector("#new-token-secret").textContent`); !strings.HasPrefix(s, "berth_") {
+		t.Errorf("token box shows %q", s)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.activeElement && document.activeElement.id === "new-token"`, chromedp.WithPollingTimeout(3*time.Second))); err != nil {
+		t.Errorf("focus did not move to the new token box: %v", err)
+	}
+	// Let the reveal animation finish and show the page from the top.
+	step("settle", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`), chromedp.Sleep(500*time.Millisecond))
+	screenshot("account-light")
+
+	for _, pg := range []string{"system", "settings", "projects"} {
+		step(pg, chromedp.Navigate(base+"/"+pg), chromedp.WaitVisible(chromedp.CSS(".page-head h1")))
+		screenshot(pg + "-light")
+	}
+	step("api docs", chromedp.Navigate(base+"/api/docs"), chromedp.WaitVisible(chromedp.ID("op-create-token")))
+	screenshot("apidocs-light")
+
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+	}); err != nil {
+		t.Fatalf("emulate dark mode: %v", err)
+	}
+	step("dashboard dark", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("engine-title")))
+	if bg := eval(`getComputedStyle(document.body).backgroundColor`); bg == "rgb(246, 247, 249)" {
+		t.Errorf("dark mode did not apply: body background %s", bg)
+	}
+	screenshot("dashboard-dark")
+	step("account dark", chromedp.Navigate(base+"/account"), chromedp.WaitVisible(chromedp.ID("tokens")))
+	screenshot("account-dark")
+	step("api docs dark", chromedp.Navigate(base+"/api/docs"), chromedp.WaitVisible(chromedp.ID("op-create-token")))
+	screenshot("apidocs-dark")
+	stepExpecting("404", "404 dark", chromedp.Navigate(base+"/no/such/page"), chromedp.WaitVisible(chromedp.ID("error-title")))
+	screenshot("notfound-dark")
+
+	// A second, cookie-less browser context for the signed-out pages in dark mode.
+	anonCtx, cancelAnon := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(problems.listen))
+	defer cancelAnon()
+	if _, err := chromedp.Call(anonCtx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+	}); err != nil {
+		t.Fatalf("emulate dark mode: %v", err)
+	}
+	if err := chromedp.Do(anonCtx,
+		chromedp.Navigate(base+"/account"),
+		chromedp.WaitVisible(chromedp.ID("login-title")),
+		chromedp.SendKeys(chromedp.ID("email"), ownerEmail),
+		chromedp.SendKeys(chromedp.ID("password"), "not my password"),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(".notice-fail")),
+	); err != nil {
+		t.Fatalf("failed login in dark mode: %v", err)
+	}
+	if buf, err := chromedp.Run(anonCtx, chromedp.FullScreenshot(100)); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(filepath.Join(shots, "login-error-dark.png"), buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The failed sign-in answers 401, which Chromium logs as a failed load.
+	for _, p := range problems.take() {
+		if !strings.Contains(p, "status of 401") {
+			t.Errorf("login dark: %s", p)
+		}
+	}
+	cancelAnon()
+
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{}); err != nil {
+		t.Fatal(err)
+	}
+	step("mobile dashboard",
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)),
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(chromedp.ID("engine-title")),
+	)
+	if w := eval(overflowing); w != "" {
+		t.Errorf("mobile dashboard scrolls sideways; too wide: %s", w)
+	}
+	screenshot("dashboard-mobile")
+	step("mobile account", chromedp.Navigate(base+"/account"), chromedp.WaitVisible(chromedp.ID("tokens")))
+	if w := eval(overflowing); w != "" {
+		t.Errorf("mobile account page scrolls sideways; too wide: %s", w)
+	}
+	screenshot("account-mobile")
+
+	// The watcher must be able to fail: an inline style attribute is a CSP
+	// violation it has to report.
+	step("reset", chromedp.EmulateReset())
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.body.insertAdjacentHTML("beforeend", "<div style=\"color:red\">x</div>")`), chromedp.Sleep(300*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if got := problems.take(); len(got) == 0 {
+		t.Error("an injected inline style produced no CSP report; the console watcher is blind")
+	}
+}
