@@ -31,14 +31,14 @@ ready_ms=$(( $(now_ms) - t0 ))
 sleep 2
 idle_rss=$(rss_mb "$pid")
 
-pass="bench-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
+pass="pw-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
 export BERTH_CLI_CONFIG="$dir/cli.json"
 "$BIN" setup --server "$url" --email bench@example.com --password-stdin <<<"$pass" >/dev/null
 "$BIN" login --server "$url" --email bench@example.com --password-stdin <<<"$pass" >/dev/null
 token=$("$BIN" token create bench --expires 1h 2>/dev/null)
 
-for _ in $(seq 1000); do echo "url = \"$url/api/v1/me\""; echo "header = \"Authorization: Bearer $token\""; done >"$dir/curl.cfg"
-curl -s -o /dev/null -K "$dir/curl.cfg"
+for _ in $(seq 1000); do printf "url = \"%s\"\noutput = \"/dev/null\"\nheader = \"Authorization: Bearer %s\"\n" "$url/api/v1/me" "$token"; done >"$dir/curl.cfg"
+curl -s -K "$dir/curl.cfg"
 sleep 1
 loaded_rss=$(rss_mb "$pid")
 
