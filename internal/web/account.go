@@ -2,7 +2,9 @@ package web
 
 import (
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/berthpaas/berth/internal/auth"
@@ -163,6 +165,19 @@ func (u *ui) changePassword(w http.ResponseWriter, r *http.Request, p auth.Princ
 		err := u.d.Auth.ChangePassword(r.Context(), p, current, next)
 		if err == nil {
 			http.Redirect(w, r, "/account?notice=password-changed", http.StatusSeeOther)
+			return
+		}
+		var throttled *auth.ThrottledError
+		if errors.As(err, &throttled) {
+			secs := int(math.Ceil(throttled.RetryAfter.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			v, verr := u.accountView(r, p)
+			if verr != nil {
+				u.serverError(w, r, "list tokens", verr)
+				return
+			}
+			v.Password.FormError = "Too many wrong current passwords. Wait " + waitText(secs) + " before trying again."
+			u.render(w, r, http.StatusTooManyRequests, "account", v)
 			return
 		}
 		if !addFieldError(errs, err) {

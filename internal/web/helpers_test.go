@@ -97,7 +97,15 @@ type testEnv struct {
 	auth   *auth.Service
 	engine *fakeEngine
 	logs   *strings.Builder
-	setup  atomic.Bool // what SetupAllowed answers
+	setup  atomic.Bool               // what SetupAllowed answers
+	frozen atomic.Pointer[time.Time] // when set, the auth service's clock stands still
+}
+
+func (e *testEnv) now() time.Time {
+	if t := e.frozen.Load(); t != nil {
+		return *t
+	}
+	return time.Now()
 }
 
 type envOption func(*Deps)
@@ -110,7 +118,8 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &testEnv{t: t, auth: auth.New(db, auth.Options{}), engine: &fakeEngine{status: healthyStatus()}, logs: &strings.Builder{}}
+	e := &testEnv{t: t, engine: &fakeEngine{status: healthyStatus()}, logs: &strings.Builder{}}
+	e.auth = auth.New(db, auth.Options{Now: e.now})
 	e.setup.Store(true)
 	d := Deps{
 		Auth: e.auth, Engine: e.engine,

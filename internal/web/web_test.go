@@ -181,6 +181,10 @@ func TestLoginThrottled(t *testing.T) {
 	e := newTestEnv(t)
 	b := e.browser()
 	b.setupOwner()
+	// Freeze the clock: bcrypt under -race takes longer than the first
+	// lockouts last, which would let them expire between attempts.
+	now := time.Now()
+	e.frozen.Store(&now)
 	anon := e.browser()
 	tok := anon.csrf("/login")
 	var p reply
@@ -394,6 +398,17 @@ func TestChangePassword(t *testing.T) {
 		t.Fatalf("change: %d\n%s", p.status, p.body)
 	}
 	mustContain(t, "after change", b.get(p.location()).body, "Password changed", "other sessions have been signed out")
+
+	// Guessing the current password through a session is throttled.
+	now := time.Now()
+	e.frozen.Store(&now)
+	for range 7 {
+		p = b.post("/account/password", url.Values{"csrf_token": {tok}, "current_password": {"guess guess guess"}, "new_password": {"another passphrase"}, "new_password_confirm": {"another passphrase"}})
+	}
+	if p.status != http.StatusTooManyRequests {
+		t.Fatalf("7th wrong current password: %d, want 429", p.status)
+	}
+	mustContain(t, "throttled change", p.body, "Too many wrong current passwords")
 	if p := other.get("/account"); p.status != http.StatusSeeOther {
 		t.Errorf("other session after password change: %d, want redirect to login", p.status)
 	}
