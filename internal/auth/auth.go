@@ -189,7 +189,7 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Principal, e
 	}
 	now := s.now()
 	acct, addr := "account:"+email, "address:"+c.ClientIP
-	if wait := max(s.throttle.wait(acct, now), s.throttle.wait(addr, now)); wait > 0 {
+	if wait := s.throttle.begin(now, acct, addr); wait > 0 {
 		return Principal{}, &ThrottledError{RetryAfter: wait}
 	}
 	u, err := s.db.UserByEmail(ctx, email)
@@ -200,11 +200,9 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Principal, e
 		if err != nil {
 			passwordMatches(dummyHash(), c.Password)
 		}
-		s.throttle.fail(acct, now)
-		s.throttle.fail(addr, now)
 		return Principal{}, ErrInvalidCredentials
 	}
-	s.throttle.reset(acct)
+	s.throttle.succeeded([]string{acct}, addr)
 	ms, err := s.db.Memberships(ctx, u.ID)
 	if err != nil {
 		return Principal{}, err
@@ -303,7 +301,9 @@ func (s *Service) Logout(ctx context.Context, p Principal) error {
 }
 
 // ChangePassword replaces the principal's password after checking the current
-// one, and ends every other session of the user.
+// one, and ends every other session of the user (API tokens stay: they are
+// listed and revoked on their own). Repeated wrong current passwords are
+// throttled (ThrottledError).
 func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string) error {
 	if current == "" {
 		return &FieldError{"current_password", "is required"}
@@ -313,15 +313,14 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		return err
 	}
 	// A stolen session must not become a password oracle.
-	key, now := "change-password:"+u.ID, s.now()
-	if wait := s.throttle.wait(key, now); wait > 0 {
+	key := "change-password:" + u.ID
+	if wait := s.throttle.begin(s.now(), key); wait > 0 {
 		return &ThrottledError{RetryAfter: wait}
 	}
 	if !passwordMatches(u.PasswordHash, current) {
-		s.throttle.fail(key, now)
 		return &FieldError{"current_password", "is not your current password"}
 	}
-	s.throttle.reset(key)
+	s.throttle.succeeded([]string{key})
 	if reason := CheckPasswordPolicy(next, u.Email); reason != "" {
 		return &FieldError{"new_password", reason}
 	}

@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -271,5 +273,61 @@ func TestChangePasswordIsThrottled(t *testing.T) {
 	var th *ThrottledError
 	if err := s.ChangePassword(ctx, p, ownerPassword, "a new long passphrase"); !errors.As(err, &th) {
 		t.Fatalf("after 6 wrong guesses: %v, want ThrottledError", err)
+	}
+}
+
+// Guesses sent at the same time cannot all slip past the throttle while the
+// slow hash runs: each reserves its attempt first.
+func TestConcurrentGuessesAreThrottled(t *testing.T) {
+	s, _ := newService(t)
+	setUp(t, s)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	results := make([]error, 20)
+	for i := range results {
+		wg.Go(func() {
+			_, _, results[i] = s.Login(ctx, Credentials{Email: "owner@example.com", Password: "wrong password!", ClientIP: "10.0.0.1"})
+		})
+	}
+	wg.Wait()
+	checked := 0
+	for _, err := range results {
+		if errors.Is(err, ErrInvalidCredentials) {
+			checked++
+		}
+	}
+	if checked > freeAttempts+1 {
+		t.Fatalf("%d concurrent guesses were checked; the throttle allows %d", checked, freeAttempts+1)
+	}
+}
+
+func TestSetupAllowed(t *testing.T) {
+	req := func(remote, host string, hdr ...string) *http.Request {
+		r := httptest.NewRequest("POST", "http://"+host+"/setup", nil)
+		r.RemoteAddr = remote
+		for i := 0; i+1 < len(hdr); i += 2 {
+			r.Header.Set(hdr[i], hdr[i+1])
+		}
+		return r
+	}
+	cases := []struct {
+		name string
+		r    *http.Request
+		want bool
+	}{
+		{"loopback", req("127.0.0.1:5000", "localhost:3000"), true},
+		{"loopback v6", req("[::1]:5000", "localhost:3000"), true},
+		{"remote raw port", req("203.0.113.9:5000", "203.0.113.1:3000"), false},
+		{"remote through public host", req("203.0.113.9:5000", "berth.example.com"), true},
+		{"local reverse proxy forwarding the internet", req("127.0.0.1:5000", "203.0.113.1", "X-Forwarded-For", "198.51.100.7"), false},
+		{"local reverse proxy, Forwarded", req("127.0.0.1:5000", "203.0.113.1", "Forwarded", "for=198.51.100.7"), false},
+	}
+	for _, tc := range cases {
+		if got := SetupAllowed(tc.r, "https://berth.example.com"); got != tc.want {
+			t.Errorf("%s: SetupAllowed = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if SetupAllowed(req("203.0.113.9:5000", ""), "") {
+		t.Error("without a public URL only loopback may set up")
 	}
 }

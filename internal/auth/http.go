@@ -95,9 +95,12 @@ func ClientIP(r *http.Request) string {
 
 // SetupAllowed reports whether first-run setup may be done through r: from the
 // machine itself, or through the configured public URL's host, so a setup page
-// is never open to whoever finds the raw port first.
+// is never open to whoever finds the raw port first. A loopback peer that
+// forwards for someone else (a reverse proxy on the same host) is not "the
+// machine itself".
 func SetupAllowed(r *http.Request, publicURL string) bool {
-	if ip := net.ParseIP(ClientIP(r)); ip != nil && ip.IsLoopback() {
+	forwarded := r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "" || r.Header.Get("X-Real-Ip") != ""
+	if ip := net.ParseIP(ClientIP(r)); ip != nil && ip.IsLoopback() && !forwarded {
 		return true
 	}
 	u, err := url.Parse(publicURL)

@@ -54,7 +54,8 @@ func (db *DB) TokenByHash(ctx context.Context, hash string) (APIToken, error) {
 	return scanToken(db.q().row(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE token_hash = ?`, hash))
 }
 
-// Tokens lists the tokens in scope that are not revoked, newest first.
+// Tokens lists the tokens in scope that are not revoked, newest first; expired
+// ones are included so their owner sees them lapse.
 func (db *DB) Tokens(ctx context.Context, s Scope) ([]APIToken, error) {
 	rows, err := db.q().query(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE organization_id = ? AND user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id`, s.OrganizationID, s.UserID)
 	if err != nil {
