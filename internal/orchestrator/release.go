@@ -1,0 +1,135 @@
+package orchestrator
+
+import (
+	"context"
+	"time"
+
+	"github.com/berthpaas/berth/internal/app"
+)
+
+// Labels Berth puts on release services (besides LabelManaged), so the
+// reconciler can map what runs back to the database.
+const (
+	LabelApp        = "berth.app"        // app id
+	LabelDeployment = "berth.deployment" // deployment id
+	LabelRelease    = "berth.release"    // release sequence number within the app
+	LabelNetwork    = "berth.network"    // on networks: the environment id they serve
+)
+
+// Release is one deployment of an app, run as its own Swarm service next to
+// the app's other releases (DESIGN.md 3b). All of an app's releases carry the
+// same network alias, so other services reach the app by name throughout.
+type Release struct {
+	Service string   // Swarm service name, unique in the cluster
+	Alias   string   // the app's stable name on its environment's network
+	Network string   // the environment's overlay network
+	Edge    bool     // also join berth-edge (the app is web-facing)
+	Image   string   // pinned reference, "name@sha256:…" when the digest is known
+	Spec    app.Spec // what to run; Spec.Image is ignored in favour of Image
+	// Env is the resolved environment. Plaintext secrets: never log a Release.
+	Env    map[string]string
+	Labels map[string]string // LabelApp, LabelDeployment, LabelRelease …
+	// Auth is the registry credential for pulling Image, nil for public images.
+	Auth *RegistryAuth
+}
+
+// RegistryAuth is a credential for an image registry.
+type RegistryAuth struct {
+	Server   string
+	Username string
+	Password string
+}
+
+// Task states of a replica, as plain as Swarm's.
+const (
+	TaskPending  = "pending"  // accepted, not yet started (pulling, waiting for a node)
+	TaskStarting = "starting" // container started, health check not yet passing
+	TaskRunning  = "running"  // running and healthy (or has no health check)
+	TaskFailed   = "failed"   // exited, rejected or killed
+	TaskShutdown = "shutdown" // stopped on purpose
+)
+
+// Task is one replica's latest attempt.
+type Task struct {
+	ID        string    `json:"id"`
+	Slot      int       `json:"slot"`
+	Node      string    `json:"node"` // hostname
+	State     string    `json:"state"`
+	Since     time.Time `json:"since"`
+	Container string    `json:"container,omitempty"`
+	ExitCode  int       `json:"exit_code,omitempty"`
+	// Message explains a failure in plain words: "image not found: …",
+	// "out of memory (OOM-killed)", "health check failing: <probe output>",
+	// "no node satisfies the placement constraints", "crash looping (exit code 1)".
+	Message string `json:"message,omitempty"`
+}
+
+// ReleaseState is what Swarm is doing with a release.
+type ReleaseState struct {
+	Exists   bool   `json:"exists"`
+	Desired  int    `json:"desired"`
+	Running  int    `json:"running"` // healthy replicas
+	Tasks    []Task `json:"tasks"`   // the latest task of each slot, then recent failures
+	Failures int    `json:"failures"`
+	// Problem is set when the release cannot become healthy without a change
+	// (image missing, no node fits, crash loop, failing health check …).
+	Problem string `json:"problem,omitempty"`
+}
+
+// ServiceInfo is a Berth-managed service as found in the cluster.
+type ServiceInfo struct {
+	ID       string
+	Name     string
+	Labels   map[string]string
+	Replicas int
+	// SpecHash is the hash Berth stored when it created the service; a
+	// service changed by hand no longer matches its recomputed hash.
+	SpecHash string
+}
+
+// LogOptions select container log lines.
+type LogOptions struct {
+	Tail       int       // last N lines; 0 means all
+	Since      time.Time // zero means from the start
+	Follow     bool
+	Timestamps bool
+}
+
+// LogLine is one line of a replica's output.
+type LogLine struct {
+	Time   time.Time `json:"time"`
+	Task   string    `json:"task"` // task id
+	Slot   int       `json:"slot"`
+	Stream string    `json:"stream"` // stdout or stderr
+	Text   string    `json:"text"`
+}
+
+// Releases is what the deploy engine needs to run releases on a cluster.
+type Releases interface {
+	// EnsureNetwork creates the attachable overlay network if missing.
+	EnsureNetwork(ctx context.Context, name string, labels map[string]string) error
+	// RemoveNetwork removes a network; a missing one is not an error.
+	RemoveNetwork(ctx context.Context, name string) error
+	// ResolveImage pulls ref on this node if needed and returns the pinned
+	// "name@sha256:…" reference; the error says in plain words why not
+	// (not found, unauthorized, registry unreachable).
+	ResolveImage(ctx context.Context, ref string, auth *RegistryAuth) (string, error)
+	// CreateRelease creates the release's service. Creating a service that
+	// already exists with the same name is not an error (idempotent resume).
+	CreateRelease(ctx context.Context, r Release) error
+	// ReleaseState reports the release's replicas and tasks.
+	ReleaseState(ctx context.Context, service string) (ReleaseState, error)
+	// ScaleRelease changes a release's replica count in place.
+	ScaleRelease(ctx context.Context, service string, replicas int) error
+	// RemoveRelease removes the service (its containers stop with their
+	// grace period); a missing service is not an error.
+	RemoveRelease(ctx context.Context, service string) error
+	// Services lists Berth-managed release services whose labels match.
+	Services(ctx context.Context, labels map[string]string) ([]ServiceInfo, error)
+	// Logs streams the release's container logs until ctx ends or, without
+	// Follow, the logs are exhausted.
+	Logs(ctx context.Context, service string, opts LogOptions, out func(LogLine) error) error
+	// RemoveVolume deletes a named volume (only on an explicit request).
+	RemoveVolume(ctx context.Context, name string) error
+}
+
