@@ -132,4 +132,3 @@ type Releases interface {
 	// RemoveVolume deletes a named volume (only on an explicit request).
 	RemoveVolume(ctx context.Context, name string) error
 }
-
