@@ -1,6 +1,7 @@
 # The two commands the README names: `make run` and `make test`.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+export CGO_ENABLED := 0
 LDFLAGS := -s -w -X github.com/berthpaas/berth/internal/version.Version=$(VERSION) -X github.com/berthpaas/berth/internal/version.Commit=$(COMMIT)
 
 .PHONY: build run test bench assets

@@ -19,6 +19,7 @@ import (
 	"github.com/berthpaas/berth/internal/doctor"
 	"github.com/berthpaas/berth/internal/logging"
 	"github.com/berthpaas/berth/internal/orchestrator/swarm"
+	"github.com/berthpaas/berth/internal/probe"
 	"github.com/berthpaas/berth/internal/server"
 	"github.com/berthpaas/berth/internal/version"
 )
@@ -30,7 +31,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), versionCmd(), doctorCmd())
+	root.AddCommand(serverCmd(), versionCmd(), doctorCmd(), probeCmd())
 	cli.AddCommands(root)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -95,6 +96,23 @@ func versionCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// probeCmd is the health probe release containers run (bind-mounted berth
+// binary): `berth probe http URL --expect 200` or `berth probe tcp HOST:PORT`.
+func probeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "probe",
+		Short:              "Health probe run inside release containers",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := probe.Main(args); code != 0 {
+				os.Exit(code)
+			}
+			return nil
+		},
+	}
 }
 
 func doctorCmd() *cobra.Command {

@@ -19,6 +19,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/version"
 )
@@ -27,6 +28,7 @@ import (
 type Deps struct {
 	Auth            *auth.Service
 	Engine          orchestrator.Engine
+	Apps            *deploy.Manager // projects, apps, variables, deployments, logs: mounted only when set
 	Log             *slog.Logger
 	SecureCookies   bool                     // Secure flag on the session cookie
 	SessionLifetime time.Duration            // Max-Age of the session cookie
@@ -105,6 +107,13 @@ func Register(mux *http.ServeMux, d Deps) huma.API {
 	s.registerAccount()
 	s.registerTokens()
 	s.registerSystem()
+	if d.Apps != nil {
+		s.registerProjects()
+		s.registerApps()
+		s.registerDeployments()
+		s.registerEnvVars()
+		s.registerLogs()
+	}
 
 	mux.Handle("GET "+SpecPath, s.specHandler())
 	mux.Handle(Prefix+"/", s.unmatched(mux))

@@ -11,7 +11,10 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/store"
 )
 
@@ -28,12 +31,16 @@ const (
 func (s *server) problem(ctx context.Context, err error) error {
 	var (
 		field     *auth.FieldError
+		appField  *app.FieldError
+		busy      *deploy.ConflictError
 		throttled *auth.ThrottledError
 		status    huma.StatusError
 	)
 	switch {
 	case errors.As(err, &field):
 		return fieldProblem(field)
+	case errors.As(err, &appField):
+		return fieldProblem((*auth.FieldError)(appField))
 	case errors.As(err, &throttled):
 		secs := max(1, int(math.Ceil(throttled.RetryAfter.Seconds())))
 		return huma.ErrorWithHeaders(
@@ -50,6 +57,15 @@ func (s *server) problem(ctx context.Context, err error) error {
 		return huma.Error404NotFound("not found")
 	case errors.Is(err, store.ErrConflict):
 		return huma.Error409Conflict("already exists")
+	case errors.Is(err, store.ErrNotEmpty):
+		return huma.Error409Conflict("project still has applications")
+	case errors.As(err, &busy):
+		// Written for users ("deployment #3 is live; only …").
+		return huma.Error409Conflict(busy.Message)
+	case errors.Is(err, deploy.ErrBusy):
+		return huma.Error409Conflict("the app is busy; try again when its deployment has finished")
+	case errors.Is(err, orchestrator.ErrEngineUnreachable):
+		return huma.Error503ServiceUnavailable("the container engine is unreachable; see GET " + Prefix + "/system/engine")
 	case errors.As(err, &status):
 		// Already a problem, built by a handler with a user-safe message.
 		return err
@@ -115,9 +131,9 @@ func (s *server) scrubProblem(hctx huma.Context, _ string, v any) (any, error) {
 			continue
 		}
 		d.Value = nil
-		if name, ok := strings.CutPrefix(d.Message, "expected required property "); ok && d.Location == "body" {
+		if name, ok := strings.CutPrefix(d.Message, "expected required property "); ok && (d.Location == "body" || strings.HasPrefix(d.Location, "body.")) {
 			name = strings.TrimSuffix(name, " to be present")
-			d.Location, d.Message = "body."+name, name+" is required"
+			d.Location, d.Message = d.Location+"."+name, name+" is required"
 		} else if d.Message == "unexpected property" {
 			name := d.Location[strings.LastIndex(d.Location, ".")+1:]
 			d.Message = name + " is not a known field"

@@ -89,6 +89,9 @@ type Duration time.Duration
 
 func (d Duration) String() string { return time.Duration(d).String() }
 
+// Duration returns d as a time.Duration.
+func (d Duration) Duration() time.Duration { return time.Duration(d) }
+
 // MarshalJSON writes the duration as a Go duration string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 

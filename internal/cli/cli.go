@@ -1,7 +1,7 @@
 // Package cli owns the client side of the `berth` command: the commands that
 // talk to a Berth server over its REST API (setup, login, logout, whoami,
-// token), the login state they keep in the CLI config file, and the typed API
-// client they share.
+// token, project, env, app, logs), the login state they keep in the CLI
+// config file, and the typed API client they share.
 package cli
 
 import (
@@ -20,7 +20,8 @@ import (
 
 // AddCommands adds the client commands to root.
 func AddCommands(root *cobra.Command) {
-	root.AddCommand(setupCmd(), loginCmd(), logoutCmd(), whoamiCmd(), tokenCmd())
+	root.AddCommand(setupCmd(), loginCmd(), logoutCmd(), whoamiCmd(), tokenCmd(),
+		projectCmd(), envCmd(), appCmd(), logsCmd())
 }
 
 // defaultServer is where setup and login look when nothing else says: a

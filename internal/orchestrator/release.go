@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/berthpaas/berth/internal/app"
@@ -14,18 +15,56 @@ const (
 	LabelDeployment = "berth.deployment" // deployment id
 	LabelRelease    = "berth.release"    // release sequence number within the app
 	LabelNetwork    = "berth.network"    // on networks: the environment id they serve
+	// LabelInstall names the Berth installation that owns a release, so a
+	// control plane never touches another's services on a shared Swarm.
+	LabelInstall = "berth.install"
+	// LabelSpecHash holds the sha256 of the service spec Berth created (the
+	// spec without this label), so drift can be detected (ServiceInfo.SpecHash).
+	LabelSpecHash = "berth.spec-hash"
+)
+
+// VolumeName is the Docker volume that holds an app's volume name: prefix is
+// the app's Release.VolumePrefix. Docker volumes are per node and global in
+// name, so the prefix makes them unique per app and stable across releases.
+func VolumeName(prefix, name string) string {
+	return prefix + "-" + name
+}
+
+// Errors returned by Releases implementations, wrapped with a plain-words
+// explanation; check them with errors.Is.
+var (
+	// ErrImageNotFound: the image is neither on the node nor in its registry.
+	ErrImageNotFound = errors.New("image not found")
+	// ErrImageUnauthorized: the registry refused the credentials.
+	ErrImageUnauthorized = errors.New("registry refused the credentials")
+	// ErrRegistryUnreachable: the image is not on the node and its registry
+	// did not answer; retrying later may succeed.
+	ErrRegistryUnreachable = errors.New("registry unreachable")
+	// ErrServiceConflict: the service name is taken by another deployment.
+	ErrServiceConflict = errors.New("service name taken")
+	// ErrServiceNotFound: no service of that name.
+	ErrServiceNotFound = errors.New("service not found")
 )
 
 // Release is one deployment of an app, run as its own Swarm service next to
 // the app's other releases (DESIGN.md 3b). All of an app's releases carry the
 // same network alias, so other services reach the app by name throughout.
 type Release struct {
-	Service string   // Swarm service name, unique in the cluster
-	Alias   string   // the app's stable name on its environment's network
-	Network string   // the environment's overlay network
-	Edge    bool     // also join berth-edge (the app is web-facing)
-	Image   string   // pinned reference, "name@sha256:…" when the digest is known
-	Spec    app.Spec // what to run; Spec.Image is ignored in favour of Image
+	Service string // Swarm service name, unique in the cluster
+	Alias   string // the app's stable name on its environment's network
+	Network string // the environment's overlay network
+	Edge    bool   // also join berth-edge (the app is web-facing)
+	Image   string // pinned reference from ResolveImage
+	// ImageHasHealthcheck is ResolvedImage.HasHealthcheck: with Spec.Health
+	// nil, the image's own HEALTHCHECK then gates the release instead of
+	// Berth's default TCP probe of Spec.Port.
+	ImageHasHealthcheck bool
+	Spec                app.Spec // what to run; Spec.Image is ignored in favour of Image
+	// VolumePrefix names the app's Docker volumes: Spec.Volumes[i] is the
+	// volume VolumeName(VolumePrefix, Name). It must be unique per app and the
+	// same for all its releases, e.g. "<alias>-<app id>"; required when the
+	// spec has volumes.
+	VolumePrefix string
 	// Env is the resolved environment. Plaintext secrets: never log a Release.
 	Env    map[string]string
 	Labels map[string]string // LabelApp, LabelDeployment, LabelRelease …
@@ -38,6 +77,17 @@ type RegistryAuth struct {
 	Server   string
 	Username string
 	Password string
+}
+
+// ResolvedImage is an image reference pinned to one image.
+type ResolvedImage struct {
+	// Ref is "name@sha256:<manifest digest>" for an image from a registry,
+	// or the image id "sha256:…" for an image that exists only on this node
+	// (built here, never pushed): Swarm runs either without asking a
+	// registry. An image id works only on the node that has the image.
+	Ref string
+	// HasHealthcheck says the image declares its own HEALTHCHECK.
+	HasHealthcheck bool
 }
 
 // Task states of a replica, as plain as Swarm's.
@@ -85,6 +135,9 @@ type ServiceInfo struct {
 	// SpecHash is the hash Berth stored when it created the service; a
 	// service changed by hand no longer matches its recomputed hash.
 	SpecHash string
+	// Drifted says the live spec no longer hashes to SpecHash: someone
+	// changed the service outside Berth (replica counts excepted).
+	Drifted bool
 }
 
 // LogOptions select container log lines.
@@ -111,9 +164,10 @@ type Releases interface {
 	// RemoveNetwork removes a network; a missing one is not an error.
 	RemoveNetwork(ctx context.Context, name string) error
 	// ResolveImage pulls ref on this node if needed and returns the pinned
-	// "name@sha256:…" reference; the error says in plain words why not
-	// (not found, unauthorized, registry unreachable).
-	ResolveImage(ctx context.Context, ref string, auth *RegistryAuth) (string, error)
+	// reference and what the release needs to know about the image; the
+	// error says in plain words why not (not found, unauthorized, registry
+	// unreachable).
+	ResolveImage(ctx context.Context, ref string, auth *RegistryAuth) (ResolvedImage, error)
 	// CreateRelease creates the release's service. Creating a service that
 	// already exists with the same name is not an error (idempotent resume).
 	CreateRelease(ctx context.Context, r Release) error

@@ -11,32 +11,44 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/berthpaas/berth/internal/api"
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/config"
+	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/orchestrator/swarm"
+	"github.com/berthpaas/berth/internal/secrets"
 	"github.com/berthpaas/berth/internal/store"
 	"github.com/berthpaas/berth/internal/version"
 	"github.com/berthpaas/berth/internal/web"
 )
+
+// Cluster is what the control plane drives: an engine that runs releases.
+type Cluster interface {
+	orchestrator.Engine
+	orchestrator.Releases
+}
 
 // Server is a running control plane's HTTP side and background loops.
 type Server struct {
 	cfg     config.Config
 	log     *slog.Logger
 	db      *store.DB
-	engine  orchestrator.Engine
+	engine  Cluster
 	auth    *auth.Service
+	deploys *deploy.Engine
 	handler http.Handler
 }
 
-// New assembles the control plane on an open store and engine.
-func New(cfg config.Config, log *slog.Logger, db *store.DB, engine orchestrator.Engine) *Server {
+// New assembles the control plane on an open store, keyring and cluster.
+func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyring, engine Cluster, installID string) *Server {
 	s := &Server{cfg: cfg, log: log, db: db, engine: engine}
+	s.deploys = deploy.NewEngine(db, engine, keys, log, deploy.Options{InstallID: installID})
+	apps := deploy.NewManager(db, keys, engine, s.deploys)
 	s.auth = auth.New(db, auth.Options{SessionIdle: cfg.SessionIdle, SessionLifetime: cfg.SessionLifetime})
 	secure := len(cfg.PublicURL) > 8 && cfg.PublicURL[:8] == "https://"
 	setupAllowed := func(r *http.Request) bool { return auth.SetupAllowed(r, cfg.PublicURL) }
@@ -48,7 +60,7 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, engine orchestrator.
 	mux.Handle("GET /metrics", metrics.handler())
 	humaAPI := api.Register(mux, api.Deps{
 		Auth: s.auth, Engine: engine, Log: log, SecureCookies: secure,
-		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed,
+		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, Apps: apps,
 	})
 	spec := sync.OnceValue(func() []byte {
 		b, err := json.Marshal(humaAPI.OpenAPI())
@@ -59,7 +71,7 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, engine orchestrator.
 	})
 	web.Register(mux, web.Deps{
 		Auth: s.auth, Engine: engine, Log: log, SecureCookies: secure,
-		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, OpenAPI: spec,
+		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, OpenAPI: spec, Apps: apps,
 	})
 	s.handler = requestID(observe(log, metrics, securityHeaders(limitBody(mux))))
 	return s
@@ -102,7 +114,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer db.Close()
-	engine, err := swarm.New(cfg.DockerHost)
+	keys, err := secrets.Load(cfg.DataDir, os.Getenv)
+	if err != nil {
+		return err
+	}
+	// Release containers run their health checks with this very binary
+	// (`berth probe`), bind-mounted read-only: images FROM scratch have no curl.
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("locate the berth executable for health probes: %w", err)
+	}
+	engine, err := swarm.New(cfg.DockerHost, swarm.WithProbe(swarm.ProbeMount{HostPath: exe, Args: []string{"probe"}}))
 	if err != nil {
 		return fmt.Errorf("docker engine: %w", err)
 	}
@@ -112,7 +134,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	s := New(cfg, log, db, engine)
+	installID, err := db.InstallID(ctx)
+	if err != nil {
+		return err
+	}
+	s := New(cfg, log, db, keys, engine, installID)
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -125,6 +151,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer func() { stopLoops(); wg.Wait() }()
 	wg.Go(func() { s.bootstrapLoop(loops) })
 	wg.Go(func() { s.sessionSweeper(loops) })
+	wg.Go(func() { s.deploys.Run(loops) })
+	wg.Go(func() { s.deploys.Reconcile(loops, 30*time.Second) })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

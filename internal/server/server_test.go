@@ -13,6 +13,7 @@ import (
 	"github.com/berthpaas/berth/internal/config"
 	"github.com/berthpaas/berth/internal/logging"
 	"github.com/berthpaas/berth/internal/orchestrator/swarm"
+	"github.com/berthpaas/berth/internal/secrets"
 	"github.com/berthpaas/berth/internal/store"
 	"github.com/berthpaas/berth/internal/testenv"
 )
@@ -31,7 +32,11 @@ func newTestServer(t *testing.T, dockerHost string) (*httptest.Server, *bytes.Bu
 	t.Cleanup(func() { engine.Close() })
 	var logs bytes.Buffer
 	log, _ := logging.New(&logs, "json", "debug")
-	srv := httptest.NewServer(New(config.Config{}, log, db, engine).Handler())
+	keys, err := secrets.New(make([]byte, secrets.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(config.Config{}, log, db, keys, engine, "ins_test").Handler())
 	t.Cleanup(srv.Close)
 	return srv, &logs
 }

@@ -40,6 +40,17 @@ const (
 	RoleOwner = "owner"
 )
 
+// InstallID returns this installation's id, created on first use. It labels
+// what the installation owns in a cluster that might be shared.
+func (db *DB) InstallID(ctx context.Context) (string, error) {
+	if _, err := db.q().exec(ctx, `INSERT INTO settings (key, value) VALUES ('install.id', ?) ON CONFLICT (key) DO NOTHING`, NewID("ins")); err != nil {
+		return "", err
+	}
+	var id string
+	err := db.q().row(ctx, `SELECT value FROM settings WHERE key = 'install.id'`).Scan(&id)
+	return id, mapErr(err)
+}
+
 // SetupDone reports whether the first owner exists.
 func (db *DB) SetupDone(ctx context.Context) (bool, error) {
 	var n int

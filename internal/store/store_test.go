@@ -235,3 +235,15 @@ func TestSQLiteFileAndWAL(t *testing.T) {
 		t.Errorf("busy_timeout = %d", timeout)
 	}
 }
+
+func TestInstallIDIsStable(t *testing.T) {
+	engines(t, func(t *testing.T, db *DB) {
+		a, err := db.InstallID(context.Background())
+		if err != nil || !strings.HasPrefix(a, "ins_") {
+			t.Fatalf("InstallID = %q, %v", a, err)
+		}
+		if b, _ := db.InstallID(context.Background()); b != a {
+			t.Fatalf("InstallID changed from %s to %s", a, b)
+		}
+	})
+}

@@ -93,6 +93,7 @@ func mustParsePages(a *assets) map[string]*template.Template {
 		"date":     func(v any) string { return formatDate(timeOf(v)) },
 		"datetime": func(v any) string { return timeOf(v).UTC().Format(time.RFC3339) },
 		"ago":      func(v any) string { return relativeTime(timeOf(v)) },
+		"clock":    func(v any) string { return timeOf(v).UTC().Format("15:04:05") },
 		"badge":    func(text, tone string) Badge { return Badge{text, tone} },
 		"notice":   func(tone, title, msg string) Notice { return Notice{Tone: tone, Title: title, Message: msg} },
 		"empty":    func(icon, title, body string) emptyState { return emptyState{icon, title, body} },

@@ -16,6 +16,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/berthpaas/berth/internal/orchestrator"
 )
 
 // reportCSP turns every CSP violation into a console error the test listens
@@ -131,6 +133,18 @@ func TestBrowser(t *testing.T) {
 	}
 
 	e := newTestEnv(t)
+	e.runDeployments()
+	now := time.Now()
+	for i, l := range []string{
+		"Starting web server", "Loaded configuration from environment", "listening on :8080",
+		"GET /healthz 200 0.4ms", "GET / 200 3.1ms", "warning: cache is cold, warming up", "GET /api/items 200 12.8ms",
+	} {
+		stream := "stdout"
+		if strings.HasPrefix(l, "warning") {
+			stream = "stderr"
+		}
+		e.releases.logs = append(e.releases.logs, orchestrator.LogLine{Time: now.Add(time.Duration(i-10) * time.Second), Slot: 1 + i%2, Stream: stream, Text: l})
+	}
 	base := e.srv.URL
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -258,18 +272,121 @@ func TestBrowser(t *testing.T) {
 	step("settle", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`), chromedp.Sleep(500*time.Millisecond))
 	screenshot("account-light")
 
-	for _, pg := range []string{"system", "settings", "projects"} {
+	for _, pg := range []string{"system", "settings"} {
 		step(pg, chromedp.Navigate(base+"/"+pg), chromedp.WaitVisible(chromedp.CSS(".page-head h1")))
 		screenshot(pg + "-light")
 	}
 	step("api docs", chromedp.Navigate(base+"/api/docs"), chromedp.WaitVisible(chromedp.ID("op-create-token")))
 	screenshot("apidocs-light")
 
+	// Projects: create one with htmx, add an app through the form and
+	// deploy it; the deployment page follows the engine live.
+	step("projects",
+		chromedp.Navigate(base+"/projects"),
+		chromedp.WaitVisible(chromedp.ID("project-name")),
+		chromedp.SendKeys(chromedp.ID("project-name"), "shop"),
+		chromedp.Click(chromedp.CSS(`#project-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("env-production")),
+		chromedp.SendKeys(chromedp.ID("env-name"), "staging"),
+		chromedp.Click(chromedp.CSS(`#env-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("env-staging")),
+		chromedp.Click(chromedp.CSS(`.page-actions a[href="/projects/shop/apps/new"]`)),
+		chromedp.WaitVisible(chromedp.ID("app-name")),
+	)
+	screenshot("app-new-light")
+	step("create app",
+		chromedp.SendKeys(chromedp.ID("app-name"), "web"),
+		chromedp.SendKeys(chromedp.ID("app-image"), "ghcr.io/acme/shop-web:1.4.2"),
+		chromedp.SendKeys(chromedp.ID("app-port"), "8080"),
+		chromedp.SetValue(chromedp.ID("app-replicas"), "2"),
+		chromedp.SendKeys(chromedp.ID("app-cpu"), "0.5"),
+		chromedp.SendKeys(chromedp.ID("app-memory"), "256m"),
+		chromedp.SetValue(chromedp.ID("app-health"), "http"),
+		chromedp.SendKeys(chromedp.ID("app-health-arg"), "/healthz"),
+		chromedp.SendKeys(chromedp.ID("app-vars"), "DATABASE_URL=postgres://db/shop\nLOG_LEVEL=info"),
+		chromedp.SendKeys(chromedp.ID("app-volumes"), "uploads:/srv/uploads"),
+		chromedp.Click(chromedp.CSS(`button[name=then][value=deploy]`)),
+		chromedp.WaitVisible(chromedp.ID("deployment-progress")),
+	)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!document.querySelector("#deployment-progress .badge-ok")`, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		t.Fatalf("the deployment page did not turn live by itself: %v", err)
+	}
+	if steps := eval(`document.querySelector(".steps").innerText`); !strings.Contains(steps, "is live") {
+		t.Errorf("deployment steps: %q", steps)
+	}
+	step("settle deployment", chromedp.Sleep(1200*time.Millisecond)) // one more poll: it must have stopped
+	if eval(`String(document.querySelector("#deployment-progress").hasAttribute("hx-trigger"))`) != "false" {
+		t.Error("the finished deployment page still polls")
+	}
+	screenshot("deployment-light")
+
+	step("app page", chromedp.Navigate(base+"/projects/shop/apps/web"), chromedp.WaitVisible(chromedp.ID("tasks-title")))
+	if tasks := eval(`document.querySelector("#overview").innerText`); !strings.Contains(tasks, "berth-1") || !strings.Contains(tasks, "Running") {
+		t.Errorf("overview lacks the replicas: %q", tasks)
+	}
+	screenshot("app-light")
+	step("restart",
+		chromedp.Click(chromedp.CSS(`.app-actions form[action$="/restart"] button`)),
+		chromedp.WaitVisible(chromedp.ID("deployment-progress")),
+	)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!document.querySelector("#deployment-progress .badge-ok")`, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		t.Fatalf("the restart did not turn live: %v", err)
+	}
+	step("deployments", chromedp.Navigate(base+"/projects/shop/apps/web/deployments"), chromedp.WaitVisible(chromedp.ID("deployments-title")))
+	if n := eval(`String(document.querySelectorAll(".timeline-item").length)`); n != "2" {
+		t.Errorf("deployments timeline has %s entries, want 2", n)
+	}
+	screenshot("deployments-light")
+	step("app page again", chromedp.Navigate(base+"/projects/shop/apps/web"), chromedp.WaitVisible(chromedp.ID("tasks-title")))
+	step("deploy popover", chromedp.Click(chromedp.CSS(`.app-actions details.popover summary.btn-primary`)), chromedp.WaitVisible(chromedp.ID("deploy-image")))
+	screenshot("app-deploy-light")
+
+	step("logs",
+		chromedp.Navigate(base+"/projects/shop/apps/web/logs"),
+		chromedp.WaitVisible(chromedp.CSS(".log-line")),
+		chromedp.SendKeys(chromedp.CSS("[data-log-filter]"), "GET"),
+	)
+	if n := eval(`String(document.querySelectorAll(".log-line:not(.is-hidden)").length)`); n != "3" {
+		t.Errorf("log filter \"GET\" shows %s lines, want 3", n)
+	}
+	step("pause logs", chromedp.Click(chromedp.CSS("[data-log-toggle]")), chromedp.Sleep(2500*time.Millisecond))
+	if p := eval(`document.querySelector("[data-log-toggle]").getAttribute("aria-pressed")`); p != "true" {
+		t.Errorf("pause toggle: aria-pressed %s", p)
+	}
+	if n := eval(`String(document.querySelectorAll(".log-line:not(.is-hidden)").length)`); n != "3" {
+		t.Errorf("after a refresh the filter shows %s lines, want 3", n)
+	}
+	screenshot("logs-light")
+
+	step("env", chromedp.Navigate(base+"/projects/shop/apps/web/env"), chromedp.WaitVisible(chromedp.ID("env")),
+		chromedp.Click(chromedp.CSS(`.reveal-form button`)), chromedp.WaitVisible(chromedp.ID("env-editor")))
+	if v := eval(`document.querySelector("#env-editor").value`); !strings.Contains(v, "DATABASE_URL=postgres://db/shop") {
+		t.Errorf("revealed editor: %q", v)
+	}
+	screenshot("env-light")
+	step("project page", chromedp.Navigate(base+"/projects/shop"), chromedp.WaitVisible(chromedp.ID("env-production")))
+	screenshot("project-light")
+	step("projects list", chromedp.Navigate(base+"/projects"), chromedp.WaitVisible(chromedp.ID("projects-title")))
+	screenshot("projects-light")
+	step("settings", chromedp.Navigate(base+"/projects/shop/apps/web/settings"), chromedp.WaitVisible(chromedp.ID("confirm-name")))
+	screenshot("app-settings-light")
+
 	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
 	}); err != nil {
 		t.Fatalf("emulate dark mode: %v", err)
 	}
+	step("app dark", chromedp.Navigate(base+"/projects/shop/apps/web"), chromedp.WaitVisible(chromedp.ID("tasks-title")))
+	screenshot("app-dark")
+	step("deployment dark", chromedp.Navigate(base+"/projects/shop/apps/web/deployments/1"), chromedp.WaitVisible(chromedp.ID("deployment-progress")))
+	screenshot("deployment-dark")
+	step("deployments dark", chromedp.Navigate(base+"/projects/shop/apps/web/deployments"), chromedp.WaitVisible(chromedp.ID("deployments-title")))
+	screenshot("deployments-dark")
+	step("project dark", chromedp.Navigate(base+"/projects/shop"), chromedp.WaitVisible(chromedp.ID("env-production")))
+	screenshot("project-dark")
+	step("logs dark", chromedp.Navigate(base+"/projects/shop/apps/web/logs"), chromedp.WaitVisible(chromedp.CSS(".log-line")))
+	screenshot("logs-dark")
+
 	step("dashboard dark", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("engine-title")))
 	if bg := eval(`getComputedStyle(document.body).backgroundColor`); bg == "rgb(246, 247, 249)" {
 		t.Errorf("dark mode did not apply: body background %s", bg)
@@ -330,6 +447,15 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("mobile account page scrolls sideways; too wide: %s", w)
 	}
 	screenshot("account-mobile")
+	step("mobile app", chromedp.Navigate(base+"/projects/shop/apps/web"), chromedp.WaitVisible(chromedp.ID("tasks-title")))
+	if w := eval(overflowing); w != "" {
+		t.Errorf("mobile app page scrolls sideways; too wide: %s", w)
+	}
+	screenshot("app-mobile")
+	step("mobile deployments", chromedp.Navigate(base+"/projects/shop/apps/web/deployments"), chromedp.WaitVisible(chromedp.ID("deployments-title")))
+	if w := eval(overflowing); w != "" {
+		t.Errorf("mobile deployments page scrolls sideways; too wide: %s", w)
+	}
 
 	// The watcher must be able to fail: an inline style attribute is a CSP
 	// violation it has to report.

@@ -196,12 +196,24 @@ func titleCase(s string) string {
 
 type dashboardView struct {
 	Layout
-	Greeting   string
-	Welcome    bool
-	Engine     EngineView
-	ServerURL  string
-	CLICommand string
+	Greeting      string
+	Welcome       bool
+	Engine        EngineView
+	ServerURL     string
+	CLICommand    string
+	Projects      []projectSummary
+	MoreProjects  int
+	ProjectsError string
 }
+
+// projectSummary is a project on the dashboard.
+type projectSummary struct {
+	Name, URL          string
+	Apps, Environments int
+}
+
+// dashboardProjects is how many projects the dashboard lists.
+const dashboardProjects = 5
 
 func (u *ui) dashboard(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	v := dashboardView{Layout: u.layout(r, &p, "Dashboard", "dashboard"), Engine: u.engineView(r.Context())}
@@ -209,7 +221,37 @@ func (u *ui) dashboard(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	v.Welcome = r.URL.Query().Has("welcome")
 	v.ServerURL = u.serverURL(r)
 	v.CLICommand = fmt.Sprintf("berth login --server %s --email %s --password-stdin", v.ServerURL, p.User.Email)
+	if err := u.dashboardProjects(r, p, &v); err != nil {
+		u.d.Log.ErrorContext(r.Context(), "web: list projects", "err", err)
+		v.ProjectsError = "The projects could not be listed. The error has been logged."
+	}
 	u.render(w, r, http.StatusOK, "dashboard", v)
+}
+
+func (u *ui) dashboardProjects(r *http.Request, p auth.Principal, v *dashboardView) error {
+	if u.d.Apps == nil {
+		return nil
+	}
+	projects, err := u.d.Apps.Projects(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	if len(projects) > dashboardProjects {
+		v.MoreProjects = len(projects) - dashboardProjects
+		projects = projects[:dashboardProjects]
+	}
+	for _, proj := range projects {
+		apps, err := u.d.Apps.Apps(r.Context(), p, proj.Name)
+		if err != nil {
+			return err
+		}
+		envs, err := u.d.Apps.Environments(r.Context(), p, proj.Name)
+		if err != nil {
+			return err
+		}
+		v.Projects = append(v.Projects, projectSummary{Name: proj.Name, URL: projectURL(proj.Name), Apps: len(apps), Environments: len(envs)})
+	}
+	return nil
 }
 
 func greeting(t time.Time) string {
@@ -244,12 +286,6 @@ type systemView struct {
 func (u *ui) system(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	v := systemView{Layout: u.layout(r, &p, "System", "system"), Engine: u.engineView(r.Context()), Build: version.Get()}
 	u.render(w, r, http.StatusOK, "system", v)
-}
-
-type projectsView struct{ Layout }
-
-func (u *ui) projects(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	u.render(w, r, http.StatusOK, "projects", projectsView{u.layout(r, &p, "Projects", "projects")})
 }
 
 type settingsView struct {

@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/logging"
 	"github.com/berthpaas/berth/internal/orchestrator"
+	"github.com/berthpaas/berth/internal/secrets"
 	"github.com/berthpaas/berth/internal/store"
 )
 
@@ -92,13 +94,17 @@ const sampleOpenAPI = `{
 }`
 
 type testEnv struct {
-	t      *testing.T
-	srv    *httptest.Server
-	auth   *auth.Service
-	engine *fakeEngine
-	logs   *strings.Builder
-	setup  atomic.Bool               // what SetupAllowed answers
-	frozen atomic.Pointer[time.Time] // when set, the auth service's clock stands still
+	t        *testing.T
+	srv      *httptest.Server
+	db       *store.DB
+	auth     *auth.Service
+	engine   *fakeEngine
+	releases *fakeReleases
+	deploys  *deploy.Engine
+	apps     *deploy.Manager
+	logs     *strings.Builder
+	setup    atomic.Bool               // what SetupAllowed answers
+	frozen   atomic.Pointer[time.Time] // when set, the auth service's clock stands still
 }
 
 func (e *testEnv) now() time.Time {
@@ -118,11 +124,21 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &testEnv{t: t, engine: &fakeEngine{status: healthyStatus()}, logs: &strings.Builder{}}
+	e := &testEnv{t: t, db: db, engine: &fakeEngine{status: healthyStatus()}, releases: newFakeReleases(), logs: &strings.Builder{}}
 	e.auth = auth.New(db, auth.Options{Now: e.now})
 	e.setup.Store(true)
+	key, err := secrets.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := secrets.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.deploys = deploy.NewEngine(db, e.releases, keys, slog.New(slog.DiscardHandler), deploy.Options{PollInterval: 10 * time.Millisecond, ProblemGrace: 200 * time.Millisecond, HealthTimeout: 10 * time.Second})
+	e.apps = deploy.NewManager(db, keys, e.releases, e.deploys)
 	d := Deps{
-		Auth: e.auth, Engine: e.engine,
+		Auth: e.auth, Engine: e.engine, Apps: e.apps,
 		Log:             slog.New(slog.NewTextHandler(e.logs, nil)),
 		SessionLifetime: time.Hour,
 		SetupAllowed:    func(*http.Request) bool { return e.setup.Load() },
@@ -136,6 +152,15 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	e.srv = httptest.NewServer(serverWrapper(mux))
 	t.Cleanup(e.srv.Close)
 	return e
+}
+
+// runDeployments starts the deployment engine against the fake releases
+// until the test ends. Tests that only look at queued deployments leave it off.
+func (e *testEnv) runDeployments() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.deploys.Run(ctx) }()
+	e.t.Cleanup(func() { cancel(); <-done })
 }
 
 // serverWrapper stands in for the server's own middleware: a request id and

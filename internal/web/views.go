@@ -54,6 +54,9 @@ type Field struct {
 	MinLength, MaxLength  int
 	Placeholder           string
 	Options               []Option // Type "select"
+	Rows                  int      // Type "textarea"
+	Min, Max, Step        string   // Type "number"
+	Code                  bool     // monospace, no spellcheck: image names, paths, .env text
 }
 
 // Option is one choice of a select field.

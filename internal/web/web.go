@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/logging"
 	"github.com/berthpaas/berth/internal/orchestrator"
 )
@@ -23,6 +24,7 @@ import (
 type Deps struct {
 	Auth            *auth.Service
 	Engine          orchestrator.Engine
+	Apps            *deploy.Manager // projects, apps and deployments; nil hides them
 	Log             *slog.Logger
 	SecureCookies   bool
 	SessionLifetime time.Duration
@@ -31,7 +33,8 @@ type Deps struct {
 }
 
 // Register mounts the UI on mux: /, /setup, /login, /logout, /account (+ token
-// and password actions), /settings, /projects, /system, /api/docs, /static/.
+// and password actions), /settings, /projects (+ projects, environments, apps
+// and their deployments, logs and variables), /system, /api/docs, /static/.
 func Register(mux *http.ServeMux, d Deps) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
@@ -55,7 +58,7 @@ func Register(mux *http.ServeMux, d Deps) {
 
 	mux.HandleFunc("GET /{$}", u.signedIn(u.dashboard))
 	mux.HandleFunc("GET /system", u.signedIn(u.system))
-	mux.HandleFunc("GET /projects", u.signedIn(u.projects))
+	u.registerProjects(mux)
 	mux.HandleFunc("GET /settings", u.signedIn(u.settings))
 	mux.HandleFunc("GET /account", u.signedIn(u.account))
 	mux.HandleFunc("POST /account/password", u.signedIn(u.changePassword))

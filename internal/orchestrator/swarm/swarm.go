@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"strings"
@@ -14,7 +16,9 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/system"
@@ -34,6 +38,19 @@ type dockerAPI interface {
 	SwarmInit(ctx context.Context, req swarm.InitRequest) (string, error)
 	NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error)
 	NetworkCreate(ctx context.Context, name string, options network.CreateOptions) (network.CreateResponse, error)
+	NetworkRemove(ctx context.Context, networkID string) error
+	VolumeRemove(ctx context.Context, volumeID string, force bool) error
+	ImageInspect(ctx context.Context, imageID string, inspectOpts ...client.ImageInspectOption) (image.InspectResponse, error)
+	ImagePull(ctx context.Context, refStr string, options image.PullOptions) (io.ReadCloser, error)
+	ServiceCreate(ctx context.Context, service swarm.ServiceSpec, options swarm.ServiceCreateOptions) (swarm.ServiceCreateResponse, error)
+	ServiceInspectWithRaw(ctx context.Context, serviceID string, opts swarm.ServiceInspectOptions) (swarm.Service, []byte, error)
+	ServiceUpdate(ctx context.Context, serviceID string, version swarm.Version, service swarm.ServiceSpec, options swarm.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error)
+	ServiceRemove(ctx context.Context, serviceID string) error
+	ServiceList(ctx context.Context, options swarm.ServiceListOptions) ([]swarm.Service, error)
+	ServiceLogs(ctx context.Context, serviceID string, options container.LogsOptions) (io.ReadCloser, error)
+	TaskList(ctx context.Context, options swarm.TaskListOptions) ([]swarm.Task, error)
+	TaskLogs(ctx context.Context, taskID string, options container.LogsOptions) (io.ReadCloser, error)
+	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
 	Close() error
 }
 
@@ -47,23 +64,41 @@ const statusTimeout = 10 * time.Second
 
 // Engine is a Docker Engine, standalone or a swarm node.
 type Engine struct {
-	api dockerAPI
+	api  dockerAPI
+	spec SpecOptions      // how releases become services
+	now  func() time.Time // injectable clock (ReleaseState's timings)
 }
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithProbe sets where the health probe binary is on the nodes (see
+// ProbeMount). Without it, releases whose health check needs the probe (HTTP
+// checks, and the default TCP check of an app's port) cannot be created.
+func WithProbe(p ProbeMount) Option { return func(e *Engine) { e.spec.Probe = p } }
+
+// WithEdgeNetwork names the edge network web-facing releases join (default
+// orchestrator.EdgeNetwork).
+func WithEdgeNetwork(name string) Option { return func(e *Engine) { e.spec.EdgeNetwork = name } }
 
 // New connects to the Docker Engine at host ("unix:///var/run/docker.sock",
 // "tcp://10.0.0.2:2376", …). An empty host means the DOCKER_HOST environment
 // (with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH), or the local default socket.
 // No connection is made until the first call.
-func New(host string) (*Engine, error) {
-	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+func New(host string, opts ...Option) (*Engine, error) {
+	copts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if host != "" {
-		opts = append(opts, client.WithHost(host))
+		copts = append(copts, client.WithHost(host))
 	}
-	c, err := client.NewClientWithOpts(opts...)
+	c, err := client.NewClientWithOpts(copts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %q: %w", host, err)
 	}
-	return &Engine{api: c}, nil
+	e := &Engine{api: c, now: time.Now}
+	for _, o := range opts {
+		o(e)
+	}
+	return e, nil
 }
 
 // Close releases the client's idle connections.
@@ -233,7 +268,7 @@ func (e *Engine) Bootstrap(ctx context.Context, opts orchestrator.BootstrapOptio
 		return res, fmt.Errorf("%w: swarm state is %q: %s", orchestrator.ErrSwarmNotReady, state, info.Swarm.Error)
 	}
 
-	created, err := e.ensureEdgeNetwork(ctx, opts.EdgeNetwork, opts.EdgeSubnet)
+	created, err := e.ensureOverlay(ctx, opts.EdgeNetwork, opts.EdgeSubnet, nil)
 	if err != nil {
 		return res, err
 	}
@@ -241,9 +276,10 @@ func (e *Engine) Bootstrap(ctx context.Context, opts orchestrator.BootstrapOptio
 	return res, nil
 }
 
-// ensureEdgeNetwork creates the attachable overlay network name unless it
-// exists, and checks that an existing one is usable.
-func (e *Engine) ensureEdgeNetwork(ctx context.Context, name, subnet string) (created bool, err error) {
+// ensureOverlay creates the attachable overlay network name (with subnet, or
+// one the engine picks when subnet is empty; labelled berth.managed plus
+// labels) unless it exists, and checks that an existing one is usable.
+func (e *Engine) ensureOverlay(ctx context.Context, name, subnet string, labels map[string]string) (created bool, err error) {
 	// The name filter matches substrings, so compare names exactly.
 	list, err := e.api.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
 	if err != nil {
@@ -254,23 +290,30 @@ func (e *Engine) ensureEdgeNetwork(ctx context.Context, name, subnet string) (cr
 			continue
 		}
 		if n.Driver != "overlay" || !n.Attachable {
-			return false, fmt.Errorf("%w: network %q exists with driver %q, attachable=%t; Berth needs an attachable overlay network: remove it (`docker network rm %s`) or configure another edge network name",
+			return false, fmt.Errorf("%w: network %q exists with driver %q, attachable=%t; Berth needs an attachable overlay network: remove it (`docker network rm %s`) or use another network name",
 				orchestrator.ErrNetworkConflict, name, n.Driver, n.Attachable, name)
 		}
 		return false, nil
 	}
 
-	_, err = e.api.NetworkCreate(ctx, name, network.CreateOptions{
+	all := maps.Clone(labels)
+	if all == nil {
+		all = map[string]string{}
+	}
+	all[orchestrator.LabelManaged] = "true"
+	create := network.CreateOptions{
 		Driver:     "overlay",
 		Scope:      "swarm",
 		Attachable: true,
-		IPAM: &network.IPAM{
-			Driver: "default",
-			Config: []network.IPAMConfig{{Subnet: subnet}},
-		},
-		Labels: map[string]string{orchestrator.LabelManaged: "true"},
-	})
-	if err != nil {
+		Labels:     all,
+	}
+	if subnet != "" {
+		create.IPAM = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{{Subnet: subnet}}}
+	}
+	if _, err = e.api.NetworkCreate(ctx, name, create); err != nil {
+		if subnet == "" {
+			return false, fmt.Errorf("creating overlay network %q: %w", name, err)
+		}
 		return false, fmt.Errorf("creating overlay network %q (subnet %s): %w", name, subnet, err)
 	}
 	return true, nil

@@ -1,5 +1,6 @@
 // berth.js — the UI's own small script. Pages work without it; it adds copy
-// buttons and focus handling for htmx swaps. Loaded from /static (CSP
+// buttons, focus handling for htmx swaps, menus that close, and the log
+// viewer's pause and filter. Loaded from /static (CSP
 // script-src 'self'); nothing in the markup is inline.
 (function () {
   "use strict";
@@ -72,9 +73,97 @@
     if (box) box.focus();
   }
   document.addEventListener("htmx:load", function (ev) { focusNewToken(ev.detail && ev.detail.elt); });
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", function () { focusNewToken(document); });
-  } else {
+
+  // Popovers are <details>: they work without JavaScript; this closes them
+  // on a click elsewhere or Escape, as menus do.
+  document.addEventListener("click", function (ev) {
+    document.querySelectorAll("details.popover[open]").forEach(function (d) {
+      if (!d.contains(ev.target)) d.removeAttribute("open");
+    });
+  });
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key !== "Escape") return;
+    document.querySelectorAll("details.popover[open]").forEach(function (d) {
+      d.removeAttribute("open");
+      var s = d.querySelector("summary");
+      if (s) s.focus();
+    });
+  });
+
+  // Log viewer: htmx refreshes the lines every 2 s. Pause skips those
+  // requests; the filter hides lines client-side and survives refreshes;
+  // the view sticks to the bottom unless the reader scrolled up.
+  function viewerOf(el) { return el && el.closest ? el.closest("[data-log-viewer]") : null; }
+
+  function applyFilter(viewer) {
+    var input = viewer.querySelector("[data-log-filter]");
+    var q = input ? input.value.trim().toLowerCase() : "";
+    var lines = viewer.querySelectorAll(".log-line");
+    var shown = 0;
+    lines.forEach(function (li) {
+      var hit = q === "" || li.textContent.toLowerCase().indexOf(q) !== -1;
+      li.classList.toggle("is-hidden", !hit);
+      if (hit) shown++;
+    });
+    var count = viewer.querySelector("[data-log-count]");
+    if (count) {
+      count.textContent = lines.length === 0 ? "" : q === "" ? lines.length + " lines" : shown + " of " + lines.length + " lines";
+    }
+  }
+
+  function atBottom(box) { return box.scrollHeight - box.scrollTop - box.clientHeight < 24; }
+
+  function initViewer(viewer) {
+    if (viewer._berthInit) return;
+    viewer._berthInit = true;
+    var box = viewer.querySelector("[data-log-lines]");
+    if (box) box.scrollTop = box.scrollHeight;
+    var input = viewer.querySelector("[data-log-filter]");
+    if (input) input.addEventListener("input", function () { applyFilter(viewer); });
+    var toggle = viewer.querySelector("[data-log-toggle]");
+    if (toggle) {
+      toggle.addEventListener("click", function () {
+        var paused = toggle.getAttribute("aria-pressed") !== "true";
+        toggle.setAttribute("aria-pressed", paused ? "true" : "false");
+        var label = toggle.querySelector("[data-log-toggle-label]");
+        if (label) label.textContent = paused ? "Resume" : "Pause";
+      });
+    }
+    applyFilter(viewer);
+  }
+
+  function initViewers(root) {
+    if (!root || !root.querySelectorAll) return;
+    if (root.matches && root.matches("[data-log-viewer]")) initViewer(root);
+    root.querySelectorAll("[data-log-viewer]").forEach(initViewer);
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (ev) {
+    var elt = ev.detail && ev.detail.elt;
+    var viewer = viewerOf(elt);
+    if (!viewer || !elt.hasAttribute("data-log-lines")) return;
+    var toggle = viewer.querySelector("[data-log-toggle]");
+    if (toggle && toggle.getAttribute("aria-pressed") === "true") ev.preventDefault();
+  });
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    var target = ev.detail && ev.detail.target;
+    if (target && target.hasAttribute && target.hasAttribute("data-log-lines")) target._berthStick = atBottom(target);
+  });
+  document.addEventListener("htmx:afterSwap", function (ev) {
+    var target = ev.detail && ev.detail.target;
+    if (!target || !target.hasAttribute || !target.hasAttribute("data-log-lines")) return;
+    if (target._berthStick) target.scrollTop = target.scrollHeight;
+    var viewer = viewerOf(target);
+    if (viewer) applyFilter(viewer);
+  });
+  document.addEventListener("htmx:load", function (ev) { initViewers(ev.detail && ev.detail.elt); });
+  function ready() {
     focusNewToken(document);
+    initViewers(document);
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", ready);
+  } else {
+    ready();
   }
 })();

@@ -1,0 +1,755 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berthpaas/berth/internal/app"
+	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/orchestrator"
+	"github.com/berthpaas/berth/internal/secrets"
+	"github.com/berthpaas/berth/internal/store"
+)
+
+// ErrBusy means the operation conflicts with the app's current state, e.g.
+// rolling back to a deployment that never became healthy. Errors that match it
+// are *ConflictError, whose message is safe to show as it is.
+var ErrBusy = errors.New("conflict")
+
+// ConflictError explains why an operation cannot run now.
+type ConflictError struct{ Message string }
+
+func (e *ConflictError) Error() string { return e.Message }
+
+// Is makes errors.Is(err, ErrBusy) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrBusy }
+
+func conflictf(format string, args ...any) error {
+	return &ConflictError{Message: fmt.Sprintf(format, args...)}
+}
+
+// Manager is what the API, CLI and UI call: projects, environments, apps,
+// their variables and deployments, always within the caller's organization.
+type Manager struct {
+	db       *store.DB
+	keys     *secrets.Keyring
+	releases orchestrator.Releases
+	engine   *Engine
+	now      func() time.Time
+}
+
+// NewManager returns a Manager that queues work for engine.
+func NewManager(db *store.DB, keys *secrets.Keyring, releases orchestrator.Releases, engine *Engine) *Manager {
+	return &Manager{db: db, keys: keys, releases: releases, engine: engine, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Production is the environment every project starts with.
+const Production = "production"
+
+// Env var scopes, outermost first.
+const (
+	ScopeProject     = "project"
+	ScopeEnvironment = "environment"
+	ScopeApp         = "app"
+)
+
+// networkName is the overlay network of an environment: apps of one
+// environment reach each other by name, and staging never answers for
+// production (aliases are per network).
+func networkName(envID string) string { return "berth-" + strings.ReplaceAll(envID, "_", "-") }
+
+// CreateProject creates a project with its production environment.
+func (m *Manager) CreateProject(ctx context.Context, p auth.Principal, name string) (store.Project, error) {
+	if err := app.ValidateName("name", name); err != nil {
+		return store.Project{}, err
+	}
+	proj := store.Project{OrganizationID: p.Organization.ID, Name: name}
+	env := store.Environment{OrganizationID: p.Organization.ID, Name: Production}
+	env.ID = store.NewID("env")
+	env.Network = networkName(env.ID)
+	if err := m.db.CreateProject(ctx, m.now(), &proj, &env); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return store.Project{}, &app.FieldError{Field: "name", Message: fmt.Sprintf("a project named %q already exists", name)}
+		}
+		return store.Project{}, err
+	}
+	return proj, nil
+}
+
+// Projects lists the organization's projects.
+func (m *Manager) Projects(ctx context.Context, p auth.Principal) ([]store.Project, error) {
+	return m.db.Projects(ctx, p.Organization.ID)
+}
+
+// Project finds a project by name.
+func (m *Manager) Project(ctx context.Context, p auth.Principal, name string) (store.Project, error) {
+	return m.db.ProjectByName(ctx, p.Organization.ID, name)
+}
+
+// RenameProject renames a project.
+func (m *Manager) RenameProject(ctx context.Context, p auth.Principal, name, newName string) (store.Project, error) {
+	proj, err := m.Project(ctx, p, name)
+	if err != nil {
+		return store.Project{}, err
+	}
+	if err := app.ValidateName("name", newName); err != nil {
+		return store.Project{}, err
+	}
+	if err := m.db.RenameProject(ctx, p.Organization.ID, proj.ID, newName); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return store.Project{}, &app.FieldError{Field: "name", Message: fmt.Sprintf("a project named %q already exists", newName)}
+		}
+		return store.Project{}, err
+	}
+	proj.Name = newName
+	return proj, nil
+}
+
+// DeleteProject deletes an empty project and its environments' networks.
+func (m *Manager) DeleteProject(ctx context.Context, p auth.Principal, name string) error {
+	proj, err := m.Project(ctx, p, name)
+	if err != nil {
+		return err
+	}
+	envs, err := m.db.Environments(ctx, p.Organization.ID, proj.ID)
+	if err != nil {
+		return err
+	}
+	if err := m.db.DeleteProject(ctx, p.Organization.ID, proj.ID); err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range envs {
+		if err := m.releases.RemoveNetwork(ctx, e.Network); err != nil {
+			errs = append(errs, fmt.Errorf("the project is deleted, but its network %s could not be removed: %w", e.Network, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Environments lists a project's environments.
+func (m *Manager) Environments(ctx context.Context, p auth.Principal, project string) ([]store.Environment, error) {
+	proj, err := m.Project(ctx, p, project)
+	if err != nil {
+		return nil, err
+	}
+	return m.db.Environments(ctx, p.Organization.ID, proj.ID)
+}
+
+// CreateEnvironment adds an environment (staging, …) to a project.
+func (m *Manager) CreateEnvironment(ctx context.Context, p auth.Principal, project, name string) (store.Environment, error) {
+	proj, err := m.Project(ctx, p, project)
+	if err != nil {
+		return store.Environment{}, err
+	}
+	if err := app.ValidateName("name", name); err != nil {
+		return store.Environment{}, err
+	}
+	env := store.Environment{OrganizationID: p.Organization.ID, ProjectID: proj.ID, Name: name}
+	env.ID = store.NewID("env")
+	env.Network = networkName(env.ID)
+	if err := m.db.CreateEnvironment(ctx, m.now(), &env); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return store.Environment{}, &app.FieldError{Field: "name", Message: fmt.Sprintf("project %s already has an environment named %q", project, name)}
+		}
+		return store.Environment{}, err
+	}
+	return env, nil
+}
+
+// AppRef names an app: project, environment ("" = production) and name.
+type AppRef struct {
+	Project, Environment, Name string
+}
+
+func (r AppRef) String() string {
+	if r.Environment == "" || r.Environment == Production {
+		return r.Project + "/" + r.Name
+	}
+	return r.Project + "/" + r.Environment + "/" + r.Name
+}
+
+// ParseAppRef reads "project/app" or "project/environment/app".
+func ParseAppRef(s string) (AppRef, error) {
+	parts := strings.Split(s, "/")
+	var r AppRef
+	switch len(parts) {
+	case 2:
+		r = AppRef{Project: parts[0], Environment: Production, Name: parts[1]}
+	case 3:
+		r = AppRef{Project: parts[0], Environment: parts[1], Name: parts[2]}
+	default:
+		return AppRef{}, &app.FieldError{Field: "app", Message: fmt.Sprintf("%q: write project/app or project/environment/app", s)}
+	}
+	for _, f := range []struct{ field, v string }{{"project", r.Project}, {"environment", r.Environment}, {"name", r.Name}} {
+		if err := app.ValidateName(f.field, f.v); err != nil {
+			return AppRef{}, err
+		}
+	}
+	return r, nil
+}
+
+// located is an app with its project and environment.
+type located struct {
+	Project     store.Project
+	Environment store.Environment
+	App         store.App
+}
+
+func (m *Manager) environment(ctx context.Context, p auth.Principal, project, env string) (store.Project, store.Environment, error) {
+	if env == "" {
+		env = Production
+	}
+	proj, err := m.db.ProjectByName(ctx, p.Organization.ID, project)
+	if err != nil {
+		return store.Project{}, store.Environment{}, err
+	}
+	e, err := m.db.EnvironmentByName(ctx, p.Organization.ID, proj.ID, env)
+	return proj, e, err
+}
+
+func (m *Manager) locate(ctx context.Context, p auth.Principal, ref AppRef) (located, error) {
+	proj, env, err := m.environment(ctx, p, ref.Project, ref.Environment)
+	if err != nil {
+		return located{}, err
+	}
+	a, err := m.db.AppByName(ctx, p.Organization.ID, env.ID, ref.Name)
+	return located{proj, env, a}, err
+}
+
+// CreateAppInput describes a new app.
+type CreateAppInput struct {
+	Ref  AppRef
+	Spec app.Spec
+	Env  map[string]string // app-scope variables
+}
+
+// CreateApp validates and stores an app and its variables. Nothing runs
+// until it is deployed.
+func (m *Manager) CreateApp(ctx context.Context, p auth.Principal, in CreateAppInput) (store.App, error) {
+	if err := app.ValidateName("name", in.Ref.Name); err != nil {
+		return store.App{}, err
+	}
+	in.Spec.Normalize()
+	if err := in.Spec.Validate(); err != nil {
+		return store.App{}, err
+	}
+	if err := validateEnv(in.Env); err != nil {
+		return store.App{}, err
+	}
+	_, env, err := m.environment(ctx, p, in.Ref.Project, in.Ref.Environment)
+	if err != nil {
+		return store.App{}, err
+	}
+	a := store.App{OrganizationID: p.Organization.ID, ProjectID: env.ProjectID, EnvironmentID: env.ID, ClusterID: "cls_local", Name: in.Ref.Name, Spec: in.Spec}
+	if err := m.db.CreateApp(ctx, m.now(), &a); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return store.App{}, &app.FieldError{Field: "name", Message: fmt.Sprintf("environment %s of project %s already has an app named %q", env.Name, in.Ref.Project, in.Ref.Name)}
+		}
+		return store.App{}, err
+	}
+	if len(in.Env) > 0 {
+		if err := m.replaceEnv(ctx, p, ScopeApp, a.ID, in.Env); err != nil {
+			m.db.DeleteApp(ctx, p.Organization.ID, a.ID)
+			return store.App{}, err
+		}
+	}
+	return a, nil
+}
+
+func validateEnv(vars map[string]string) error {
+	for k, v := range vars {
+		if err := app.ValidateEnvKey(k); err != nil {
+			return err
+		}
+		if err := app.ValidateEnvValue(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// App returns an app.
+func (m *Manager) App(ctx context.Context, p auth.Principal, ref AppRef) (store.App, error) {
+	l, err := m.locate(ctx, p, ref)
+	return l.App, err
+}
+
+// Apps lists a project's apps (every environment).
+func (m *Manager) Apps(ctx context.Context, p auth.Principal, project string) ([]store.App, error) {
+	proj, err := m.Project(ctx, p, project)
+	if err != nil {
+		return nil, err
+	}
+	return m.db.Apps(ctx, p.Organization.ID, proj.ID)
+}
+
+// UpdateSpec replaces an app's spec; the change runs with the next deployment.
+func (m *Manager) UpdateSpec(ctx context.Context, p auth.Principal, ref AppRef, spec app.Spec) (store.App, error) {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return store.App{}, err
+	}
+	spec.Normalize()
+	if err := spec.Validate(); err != nil {
+		return store.App{}, err
+	}
+	if err := m.db.UpdateAppSpec(ctx, m.now(), p.Organization.ID, l.App.ID, spec); err != nil {
+		return store.App{}, err
+	}
+	l.App.Spec = spec
+	return l.App, nil
+}
+
+func envAADFor(scope, scopeID, key string) string { return "env:" + scope + ":" + scopeID + ":" + key }
+
+func (m *Manager) replaceEnv(ctx context.Context, p auth.Principal, scope, scopeID string, vars map[string]string) error {
+	sealed := make(map[string]string, len(vars))
+	for k, v := range vars {
+		s, err := m.keys.Seal([]byte(v), envAADFor(scope, scopeID, k))
+		if err != nil {
+			return err
+		}
+		sealed[k] = s
+	}
+	return m.db.ReplaceEnvVars(ctx, m.now(), p.Organization.ID, scope, scopeID, sealed)
+}
+
+func (m *Manager) openEnv(ctx context.Context, orgID, scope, scopeID string) (map[string]string, error) {
+	rows, err := m.db.EnvVars(ctx, orgID, scope, scopeID)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(rows))
+	for _, r := range rows {
+		b, err := m.keys.Open(r.Sealed, envAADFor(scope, scopeID, r.Key))
+		if err != nil {
+			return nil, fmt.Errorf("variable %s: %w", r.Key, err)
+		}
+		out[r.Key] = string(b)
+	}
+	return out, nil
+}
+
+// EnvScope names the holder of a set of variables.
+type EnvScope struct {
+	Scope string // ScopeProject, ScopeEnvironment or ScopeApp
+	Ref   AppRef // Project; Environment for environment scope; Name for app scope
+}
+
+func (m *Manager) scopeID(ctx context.Context, p auth.Principal, s EnvScope) (string, []store.App, error) {
+	switch s.Scope {
+	case ScopeProject:
+		proj, err := m.Project(ctx, p, s.Ref.Project)
+		if err != nil {
+			return "", nil, err
+		}
+		apps, err := m.db.Apps(ctx, p.Organization.ID, proj.ID)
+		return proj.ID, apps, err
+	case ScopeEnvironment:
+		_, env, err := m.environment(ctx, p, s.Ref.Project, s.Ref.Environment)
+		if err != nil {
+			return "", nil, err
+		}
+		all, err := m.db.Apps(ctx, p.Organization.ID, env.ProjectID)
+		var apps []store.App
+		for _, a := range all {
+			if a.EnvironmentID == env.ID {
+				apps = append(apps, a)
+			}
+		}
+		return env.ID, apps, err
+	case ScopeApp:
+		l, err := m.locate(ctx, p, s.Ref)
+		return l.App.ID, []store.App{l.App}, err
+	}
+	return "", nil, &app.FieldError{Field: "scope", Message: "must be project, environment or app"}
+}
+
+// Env returns the variables of one scope, decrypted.
+func (m *Manager) Env(ctx context.Context, p auth.Principal, s EnvScope) (map[string]string, error) {
+	id, _, err := m.scopeID(ctx, p, s)
+	if err != nil {
+		return nil, err
+	}
+	return m.openEnv(ctx, p.Organization.ID, s.Scope, id)
+}
+
+// SetEnv replaces the variables of one scope and deploys every app the
+// change reaches that is running, so the change is in the history.
+func (m *Manager) SetEnv(ctx context.Context, p auth.Principal, s EnvScope, vars map[string]string) ([]store.Deployment, error) {
+	if err := validateEnv(vars); err != nil {
+		return nil, err
+	}
+	id, apps, err := m.scopeID(ctx, p, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.replaceEnv(ctx, p, s.Scope, id, vars); err != nil {
+		return nil, err
+	}
+	var out []store.Deployment
+	for _, a := range apps {
+		if a.CurrentDeploymentID == "" || a.Stopped {
+			continue
+		}
+		d, err := m.queue(ctx, p, a, a.Spec, "environment variables changed", "")
+		if err != nil {
+			return out, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// resolvedEnv merges project, environment and app variables, inner first.
+func (m *Manager) resolvedEnv(ctx context.Context, a store.App) (map[string]string, error) {
+	out := map[string]string{}
+	for _, s := range []struct{ scope, id string }{{ScopeProject, a.ProjectID}, {ScopeEnvironment, a.EnvironmentID}, {ScopeApp, a.ID}} {
+		vars, err := m.openEnv(ctx, a.OrganizationID, s.scope, s.id)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(out, vars)
+	}
+	return out, nil
+}
+
+// DeployInput changes what is deployed; empty fields keep the app's spec.
+type DeployInput struct {
+	Image string
+}
+
+// Deploy queues a deployment of the app's current spec (with Image, if
+// given, saved into the spec first).
+func (m *Manager) Deploy(ctx context.Context, p auth.Principal, ref AppRef, in DeployInput) (store.Deployment, error) {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	spec, reason := l.App.Spec, "deploy"
+	if l.App.CurrentDeploymentID != "" {
+		reason = "redeploy"
+	}
+	if in.Image != "" && in.Image != spec.Image {
+		if err := app.ValidateImage(in.Image); err != nil {
+			return store.Deployment{}, err
+		}
+		spec.Image = in.Image
+		if err := m.db.UpdateAppSpec(ctx, m.now(), p.Organization.ID, l.App.ID, spec); err != nil {
+			return store.Deployment{}, err
+		}
+		reason = "image " + in.Image
+	}
+	if l.App.Stopped {
+		if err := m.db.SetAppStopped(ctx, m.now(), p.Organization.ID, l.App.ID, false); err != nil {
+			return store.Deployment{}, err
+		}
+	}
+	return m.queue(ctx, p, l.App, spec, reason, "")
+}
+
+func (m *Manager) queue(ctx context.Context, p auth.Principal, a store.App, spec app.Spec, reason, rollbackOf string) (store.Deployment, error) {
+	vars, err := m.resolvedEnv(ctx, a)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	sealed, err := SealEnv(m.keys, a.ID, vars)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	d := store.Deployment{OrganizationID: a.OrganizationID, AppID: a.ID, Reason: reason, Spec: spec, SealedEnv: sealed, Image: spec.Image, CreatedBy: p.User.Email, RollbackOf: rollbackOf}
+	if err := m.db.CreateDeployment(ctx, m.now(), &d); err != nil {
+		return store.Deployment{}, err
+	}
+	m.engine.Poke()
+	return d, nil
+}
+
+// FindDeployment reads a deployment of the app by id or by "#seq"/"seq".
+func (m *Manager) FindDeployment(ctx context.Context, p auth.Principal, ref AppRef, id string) (store.Deployment, error) {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	if n, err := strconv.Atoi(strings.TrimPrefix(id, "#")); err == nil {
+		return m.db.DeploymentBySeq(ctx, p.Organization.ID, l.App.ID, n)
+	}
+	d, err := m.db.Deployment(ctx, p.Organization.ID, id)
+	if err == nil && d.AppID != l.App.ID {
+		return store.Deployment{}, store.ErrNotFound
+	}
+	return d, err
+}
+
+// Rollback deploys an earlier healthy deployment again: same image digest,
+// same spec, same variables.
+func (m *Manager) Rollback(ctx context.Context, p auth.Principal, ref AppRef, to string) (store.Deployment, error) {
+	target, err := m.FindDeployment(ctx, p, ref, to)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	if target.Status != store.DeployLive && target.Status != store.DeployRetired {
+		return store.Deployment{}, conflictf("deployment #%d never became healthy (%s); roll back to one that was live", target.Seq, target.Status)
+	}
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	if err := m.db.UpdateAppSpec(ctx, m.now(), p.Organization.ID, l.App.ID, target.Spec); err != nil {
+		return store.Deployment{}, err
+	}
+	d := store.Deployment{
+		OrganizationID: l.App.OrganizationID, AppID: l.App.ID, Reason: fmt.Sprintf("rollback to #%d", target.Seq),
+		Spec: target.Spec, SealedEnv: target.SealedEnv, Image: target.Image, ImageDigest: target.ImageDigest,
+		CreatedBy: p.User.Email, RollbackOf: target.ID,
+	}
+	if err := m.db.CreateDeployment(ctx, m.now(), &d); err != nil {
+		return store.Deployment{}, err
+	}
+	m.engine.Poke()
+	return d, nil
+}
+
+// Cancel asks for a queued or starting deployment to stop; the engine
+// removes its release and the current one keeps serving.
+func (m *Manager) Cancel(ctx context.Context, p auth.Principal, ref AppRef, id string) (store.Deployment, error) {
+	d, err := m.FindDeployment(ctx, p, ref, id)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	if d.Status != store.DeployQueued && d.Status != store.DeployStarting {
+		return store.Deployment{}, conflictf("deployment #%d is %s; only queued or starting deployments can be cancelled", d.Seq, d.Status)
+	}
+	if err := m.db.RequestCancel(ctx, p.Organization.ID, d.ID); err != nil {
+		return store.Deployment{}, err
+	}
+	m.engine.Poke()
+	d.CancelRequested = true
+	return d, nil
+}
+
+// Deployments lists an app's deployments, newest first.
+func (m *Manager) Deployments(ctx context.Context, p auth.Principal, ref AppRef, limit int) ([]store.Deployment, error) {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return nil, err
+	}
+	return m.db.Deployments(ctx, p.Organization.ID, l.App.ID, limit)
+}
+
+// Steps is a deployment's step log.
+func (m *Manager) Steps(ctx context.Context, p auth.Principal, d store.Deployment) ([]store.DeploymentStep, error) {
+	return m.db.Steps(ctx, p.Organization.ID, d.ID)
+}
+
+// Status is an app's state for users: its current deployment, the one in
+// flight, and what Swarm reports about the current release.
+type Status struct {
+	App      store.App
+	Current  *store.Deployment
+	InFlight *store.Deployment // the one the engine is driving (the oldest active)
+	Release  orchestrator.ReleaseState
+	// ReleaseError says why the release state is unknown (engine unreachable);
+	// the rest of the status still comes from the database.
+	ReleaseError string
+}
+
+// AppStatus reports what runs for an app.
+func (m *Manager) AppStatus(ctx context.Context, p auth.Principal, ref AppRef) (Status, error) {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return Status{}, err
+	}
+	st := Status{App: l.App}
+	if st.Current, err = m.current(ctx, l.App); err != nil {
+		return Status{}, err
+	}
+	recent, err := m.db.Deployments(ctx, p.Organization.ID, l.App.ID, 20)
+	if err != nil {
+		return Status{}, err
+	}
+	for i := range recent { // newest first: the last active one is the oldest
+		if !store.DeploymentTerminal(recent[i].Status) {
+			st.InFlight = &recent[i]
+		}
+	}
+	if st.Current != nil {
+		rs, err := m.releases.ReleaseState(ctx, st.Current.Service)
+		if err != nil {
+			st.ReleaseError = err.Error()
+		}
+		st.Release = rs
+	}
+	return st, nil
+}
+
+// current is the app's live deployment, nil before its first one.
+func (m *Manager) current(ctx context.Context, a store.App) (*store.Deployment, error) {
+	if a.CurrentDeploymentID == "" {
+		return nil, nil
+	}
+	d, err := m.db.Deployment(ctx, a.OrganizationID, a.CurrentDeploymentID)
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// Logs streams the app's container logs (the current release).
+func (m *Manager) Logs(ctx context.Context, p auth.Principal, ref AppRef, opts orchestrator.LogOptions, out func(orchestrator.LogLine) error) error {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return err
+	}
+	cur, err := m.current(ctx, l.App)
+	if err != nil {
+		return err
+	}
+	if cur == nil {
+		return conflictf("%s has not been deployed yet", ref)
+	}
+	return m.releases.Logs(ctx, cur.Service, opts, out)
+}
+
+// Scale changes the current release's replicas in place and remembers the
+// count for later deployments.
+func (m *Manager) Scale(ctx context.Context, p auth.Principal, ref AppRef, replicas int) (store.App, error) {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return store.App{}, err
+	}
+	spec := l.App.Spec
+	spec.Replicas = replicas
+	if err := spec.Validate(); err != nil {
+		return store.App{}, err
+	}
+	if err := m.db.UpdateAppSpec(ctx, m.now(), p.Organization.ID, l.App.ID, spec); err != nil {
+		return store.App{}, err
+	}
+	if l.App.CurrentDeploymentID != "" && !l.App.Stopped {
+		cur, err := m.db.Deployment(ctx, p.Organization.ID, l.App.CurrentDeploymentID)
+		if err != nil {
+			return store.App{}, err
+		}
+		if err := m.releases.ScaleRelease(ctx, cur.Service, replicas); err != nil {
+			return store.App{}, err
+		}
+	}
+	l.App.Spec = spec
+	return l.App, nil
+}
+
+// Stop scales the current release to zero and remembers it; Start undoes it.
+func (m *Manager) Stop(ctx context.Context, p auth.Principal, ref AppRef) error {
+	return m.setStopped(ctx, p, ref, true)
+}
+
+// Start brings a stopped app back with its remembered replicas.
+func (m *Manager) Start(ctx context.Context, p auth.Principal, ref AppRef) error {
+	return m.setStopped(ctx, p, ref, false)
+}
+
+func (m *Manager) setStopped(ctx context.Context, p auth.Principal, ref AppRef, stopped bool) error {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return err
+	}
+	if err := m.db.SetAppStopped(ctx, m.now(), p.Organization.ID, l.App.ID, stopped); err != nil {
+		return err
+	}
+	if l.App.CurrentDeploymentID == "" {
+		return nil
+	}
+	cur, err := m.db.Deployment(ctx, p.Organization.ID, l.App.CurrentDeploymentID)
+	if err != nil {
+		return err
+	}
+	replicas := l.App.Spec.Replicas
+	if stopped {
+		replicas = 0
+	}
+	return m.releases.ScaleRelease(ctx, cur.Service, replicas)
+}
+
+// Restart replaces the running containers without downtime: a new release of
+// the same deployment's image and configuration.
+func (m *Manager) Restart(ctx context.Context, p auth.Principal, ref AppRef) (store.Deployment, error) {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	if l.App.CurrentDeploymentID == "" {
+		return store.Deployment{}, conflictf("%s has not been deployed yet", ref)
+	}
+	if l.App.Stopped {
+		return store.Deployment{}, conflictf("%s is stopped; start it instead", ref)
+	}
+	cur, err := m.db.Deployment(ctx, p.Organization.ID, l.App.CurrentDeploymentID)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	d := store.Deployment{
+		OrganizationID: cur.OrganizationID, AppID: cur.AppID, Reason: "restart",
+		Spec: cur.Spec, SealedEnv: cur.SealedEnv, Image: cur.Image, ImageDigest: cur.ImageDigest, CreatedBy: p.User.Email,
+	}
+	if err := m.db.CreateDeployment(ctx, m.now(), &d); err != nil {
+		return store.Deployment{}, err
+	}
+	m.engine.Poke()
+	return d, nil
+}
+
+// DeleteApp removes the app's releases and records. Its volumes stay unless
+// removeVolumes is set.
+func (m *Manager) DeleteApp(ctx context.Context, p auth.Principal, ref AppRef, removeVolumes bool) error {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return err
+	}
+	services, err := m.releases.Services(ctx, map[string]string{orchestrator.LabelApp: l.App.ID})
+	if err != nil {
+		return err
+	}
+	for _, s := range services {
+		if err := m.releases.RemoveRelease(ctx, s.Name); err != nil {
+			return err
+		}
+	}
+	if err := m.db.DeleteApp(ctx, p.Organization.ID, l.App.ID); err != nil {
+		return err
+	}
+	if removeVolumes {
+		return m.removeVolumes(ctx, l.App)
+	}
+	return nil
+}
+
+// removeVolumes deletes the app's volumes once the containers using them
+// have stopped (they get their grace period after the services go).
+func (m *Manager) removeVolumes(ctx context.Context, a store.App) error {
+	deadline := m.now().Add(a.Spec.StopGracePeriod.Duration() + 30*time.Second)
+	for _, v := range a.Spec.Volumes {
+		name := VolumeName(a, v.Name)
+		for {
+			err := m.releases.RemoveVolume(ctx, name)
+			if err == nil {
+				break
+			}
+			if m.now().After(deadline) {
+				return fmt.Errorf("the app is deleted, but its volume %s could not be removed (remove it with `docker volume rm %s`): %w", name, name, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,636 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berthpaas/berth/internal/app"
+	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/store"
+)
+
+// appView is every page of an app: the shared head (name, state, actions,
+// tabs) and the one section the tab shows.
+type appView struct {
+	Layout
+	Head        appHead
+	Tab         string // overview|deployments|deployment|logs|env|settings|delete-volumes
+	Overview    *overviewView
+	Deployments []deploymentRow
+	Deployment  *deploymentDetail
+	Logs        *logsView
+	Env         *envView
+	Settings    *appSettingsView
+}
+
+// appHead is the header every app page shares.
+type appHead struct {
+	CSRF        string
+	Project     string
+	ProjectURL  string
+	Environment string
+	Production  bool
+	Name        string
+	URL         string
+	Tabs        []tabLink
+	State       appStateView
+	Image       string
+	Deployed    bool // has a current deployment
+	Stopped     bool
+	InFlight    *deploymentRow
+	Actions     appActions
+	DeployImage Field
+	Scale       Field
+	ActionError string // a deploy or scale that was refused, shown in the header
+}
+
+// appStateView is the state badge and replica count; the overview's live
+// refresh swaps it out of band, so the header stays current too.
+type appStateView struct {
+	Badge   Badge
+	Running int
+	Desired int
+	Shown   bool // a replica count is meaningful
+}
+
+type appActions struct {
+	Deploy, Restart, Stop, Start, Scale, Delete string
+}
+
+type tabLink struct {
+	Label, URL string
+	Current    bool
+}
+
+type overviewView struct {
+	RefreshURL string
+	Live       bool // refresh while something is changing
+	State      appStateView
+	Current    *deploymentRow
+	InFlight   *deploymentRow
+	Problem    string
+	Tasks      []taskRow
+	EngineErr  string
+	Spec       specView
+}
+
+type taskRow struct {
+	Slot     int
+	Node     string
+	State    Badge
+	Message  string
+	ExitCode int
+	Since    time.Time
+}
+
+// specView is the configuration an app runs with, in words.
+type specView struct {
+	Image    string
+	Port     string
+	Replicas int
+	CPU      string
+	Memory   string
+	Health   string
+	Volumes  []string
+	Ports    []string
+}
+
+type deploymentRow struct {
+	ID, URL        string
+	Seq            int
+	Badge          Badge
+	Reason         string
+	Image          string
+	Digest         string
+	By             string
+	Created        time.Time
+	Duration       string
+	Error          string
+	Current        bool
+	Active         bool // not yet terminal
+	RollbackAction string
+	CancelAction   string
+	CSRF           string
+}
+
+func specOf(s app.Spec) specView {
+	v := specView{Image: s.Image, Replicas: s.Replicas, Port: "none (not web-facing)", CPU: "no limit", Memory: "no limit", Health: "the image's HEALTHCHECK, else a TCP check of the HTTP port"}
+	if s.Port > 0 {
+		v.Port = strconv.Itoa(s.Port)
+	}
+	if s.Resources.CPULimit > 0 {
+		v.CPU = strconv.FormatFloat(s.Resources.CPULimit, 'f', -1, 64) + " cores"
+	}
+	if s.Resources.MemoryLimit > 0 {
+		v.Memory = bytesIEC(s.Resources.MemoryLimit)
+	}
+	if h := s.Health; h != nil {
+		switch h.Type {
+		case app.HealthHTTP:
+			v.Health = "HTTP GET " + h.Path
+			if h.Port != 0 && h.Port != s.Port {
+				v.Health += " on port " + strconv.Itoa(h.Port)
+			}
+		case app.HealthCommand:
+			v.Health = "command: " + strings.Join(h.Command, " ")
+		case app.HealthNone:
+			v.Health = "none: replicas get traffic as soon as they start"
+		}
+	}
+	for _, vol := range s.Volumes {
+		line := vol.Name + " → " + vol.Target
+		if vol.ReadOnly {
+			line += " (read-only)"
+		}
+		v.Volumes = append(v.Volumes, line)
+	}
+	for _, p := range s.Ports {
+		v.Ports = append(v.Ports, fmt.Sprintf("%d → %d/%s", p.Published, p.Target, p.Protocol))
+	}
+	return v
+}
+
+func (u *ui) deploymentRow(ref deploy.AppRef, csrf string, d store.Deployment, currentID string, now time.Time) deploymentRow {
+	row := deploymentRow{
+		ID: d.ID, Seq: d.Seq, URL: appURL(ref, "/deployments/"+strconv.Itoa(d.Seq)), Badge: deployBadge(d), Reason: d.Reason,
+		Image: d.Image, Digest: shortDigest(d.ImageDigest), By: d.CreatedBy, Created: d.CreatedAt, Error: d.Error,
+		Current: d.ID == currentID, Active: !store.DeploymentTerminal(d.Status), CSRF: csrf,
+	}
+	start := d.CreatedAt
+	if d.StartedAt != nil {
+		start = *d.StartedAt
+	}
+	switch {
+	case d.FinishedAt != nil:
+		row.Duration = humanDuration(d.FinishedAt.Sub(start))
+	case row.Active:
+		row.Duration = humanDuration(now.Sub(start)) + " so far"
+	}
+	if (d.Status == store.DeployLive || d.Status == store.DeployRetired) && !row.Current {
+		row.RollbackAction = appURL(ref, "/deployments/"+strconv.Itoa(d.Seq)+"/rollback")
+	}
+	if (d.Status == store.DeployQueued || d.Status == store.DeployStarting) && !d.CancelRequested {
+		row.CancelAction = appURL(ref, "/deployments/"+strconv.Itoa(d.Seq)+"/cancel")
+	}
+	return row
+}
+
+// appPage loads what every app page shows. The engine's view of the
+// release is asked for with a deadline; when it does not answer the page
+// still renders from the database, with the state unknown.
+func (u *ui) appPage(r *http.Request, p auth.Principal, tab string) (appView, deploy.Status, error) {
+	ref := appRefOf(r)
+	ctx, cancel := context.WithTimeout(r.Context(), statusTimeout)
+	defer cancel()
+	st, state, err := u.appState(ctx, p, ref)
+	var engineErr error
+	if err != nil {
+		a, aerr := u.d.Apps.App(r.Context(), p, ref)
+		if aerr != nil {
+			return appView{}, st, aerr
+		}
+		st = deploy.Status{App: a}
+		engineErr = err
+	}
+	a := st.App
+	h := appHead{
+		CSRF: p.CSRFToken, Project: ref.Project, ProjectURL: projectURL(ref.Project), Environment: ref.Environment,
+		Production: ref.Environment == deploy.Production, Name: a.Name, URL: appURL(ref, ""),
+		Image: a.Spec.Image, Deployed: st.Current != nil, Stopped: a.Stopped,
+		State: stateView(st, state),
+		Actions: appActions{
+			Deploy: appURL(ref, "/deploy"), Restart: appURL(ref, "/restart"), Stop: appURL(ref, "/stop"),
+			Start: appURL(ref, "/start"), Scale: appURL(ref, "/scale"), Delete: appURL(ref, "/delete"),
+		},
+		DeployImage: Field{ID: "deploy-image", Name: "image", Label: "Image", Type: "text", Value: a.Spec.Image, MaxLength: app.MaxImageLength, Code: true, Hint: "Change it to deploy another version."},
+		Scale:       Field{ID: "scale-replicas", Name: "replicas", Label: "Replicas", Type: "number", Value: strconv.Itoa(a.Spec.Replicas), Min: "0", Max: strconv.Itoa(app.MaxReplicas), Required: true},
+	}
+	if st.InFlight != nil {
+		row := u.deploymentRow(ref, p.CSRFToken, *st.InFlight, a.CurrentDeploymentID, time.Now())
+		h.InFlight = &row
+	}
+	for _, t := range []struct{ label, suffix, tab string }{
+		{"Overview", "", "overview"}, {"Deployments", "/deployments", "deployments"}, {"Logs", "/logs", "logs"},
+		{"Environment", "/env", "env"}, {"Settings", "/settings", "settings"},
+	} {
+		current := t.tab == tab || tab == "deployment" && t.tab == "deployments" || tab == "delete-volumes" && t.tab == "settings"
+		h.Tabs = append(h.Tabs, tabLink{Label: t.label, URL: appURL(ref, t.suffix), Current: current})
+	}
+	v := appView{Layout: u.layout(r, &p, a.Name+" · "+ref.Project, "projects"), Head: h, Tab: tab}
+	v.Notice = noticeOf(r)
+	if engineErr != nil && !errors.Is(engineErr, context.Canceled) {
+		u.d.Log.WarnContext(r.Context(), "web: app status", "app", ref.String(), "err", engineErr)
+	}
+	return v, st, nil
+}
+
+func stateView(st deploy.Status, state string) appStateView {
+	v := appStateView{Badge: stateBadges[state]}
+	if st.Release.Exists {
+		v.Running, v.Desired, v.Shown = st.Release.Running, st.Release.Desired, true
+	}
+	return v
+}
+
+func (u *ui) overview(r *http.Request, p auth.Principal, v appView, st deploy.Status) *overviewView {
+	ref := appRefOf(r)
+	now := time.Now()
+	o := &overviewView{RefreshURL: appURL(ref, "/overview"), State: v.Head.State, Problem: st.Release.Problem, Spec: specOf(st.App.Spec)}
+	if st.Current != nil {
+		row := u.deploymentRow(ref, p.CSRFToken, *st.Current, st.App.CurrentDeploymentID, now)
+		o.Current = &row
+	}
+	o.InFlight = v.Head.InFlight
+	o.Live = st.InFlight != nil || v.Head.State.Badge == stateBadges[stateDegraded]
+	for _, t := range st.Release.Tasks {
+		o.Tasks = append(o.Tasks, taskRow{Slot: t.Slot, Node: t.Node, State: taskBadge(t.State), Message: t.Message, ExitCode: t.ExitCode, Since: t.Since})
+	}
+	if v.Head.State.Badge == stateBadges[stateUnknown] {
+		o.EngineErr = "The container engine did not answer, so what runs right now is not known. The System page shows the engine's state."
+	}
+	return o
+}
+
+func (u *ui) appOverview(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	v, st, err := u.appPage(r, p, "overview")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	v.Overview = u.overview(r, p, v, st)
+	u.render(w, r, http.StatusOK, "app", v)
+}
+
+// appOverviewFragment is the overview's live refresh: the section, and the
+// header's state out of band.
+func (u *ui) appOverviewFragment(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	v, st, err := u.appPage(r, p, "overview")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	if !isHTMX(r) {
+		http.Redirect(w, r, v.Head.URL, http.StatusSeeOther)
+		return
+	}
+	v.Overview = u.overview(r, p, v, st)
+	u.renderTemplate(w, r, http.StatusOK, "app", "overview-fragment", v)
+}
+
+// withNotice adds ?notice= (or &notice=) to target.
+func withNotice(target, notice string) string {
+	if strings.Contains(target, "?") {
+		return target + "&notice=" + notice
+	}
+	return target + "?notice=" + notice
+}
+
+// actionRefused re-renders the overview with a refused deploy or scale
+// explained in the header, next to the control that was used.
+func (u *ui) actionRefused(w http.ResponseWriter, r *http.Request, p auth.Principal, err error, field string, value string) {
+	errs := fieldErrors{}
+	if !addAppFieldError(errs, err) {
+		u.failed(w, r, p, "app action", err)
+		return
+	}
+	v, st, verr := u.appPage(r, p, "overview")
+	if verr != nil {
+		u.failed(w, r, p, "show app", verr)
+		return
+	}
+	v.Overview = u.overview(r, p, v, st)
+	f := &v.Head.DeployImage
+	if field == "replicas" {
+		f = &v.Head.Scale
+	}
+	f.Value = value
+	f.Error = errs[field]
+	if f.Error == "" {
+		for _, m := range errs {
+			f.Error = m
+		}
+	}
+	v.Head.ActionError = f.Label + " " + f.Error + "."
+	u.render(w, r, http.StatusUnprocessableEntity, "app", v)
+}
+
+func (u *ui) deployApp(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	image := strings.TrimSpace(r.PostFormValue("image"))
+	d, err := u.d.Apps.Deploy(r.Context(), p, ref, deploy.DeployInput{Image: image})
+	if err != nil {
+		u.actionRefused(w, r, p, err, "image", image)
+		return
+	}
+	seeOther(w, r, appURL(ref, "/deployments/"+strconv.Itoa(d.Seq)))
+}
+
+func (u *ui) restartApp(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	d, err := u.d.Apps.Restart(r.Context(), p, ref)
+	if err != nil {
+		u.failed(w, r, p, "restart app", err)
+		return
+	}
+	seeOther(w, r, appURL(ref, "/deployments/"+strconv.Itoa(d.Seq)))
+}
+
+func (u *ui) stopApp(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	if err := u.d.Apps.Stop(r.Context(), p, ref); err != nil {
+		u.failed(w, r, p, "stop app", err)
+		return
+	}
+	seeOther(w, r, withNotice(appURL(ref, ""), "stopped"))
+}
+
+func (u *ui) startApp(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	if err := u.d.Apps.Start(r.Context(), p, ref); err != nil {
+		u.failed(w, r, p, "start app", err)
+		return
+	}
+	seeOther(w, r, withNotice(appURL(ref, ""), "started"))
+}
+
+func (u *ui) scaleApp(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	raw := strings.TrimSpace(r.PostFormValue("replicas"))
+	n, err := strconv.Atoi(raw)
+	if err != nil {
+		err = &app.FieldError{Field: "replicas", Message: fmt.Sprintf("must be a whole number between 0 and %d", app.MaxReplicas)}
+	} else {
+		_, err = u.d.Apps.Scale(r.Context(), p, ref, n)
+	}
+	if err != nil {
+		u.actionRefused(w, r, p, err, "replicas", raw)
+		return
+	}
+	seeOther(w, r, withNotice(appURL(ref, ""), "scaled"))
+}
+
+// ---------- deployments ----------
+
+func (u *ui) appDeployments(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	v, st, err := u.appPage(r, p, "deployments")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	ref := appRefOf(r)
+	ds, err := u.d.Apps.Deployments(r.Context(), p, ref, 100)
+	if err != nil {
+		u.failed(w, r, p, "list deployments", err)
+		return
+	}
+	now := time.Now()
+	for _, d := range ds {
+		v.Deployments = append(v.Deployments, u.deploymentRow(ref, p.CSRFToken, d, st.App.CurrentDeploymentID, now))
+	}
+	u.render(w, r, http.StatusOK, "app", v)
+}
+
+type deploymentDetail struct {
+	Row         deploymentRow
+	Steps       []store.DeploymentStep
+	ProgressURL string
+	Started     *time.Time
+	Finished    *time.Time
+	Spec        specView
+	Previous    string
+	RollbackOf  string
+}
+
+func (u *ui) deploymentDetail(r *http.Request, p auth.Principal, currentID string) (*deploymentDetail, error) {
+	ref := appRefOf(r)
+	d, err := u.d.Apps.FindDeployment(r.Context(), p, ref, r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	steps, err := u.d.Apps.Steps(r.Context(), p, d)
+	if err != nil {
+		return nil, err
+	}
+	row := u.deploymentRow(ref, p.CSRFToken, d, currentID, time.Now())
+	dd := &deploymentDetail{Row: row, Steps: steps, ProgressURL: appURL(ref, "/deployments/"+strconv.Itoa(d.Seq)+"/progress"),
+		Started: d.StartedAt, Finished: d.FinishedAt, Spec: specOf(d.Spec), Previous: d.PreviousService}
+	if d.RollbackOf != "" {
+		if t, err := u.d.Apps.FindDeployment(r.Context(), p, ref, d.RollbackOf); err == nil {
+			dd.RollbackOf = "#" + strconv.Itoa(t.Seq)
+		}
+	}
+	return dd, nil
+}
+
+func (u *ui) deployment(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	v, st, err := u.appPage(r, p, "deployment")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	dd, err := u.deploymentDetail(r, p, st.App.CurrentDeploymentID)
+	if err != nil {
+		u.failed(w, r, p, "show deployment", err)
+		return
+	}
+	v.Deployment = dd
+	v.Title = fmt.Sprintf("Deployment #%d · %s", dd.Row.Seq, v.Head.Name)
+	u.render(w, r, http.StatusOK, "app", v)
+}
+
+// deploymentProgress is polled every second while a deployment runs. Once
+// it is over, the fragment it returns no longer polls.
+func (u *ui) deploymentProgress(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	a, err := u.d.Apps.App(r.Context(), p, appRefOf(r))
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	dd, err := u.deploymentDetail(r, p, a.CurrentDeploymentID)
+	if err != nil {
+		u.failed(w, r, p, "show deployment", err)
+		return
+	}
+	if !isHTMX(r) {
+		http.Redirect(w, r, dd.Row.URL, http.StatusSeeOther)
+		return
+	}
+	u.renderTemplate(w, r, http.StatusOK, "app", "deployment-progress", dd)
+}
+
+func (u *ui) rollback(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	d, err := u.d.Apps.Rollback(r.Context(), p, ref, r.PathValue("id"))
+	if err != nil {
+		u.failed(w, r, p, "roll back", err)
+		return
+	}
+	seeOther(w, r, appURL(ref, "/deployments/"+strconv.Itoa(d.Seq)))
+}
+
+func (u *ui) cancelDeployment(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	d, err := u.d.Apps.Cancel(r.Context(), p, ref, r.PathValue("id"))
+	if err != nil {
+		u.failed(w, r, p, "cancel deployment", err)
+		return
+	}
+	seeOther(w, r, appURL(ref, "/deployments/"+strconv.Itoa(d.Seq)))
+}
+
+// ---------- new app ----------
+
+type newAppView struct {
+	Layout
+	Project    string
+	ProjectURL string
+	Form       appForm
+}
+
+func (u *ui) newAppView(r *http.Request, p auth.Principal, env string) (newAppView, error) {
+	project := r.PathValue("project")
+	envs, err := u.d.Apps.Environments(r.Context(), p, project)
+	if err != nil {
+		return newAppView{}, err
+	}
+	names := make([]string, len(envs))
+	for i, e := range envs {
+		names[i] = e.Name
+	}
+	v := newAppView{Layout: u.layout(r, &p, "New app · "+project, "projects"), Project: project, ProjectURL: projectURL(project)}
+	v.Form = newAppForm(p.CSRFToken, projectURL(project)+"/apps", names, env)
+	return v, nil
+}
+
+func (u *ui) newApp(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	v, err := u.newAppView(r, p, r.URL.Query().Get("env"))
+	if err != nil {
+		u.failed(w, r, p, "new app", err)
+		return
+	}
+	u.render(w, r, http.StatusOK, "app-new", v)
+}
+
+func (u *ui) createApp(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	project := r.PathValue("project")
+	errs := fieldErrors{}
+	in := parseAppForm(r.PostFormValue, errs)
+	ref := deploy.AppRef{Project: project, Environment: in.Environment, Name: in.Name}
+	if len(errs) == 0 {
+		a, err := u.d.Apps.CreateApp(r.Context(), p, deploy.CreateAppInput{Ref: ref, Spec: in.Spec, Env: in.Vars})
+		switch {
+		case err == nil:
+			if r.PostFormValue("then") == "deploy" {
+				d, err := u.d.Apps.Deploy(r.Context(), p, ref, deploy.DeployInput{})
+				if err != nil {
+					u.failed(w, r, p, "deploy new app", err)
+					return
+				}
+				seeOther(w, r, appURL(ref, "/deployments/"+strconv.Itoa(d.Seq)))
+				return
+			}
+			seeOther(w, r, withNotice(appURL(deploy.AppRef{Project: project, Environment: in.Environment, Name: a.Name}, ""), "app-created"))
+			return
+		case errors.Is(err, store.ErrNotFound):
+			// The project exists (the form came from it), so the environment does not.
+			if _, perr := u.d.Apps.Project(r.Context(), p, project); perr != nil {
+				u.failed(w, r, p, "create app", perr)
+				return
+			}
+			errs["environment"] = "does not exist in this project"
+		case !addAppFieldError(errs, err):
+			u.failed(w, r, p, "create app", err)
+			return
+		}
+	}
+	v, err := u.newAppView(r, p, in.Environment)
+	if err != nil {
+		u.failed(w, r, p, "new app", err)
+		return
+	}
+	v.Form.fill(r.PostFormValue)
+	v.Form.Name.Autofocus = false
+	errs.apply(v.Form.fields()...)
+	v.Form.FormError = formErrorSummary(errs)
+	u.render(w, r, http.StatusUnprocessableEntity, "app-new", v)
+}
+
+// ---------- settings and delete ----------
+
+type appSettingsView struct {
+	Spec         specView
+	Confirm      Field
+	Volumes      bool // "also delete volumes" is ticked (kept on errors)
+	HasVolumes   bool
+	VolumeNames  []string
+	DeleteAction string
+	SettingsURL  string
+	FormError    string
+}
+
+func (u *ui) settingsView(v appView, st deploy.Status) *appSettingsView {
+	s := &appSettingsView{
+		Spec: specOf(st.App.Spec), DeleteAction: v.Head.Actions.Delete, HasVolumes: len(st.App.Spec.Volumes) > 0,
+		SettingsURL: appURL(deploy.AppRef{Project: v.Head.Project, Environment: v.Head.Environment, Name: v.Head.Name}, "/settings"),
+		Confirm:     Field{ID: "confirm-name", Name: "confirm_name", Label: "Type the app's name to confirm", Type: "text", Required: true, Code: true, Placeholder: st.App.Name},
+	}
+	for _, vol := range st.App.Spec.Volumes {
+		s.VolumeNames = append(s.VolumeNames, vol.Name)
+	}
+	return s
+}
+
+func (u *ui) appSettings(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	v, st, err := u.appPage(r, p, "settings")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	v.Settings = u.settingsView(v, st)
+	u.render(w, r, http.StatusOK, "app", v)
+}
+
+// deleteApp needs the app's name typed out. Deleting volumes as well takes
+// a second step: a page that names them and asks once more.
+func (u *ui) deleteApp(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	v, st, err := u.appPage(r, p, "settings")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	s := u.settingsView(v, st)
+	v.Settings = s
+	typed := strings.TrimSpace(r.PostFormValue("confirm_name"))
+	s.Confirm.Value = typed
+	s.Volumes = r.PostFormValue("delete_volumes") == "on" && s.HasVolumes
+	if typed != st.App.Name {
+		s.Confirm.Error = fmt.Sprintf("must be %s, exactly", st.App.Name)
+		if typed == "" {
+			s.Confirm.Error = "is required: type " + st.App.Name
+		}
+		s.FormError = "Nothing was deleted."
+		u.render(w, r, http.StatusUnprocessableEntity, "app", v)
+		return
+	}
+	if s.Volumes && r.PostFormValue("volumes_confirmed") != "yes" {
+		v.Tab = "delete-volumes"
+		u.render(w, r, http.StatusOK, "app", v)
+		return
+	}
+	if err := u.d.Apps.DeleteApp(r.Context(), p, ref, s.Volumes); err != nil {
+		u.failed(w, r, p, "delete app", err)
+		return
+	}
+	notice := "app-deleted"
+	if s.Volumes {
+		notice = "app-deleted-volumes"
+	}
+	seeOther(w, r, projectURL(ref.Project)+"?notice="+notice+"#"+envAnchor(ref.Environment))
+}
