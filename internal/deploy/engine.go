@@ -330,6 +330,17 @@ func progress(st orchestrator.ReleaseState) string {
 // router exists, traffic follows the app's network alias, which resolves to
 // both releases while they overlap and to the new one once the old is gone.
 func (e *Engine) switchTraffic(ctx context.Context, d store.Deployment) error {
+	// A scale or stop made while this deployment ran applies to it too.
+	a, err := e.db.App(ctx, d.OrganizationID, d.AppID)
+	if err != nil {
+		return err
+	}
+	if want := wantedReplicas(a); want != d.Spec.Replicas {
+		e.step(ctx, d, "Scaling release %s to %d replica(s), as the app was changed meanwhile", d.Service, want)
+		if err := e.releases.ScaleRelease(ctx, d.Service, want); err != nil {
+			return err
+		}
+	}
 	if err := e.db.SetCurrentDeployment(ctx, e.now(), d.AppID, d.ID); err != nil {
 		return err
 	}
@@ -425,6 +436,14 @@ func (e *Engine) undo(ctx context.Context, d store.Deployment) error {
 		}
 	}
 	return nil
+}
+
+// wantedReplicas is what the app should run now: none while it is stopped.
+func wantedReplicas(a store.App) int {
+	if a.Stopped {
+		return 0
+	}
+	return a.Spec.Replicas
 }
 
 func stopFirst(d store.Deployment) bool {

@@ -501,12 +501,15 @@ func (m *Manager) Rollback(ctx context.Context, p auth.Principal, ref AppRef, to
 	if err != nil {
 		return store.Deployment{}, err
 	}
-	if err := m.db.UpdateAppSpec(ctx, m.now(), p.Organization.ID, l.App.ID, target.Spec); err != nil {
+	// Same image and configuration as then; the replica count is today's.
+	spec := target.Spec
+	spec.Replicas = l.App.Spec.Replicas
+	if err := m.db.UpdateAppSpec(ctx, m.now(), p.Organization.ID, l.App.ID, spec); err != nil {
 		return store.Deployment{}, err
 	}
 	d := store.Deployment{
 		OrganizationID: l.App.OrganizationID, AppID: l.App.ID, Reason: fmt.Sprintf("rollback to #%d", target.Seq),
-		Spec: target.Spec, SealedEnv: target.SealedEnv, Image: target.Image, ImageDigest: target.ImageDigest,
+		Spec: spec, SealedEnv: target.SealedEnv, Image: target.Image, ImageDigest: target.ImageDigest,
 		CreatedBy: p.User.Email, RollbackOf: target.ID,
 	}
 	if err := m.db.CreateDeployment(ctx, m.now(), &d); err != nil {

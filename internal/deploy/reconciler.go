@@ -59,12 +59,8 @@ func (e *Engine) ReconcileOnce(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		replicas := a.Spec.Replicas
-		if a.Stopped {
-			replicas = 0
-		}
 		current[d.Service], byID[a.ID] = d, a
-		desired = append(desired, reconcile.Desired{App: a.ID, Deployment: d.ID, Service: d.Service, Replicas: replicas})
+		desired = append(desired, reconcile.Desired{App: a.ID, Deployment: d.ID, Service: d.Service, Replicas: wantedReplicas(a)})
 	}
 	var actual []reconcile.Actual
 	for _, s := range services {

@@ -28,7 +28,10 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "berth")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/berth").CombinedOutput()
+	// Static, like `make build`: release containers run this binary as their probe.
+	build := exec.Command("go", "build", "-o", bin, "../../cmd/berth")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
