@@ -61,7 +61,7 @@ func NewEngine(db *store.DB, releases orchestrator.Releases, keys *secrets.Keyri
 		opts.HealthTimeout = 5 * time.Minute
 	}
 	if opts.ProblemGrace == 0 {
-		opts.ProblemGrace = 8 * time.Second
+		opts.ProblemGrace = 2 * time.Second
 	}
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 250 * time.Millisecond

@@ -25,8 +25,8 @@ const DefaultProbePath = "/.berth/probe"
 // Health check defaults when the app's HealthCheck leaves a field zero. The
 // interval decides how soon a new release counts as healthy (Engine 20.10
 // runs the first probe one interval after the start), so it is short; the
-// start period is generous because failures within it do not count, and a
-// probe that passes ends it at once.
+// start period, for the implicit port check only, is generous because
+// failures within it do not count, and a probe that passes ends it at once.
 const (
 	DefaultHealthInterval    = 2 * time.Second
 	DefaultHealthTimeout     = 2 * time.Second
@@ -346,12 +346,19 @@ func healthcheck(r orchestrator.Release, p ProbeMount) (hc *container.HealthConf
 	if retries <= 0 {
 		retries = DefaultHealthRetries
 	}
+	// A declared check has the start period it declares (none by default),
+	// so a failing release is found in seconds; only the implicit port check,
+	// which knows nothing of the app, grants a slow starter time.
+	start := time.Duration(h.StartPeriod)
+	if h.Type == "" {
+		start = dur(h.StartPeriod, DefaultHealthStartPeriod)
+	}
 	return &container.HealthConfig{
 		Test:        test,
 		Interval:    dur(h.Interval, DefaultHealthInterval),
 		Timeout:     timeout,
 		Retries:     retries,
-		StartPeriod: dur(h.StartPeriod, DefaultHealthStartPeriod),
+		StartPeriod: start,
 	}, usesProbe, nil
 }
 

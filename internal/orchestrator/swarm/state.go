@@ -238,7 +238,10 @@ func (e *Engine) explain(ctx context.Context, svc *swarm.Service, t swarm.Task, 
 		if out == "" {
 			out = msg
 		}
-		return diagnosis{"health check failing: " + out, nfailed >= 2}
+		// Docker calls a container unhealthy only after `retries` failed
+		// probes past the start period: that is a verdict, as it is for
+		// Swarm's own update monitor.
+		return diagnosis{"health check failing: " + out, nfailed >= 1}
 	}
 	if !failed(t) {
 		return diagnosis{message: msg} // pending with a transient reason
