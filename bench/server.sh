@@ -37,7 +37,8 @@ export BERTH_CLI_CONFIG="$dir/cli.json"
 "$BIN" login --server "$url" --email bench@example.com --password-stdin <<<"$pass" >/dev/null
 token=$("$BIN" token create bench --expires 1h 2>/dev/null)
 
-for _ in $(seq 1000); do printf "url = \"%s\"\noutput = \"/dev/null\"\nheader = \"Authorization: Bearer %s\"\n" "$url/api/v1/me" "$token"; done >"$dir/curl.cfg"
+for _ in $(seq 1000); do printf "url = \"%s\"\noutput = \"/dev/null\"\nheader = \"Authorization: Bearer %s\"\nnext\n" "$url/api/v1/me" "$token"; done >"$dir/curl.cfg"
+sed -i '$ d' "$dir/curl.cfg" # no "next" after the last request
 curl -s -K "$dir/curl.cfg"
 sleep 1
 loaded_rss=$(rss_mb "$pid")
