@@ -8,11 +8,13 @@ import (
 	"io"
 	"maps"
 	"math"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -86,6 +88,7 @@ type createFlags struct {
 	port, replicas                                         int
 	cpu                                                    float64
 	env, publish, volumes, args                            []string
+	files, secretFiles, binds                              []string
 }
 
 func (f *createFlags) bind(cmd *cobra.Command) {
@@ -99,6 +102,9 @@ func (f *createFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.memory, "memory", "", "memory limit, e.g. 256m or 1g (binary units: k, m, g, t)")
 	fl.StringArrayVar(&f.publish, "publish", nil, "publish PUBLISHED:TARGET[/tcp|udp] on every node's host network, bypassing the proxy (repeatable)")
 	fl.StringArrayVar(&f.volumes, "volume", nil, "volume NAME:/PATH[:ro][:single-writer] (repeatable)")
+	fl.StringArrayVar(&f.files, "file", nil, "file /PATH=@LOCAL_FILE: put the local file's content at /PATH in the containers, versioned with each deployment (repeatable)")
+	fl.StringArrayVar(&f.secretFiles, "secret-file", nil, "like --file, delivered as a Docker secret (tmpfs) and never shown again (repeatable)")
+	fl.StringArrayVar(&f.binds, "bind", nil, "bind mount /HOST/PATH:/PATH[:ro] from the node (owner or admin role) (repeatable)")
 	fl.StringVar(&f.healthPath, "health-path", "", "HTTP path that answers 2xx/3xx when a replica is ready, e.g. /healthz")
 	fl.StringVar(&f.healthCmd, "health-cmd", "", "command run in the container to check health, split like a shell would (quotes, backslashes) but never run by one")
 	fl.StringVar(&f.command, "command", "", "replace the image's ENTRYPOINT, split like --health-cmd")
@@ -145,6 +151,26 @@ func (f *createFlags) spec(cmd *cobra.Command) (api.AppSpec, map[string]string, 
 			return api.AppSpec{}, nil, fmt.Errorf("--volume %q: %v", v, err)
 		}
 		s.Volumes = append(s.Volumes, vol)
+	}
+	for _, list := range []struct {
+		flag   string
+		values []string
+		secret bool
+	}{{"--file", f.files, false}, {"--secret-file", f.secretFiles, true}} {
+		for _, v := range list.values {
+			fm, err := parseFileFlag(v, list.secret)
+			if err != nil {
+				return api.AppSpec{}, nil, fmt.Errorf("%s %q: %v", list.flag, v, err)
+			}
+			s.Files = append(s.Files, fm)
+		}
+	}
+	for _, b := range f.binds {
+		bm, err := parseBind(b)
+		if err != nil {
+			return api.AppSpec{}, nil, fmt.Errorf("--bind %q: %v", b, err)
+		}
+		s.Binds = append(s.Binds, bm)
 	}
 	if f.command != "" {
 		argv, err := splitWords(f.command)
@@ -264,6 +290,54 @@ func parseVolume(s string) (api.Volume, error) {
 	return v, nil
 }
 
+// parseFileFlag reads /PATH=@LOCAL_FILE and the local file, which must be
+// UTF-8 text (the spec is JSON) of at most app.MaxFileSize bytes.
+func parseFileFlag(s string, secret bool) (api.FileMount, error) {
+	target, local, ok := strings.Cut(s, "=@")
+	if !ok || !strings.HasPrefix(target, "/") || local == "" {
+		return api.FileMount{}, errors.New("write /PATH=@LOCAL_FILE, e.g. /etc/app/config.yml=@./config.yml")
+	}
+	fh, err := os.Open(local)
+	if err != nil {
+		return api.FileMount{}, err
+	}
+	defer fh.Close()
+	if st, err := fh.Stat(); err != nil {
+		return api.FileMount{}, err
+	} else if !st.Mode().IsRegular() {
+		return api.FileMount{}, fmt.Errorf("%s is not a regular file", local)
+	}
+	b, err := io.ReadAll(io.LimitReader(fh, app.MaxFileSize))
+	if err != nil {
+		return api.FileMount{}, err
+	}
+	switch {
+	case len(b) >= app.MaxFileSize:
+		return api.FileMount{}, fmt.Errorf("%s is too large: files must be under 500 KiB", local)
+	case len(b) == 0:
+		return api.FileMount{}, fmt.Errorf("%s is empty, and Swarm cannot deliver an empty file", local)
+	case !utf8.Valid(b):
+		return api.FileMount{}, fmt.Errorf("%s is not UTF-8 text; binary files are not supported", local)
+	}
+	return api.FileMount{Target: target, Content: string(b), Secret: secret}, nil
+}
+
+// parseBind reads /HOST:/PATH[:ro].
+func parseBind(s string) (api.BindMount, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 || !strings.HasPrefix(parts[0], "/") || !strings.HasPrefix(parts[1], "/") {
+		return api.BindMount{}, errors.New("write /HOST/PATH:/CONTAINER/PATH[:ro]")
+	}
+	b := api.BindMount{Source: parts[0], Target: parts[1]}
+	if len(parts) == 3 {
+		if parts[2] != "ro" {
+			return api.BindMount{}, fmt.Errorf("unknown option %q: use ro", parts[2])
+		}
+		b.ReadOnly = true
+	}
+	return b, nil
+}
+
 // splitWords splits a command line into argv the way a POSIX shell splits
 // words: whitespace separates, 'single quotes' are literal, "double quotes"
 // keep \" \\ \$ and \` escapes, and a backslash outside quotes escapes the
@@ -340,7 +414,8 @@ func appCreateCmd() *cobra.Command {
 		Long:  "Create an app from an image. Nothing runs until berth app deploy. " + appRefHelp,
 		Example: "  berth app create shop/web --image nginx:1.27 --port 80 --replicas 2 --memory 256m --health-path /healthz\n" +
 			"  berth app create shop/db --image postgres:17 --env-file db.env --volume data:/var/lib/postgresql/data:single-writer \\\n" +
-			"      --health-cmd 'pg_isready -U postgres'",
+			"      --health-cmd 'pg_isready -U postgres'\n" +
+			"  berth app create shop/api --image ghcr.io/acme/api:1 --file /etc/api/config.yml=@./config.yml --secret-file /run/secrets/key=@./key.pem",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := parseAppRef(args[0])
@@ -511,7 +586,7 @@ func follow(cmd *cobra.Command, t *target, ref appRef, d api.Deployment) error {
 			if err := json.Unmarshal(data, &s); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "[%4.1fs] %s\n", s.At.Sub(d.CreatedAt).Seconds(), printable(s.Message))
+			fmt.Fprintf(out, "[%4.1fs] %s\n", max(s.At.Sub(d.CreatedAt), 0).Seconds(), printable(s.Message))
 		case "status":
 			return json.Unmarshal(data, &last)
 		case "error":
@@ -731,7 +806,7 @@ func appDeploymentCmd() *cobra.Command {
 			fmt.Fprintln(out)
 		}
 		for _, s := range d.Steps {
-			fmt.Fprintf(out, "[%4.1fs] %s\n", s.At.Sub(d.CreatedAt).Seconds(), printable(s.Message))
+			fmt.Fprintf(out, "[%4.1fs] %s\n", max(s.At.Sub(d.CreatedAt), 0).Seconds(), printable(s.Message))
 		}
 		return nil
 	})
