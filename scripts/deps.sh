@@ -59,6 +59,10 @@ if [ "$MODE" = all ]; then
 	want git git
 	want curl curl
 	want haproxy haproxy
+	# A private registry with htpasswd auth for the registry-credential
+	# tests (test/registry/start.sh runs it; Debian's service stays off).
+	want docker-registry docker-registry
+	want apache2-utils htpasswd
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
@@ -67,7 +71,17 @@ else
 	log "packages: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
+	# Keep maintainer scripts from starting services (docker-registry would
+	# take port 5000 with its own config); this script starts what it needs.
+	policy=/usr/sbin/policy-rc.d
+	had_policy=0
+	[ -e "$policy" ] && had_policy=1
+	if [ "$had_policy" = 0 ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod +x "$policy"
+	fi
 	apt-get install -y -qq "${missing[@]}" >/dev/null
+	[ "$had_policy" = 1 ] || rm -f "$policy"
 	log "packages: installed ${missing[*]}"
 fi
 

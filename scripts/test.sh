@@ -12,6 +12,8 @@ step "dependencies"
 scripts/deps.sh
 step "fixture images"
 test/fixtures/build.sh
+step "test registry"
+test/registry/start.sh
 step "browser assets"
 scripts/assets.sh
 

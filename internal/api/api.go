@@ -113,6 +113,7 @@ func Register(mux *http.ServeMux, d Deps) huma.API {
 		s.registerDeployments()
 		s.registerEnvVars()
 		s.registerLogs()
+		s.registerRegistries()
 	}
 
 	mux.Handle("GET "+SpecPath, s.specHandler())
@@ -129,12 +130,14 @@ Every operation needs one of the two unless it says otherwise.
 
 **Errors** are RFC 9457 problem documents (` + "`application/problem+json`" + `). Invalid input
 answers 422 with one entry per field in ` + "`errors`" + `, whose ` + "`location`" + ` names the field
-(` + "`body.email`" + `). Request bodies are JSON, at most 64 KiB, and unknown fields are rejected.`
+(` + "`body.email`" + `). Request bodies are JSON, at most 64 KiB (8 MiB for app specs, which carry files), and unknown fields are rejected.`
 
 // register adds an operation. It is the only way operations are added, so
 // every one gets the body limit and the error mapping of problem.
 func register[I, O any](s *server, op huma.Operation, h func(context.Context, *I) (*O, error)) {
-	op.MaxBodyBytes = maxBodyBytes
+	if op.MaxBodyBytes == 0 { // operations taking app specs, which hold files, set more
+		op.MaxBodyBytes = maxBodyBytes
+	}
 	if !isPublic(&op) {
 		op.Security = []map[string][]string{{schemeBearer: {}}, {schemeCookie: {}}}
 		if !safeMethod(op.Method) {

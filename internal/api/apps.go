@@ -37,7 +37,32 @@ type AppSpec struct {
 	ReadOnly        bool              `json:"read_only,omitempty" doc:"Read-only root filesystem"`
 	Health          *HealthCheck      `json:"health,omitempty" doc:"When a replica may receive traffic; left out: the image's HEALTHCHECK, else the port accepting connections"`
 	Volumes         []Volume          `json:"volumes,omitempty" maxItems:"32" doc:"Named volumes owned by the app; they outlive deployments"`
+	Files           []FileMount       `json:"files,omitempty" maxItems:"64" doc:"Files written into the containers, kept in the spec so every deployment pins its own copy"`
+	Binds           []BindMount       `json:"binds,omitempty" maxItems:"32" doc:"Host paths mounted into the containers; setting or changing them needs the owner or admin role"`
 }
+
+// FileMount is a file with inline content mounted into the containers.
+type FileMount struct {
+	Target  string `json:"target" maxLength:"4096" example:"/etc/app/config.yml" doc:"Absolute path in the container"`
+	Content string `json:"content" doc:"The file's content: UTF-8 text, 1 byte to under 500 KiB (2 MiB for all files). Responses replace a secret file's content with \"(secret, stored encrypted)\"; send that text back unchanged to keep the stored content"`
+	Secret  bool   `json:"secret,omitempty" doc:"Deliver as a Docker secret (on a tmpfs, not shown by docker config inspect) instead of a config"`
+	Mode    uint32 `json:"mode,omitempty" maximum:"511" example:"292" doc:"Permission bits as a number (decimal in JSON: 292 is 0444, the default)"`
+}
+
+// BindMount mounts a path of the node into the containers.
+type BindMount struct {
+	Source   string `json:"source" maxLength:"4096" example:"/srv/shared" doc:"Absolute path on the node; /etc, /proc, /sys, /dev, /boot, /root, /run, /var/run, /var/lib/docker and their parents are refused"`
+	Target   string `json:"target" maxLength:"4096" example:"/shared" doc:"Absolute path in the container"`
+	ReadOnly bool   `json:"read_only,omitempty" doc:"Mount read-only"`
+}
+
+// maxSpecBodyBytes bounds bodies holding an app spec: its files may hold
+// app.MaxFilesTotal bytes, which JSON escaping can enlarge.
+const maxSpecBodyBytes = 4*app.MaxFilesTotal + maxBodyBytes
+
+// secretPlaceholder stands for a secret file's content in responses (the
+// content is stored encrypted; the API never decrypts it).
+func secretPlaceholder(string) string { return "(secret, stored encrypted)" }
 
 // PublishedPort is a container port published on the nodes' host network.
 type PublishedPort struct {
@@ -241,6 +266,12 @@ func (w AppSpec) spec(prefix string) (app.Spec, error) {
 	for _, v := range w.Volumes {
 		s.Volumes = append(s.Volumes, app.Volume(v))
 	}
+	for _, f := range w.Files {
+		s.Files = append(s.Files, app.FileMount(f))
+	}
+	for _, b := range w.Binds {
+		s.Binds = append(s.Binds, app.BindMount(b))
+	}
 	var err error
 	if s.StopGracePeriod, err = duration(prefix+"stop_grace_period", w.StopGracePeriod); err != nil {
 		return app.Spec{}, err
@@ -258,6 +289,19 @@ func (w AppSpec) spec(prefix string) (app.Spec, error) {
 		}
 	}
 	return s, nil
+}
+
+// keepSecrets gives back the stored content of secret files sent as the
+// placeholder a read returned, so that a spec read, edited and written back
+// keeps its secrets.
+func keepSecrets(spec *app.Spec, stored app.Spec) {
+	for i, f := range spec.Files {
+		for _, old := range stored.Files {
+			if f.Secret && old.Secret && f.Target == old.Target && f.Content == secretPlaceholder(old.Content) {
+				spec.Files[i].Content = old.Content
+			}
+		}
+	}
 }
 
 func duration(field, s string) (app.Duration, error) {
@@ -316,6 +360,15 @@ func appSpecOf(s app.Spec) AppSpec {
 	}
 	for _, v := range s.Volumes {
 		w.Volumes = append(w.Volumes, Volume(v))
+	}
+	for _, f := range s.Files {
+		if f.Secret {
+			f.Content = secretPlaceholder(f.Content) // never in a response
+		}
+		w.Files = append(w.Files, FileMount(f))
+	}
+	for _, b := range s.Binds {
+		w.Binds = append(w.Binds, BindMount(b))
 	}
 	if s.StopGracePeriod != 0 {
 		w.StopGracePeriod = s.StopGracePeriod.String()
@@ -380,6 +433,7 @@ func (s *server) registerApps() {
 			"Nothing runs until it is deployed. Every invalid field answers 422 naming it (`spec.ports[1].published`); a name already used in the environment answers 409.",
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusConflict},
+		MaxBodyBytes:  maxSpecBodyBytes,
 	}), s.createApp)
 
 	register(s, appOp(huma.Operation{
@@ -396,7 +450,10 @@ func (s *server) registerApps() {
 		Method:      http.MethodPut,
 		Path:        Prefix + "/projects/{project}/apps/{app}/spec",
 		Summary:     "Replace an app's spec",
-		Description: "Replaces what the app's next deployment runs. It does not deploy: call deploy next.",
+		Description: "Replaces what the app's next deployment runs. It does not deploy: call deploy next. " +
+			"A secret file sent with the placeholder content a read returned (`(secret, stored encrypted)`) keeps its stored content. " +
+			"Setting or changing `binds` needs the owner or admin role (403).",
+		MaxBodyBytes: maxSpecBodyBytes,
 	}), s.updateSpec)
 
 	register(s, appOp(huma.Operation{
@@ -568,6 +625,11 @@ func (s *server) updateSpec(ctx context.Context, in *updateSpecInput) (*appOutpu
 		return nil, err
 	}
 	ref := in.ref()
+	cur, err := s.deps.Apps.App(ctx, p, ref)
+	if err != nil {
+		return nil, err
+	}
+	keepSecrets(&spec, cur.Spec)
 	a, err := s.deps.Apps.UpdateSpec(ctx, p, ref, spec)
 	if err != nil {
 		return nil, err

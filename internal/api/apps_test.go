@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/api"
+	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/orchestrator"
@@ -74,6 +75,8 @@ func (f *fakeReleases) Logs(_ context.Context, _ string, opts orchestrator.LogOp
 	}
 	return nil
 }
+func (f *fakeReleases) PruneFiles(context.Context, string) error { return nil }
+
 func (f *fakeReleases) RemoveVolume(_ context.Context, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -248,6 +251,8 @@ func TestCreateAppRejectsInvalidFields(t *testing.T) {
 		{"env key", map[string]any{"name": "web", "spec": validSpec(), "env": map[string]string{"GOOD": "1", "1BAD": "x"}}, "body.env", "1BAD"},
 		{"env value", map[string]any{"name": "web", "spec": validSpec(), "env": map[string]string{"NUL": "a\x00b"}}, "body.env.NUL", "NUL bytes"},
 		{"app name", map[string]any{"name": "Web", "spec": validSpec()}, "body.name", "lowercase"},
+		{"file target", map[string]any{"name": "web", "spec": spec(map[string]any{"files": []map[string]any{{"target": "/etc/../x", "content": "x"}}})}, "body.spec.files[0].target", `".."`},
+		{"bind source", map[string]any{"name": "web", "spec": spec(map[string]any{"binds": []map[string]any{{"source": "/var/run/docker.sock", "target": "/s"}}})}, "body.spec.binds[0].source", "/var/run"},
 		{"environment name", map[string]any{"name": "web", "environment": "Prod", "spec": validSpec()}, "body.environment", "lowercase"},
 	}
 	for _, tt := range tests {
@@ -706,5 +711,56 @@ func TestAppOperationsNeedAuthAndAreDocumented(t *testing.T) {
 	}
 	if !streams["follow-deployment"] || !streams["app-logs"] {
 		t.Errorf("event streams documented: %v", streams)
+	}
+}
+
+// Files travel in the spec; a secret file's content is never in a response,
+// and writing back what was read keeps it.
+func TestAppFilesAndBinds(t *testing.T) {
+	a := newAppEnv(t)
+	a.call(http.StatusCreated, "POST", "/projects", map[string]string{"name": "shop"})
+	const secret = "tok-s3cr3t-never-returned"
+	big := strings.Repeat("a: 1\n", 80<<10) // 400 KiB: more than the usual body limit
+	spec := validSpec()
+	spec["files"] = []map[string]any{
+		{"target": "/etc/app/config.yml", "content": big},
+		{"target": "/run/secrets/token", "content": secret, "secret": true, "mode": 0o400},
+	}
+	spec["binds"] = []map[string]any{{"source": "/srv/shared", "target": "/shared", "read_only": true}}
+	created := a.createApp("shop", "web", map[string]any{"spec": spec})
+	res := a.call(http.StatusOK, "GET", "/projects/shop/apps/web", nil)
+	if strings.Contains(string(res.body), secret) {
+		t.Fatalf("the secret file's content is in the response")
+	}
+	var st api.AppStatus
+	res.json(t, &st)
+	f := st.App.Spec.Files
+	if len(f) != 2 || f[0].Content != big || f[0].Mode != 0o444 || f[1].Content != "(secret, stored encrypted)" || f[1].Mode != 0o400 {
+		t.Errorf("files read back: %d files, secret %+v", len(f), f[len(f)-1])
+	}
+	if b := st.App.Spec.Binds; len(b) != 1 || b[0] != (api.BindMount{Source: "/srv/shared", Target: "/shared", ReadOnly: true}) {
+		t.Errorf("binds read back: %+v", b)
+	}
+
+	// Read, edit, write back: the placeholder keeps the stored secret.
+	var me0 api.Me
+	a.call(http.StatusOK, "GET", "/me", nil).json(t, &me0)
+	before, err := a.db.App(context.Background(), me0.Organization.ID, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedBefore := before.Spec.Files[1].Content
+	w := st.App.Spec
+	w.Files[0].Content = "a: 2\n"
+	a.call(http.StatusOK, "PUT", "/projects/shop/apps/web/spec", w)
+	var me api.Me
+	a.call(http.StatusOK, "GET", "/me", nil).json(t, &me)
+	stored, err := a.db.App(context.Background(), me.Organization.ID, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stored secret is the same sealed value as before the write (and never the plaintext).
+	if got := stored.Spec.Files; len(got) != 2 || got[0].Content != "a: 2\n" || !app.IsSealed(got[1].Content) || got[1].Content != sealedBefore {
+		t.Errorf("stored files after writing back: %+v", got)
 	}
 }

@@ -33,6 +33,7 @@ func (s *server) problem(ctx context.Context, err error) error {
 		field     *auth.FieldError
 		appField  *app.FieldError
 		busy      *deploy.ConflictError
+		forbidden *deploy.ForbiddenError
 		throttled *auth.ThrottledError
 		status    huma.StatusError
 	)
@@ -59,6 +60,11 @@ func (s *server) problem(ctx context.Context, err error) error {
 		return huma.Error409Conflict("already exists")
 	case errors.Is(err, store.ErrNotEmpty):
 		return huma.Error409Conflict("project still has applications")
+	case errors.As(err, &forbidden):
+		// Written for users ("binds: bind mounts need …").
+		return huma.Error403Forbidden(forbidden.Message)
+	case errors.Is(err, deploy.ErrForbidden):
+		return huma.Error403Forbidden("your role does not allow this")
 	case errors.As(err, &busy):
 		// Written for users ("deployment #3 is live; only …").
 		return huma.Error409Conflict(busy.Message)

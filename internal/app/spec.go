@@ -6,6 +6,7 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -36,6 +37,31 @@ type Spec struct {
 	ReadOnly        bool         `json:"read_only,omitempty"` // read-only root filesystem
 	Health          *HealthCheck `json:"health,omitempty"`    // nil: the image's HEALTHCHECK, else wait for the port
 	Volumes         []Volume     `json:"volumes,omitempty"`
+	// Files are written into the containers from content kept in the spec,
+	// so every deployment pins its own copy of them.
+	Files []FileMount `json:"files,omitempty"`
+	// Binds mount host paths into the containers; only owners and admins
+	// may set them (deploy.Manager checks), since a host path can hand over
+	// the node.
+	Binds []BindMount `json:"binds,omitempty"`
+}
+
+// FileMount is a file with inline content, delivered to the containers as a
+// Docker config, or as a Docker secret (on a tmpfs, and not shown by
+// `docker config inspect`) when Secret is set.
+type FileMount struct {
+	Target  string `json:"target"` // absolute path in the container
+	Content string `json:"content"`
+	Secret  bool   `json:"secret,omitempty"`
+	// Mode is the file's permission bits; 0 means DefaultFileMode (0444).
+	Mode uint32 `json:"mode,omitempty"`
+}
+
+// BindMount mounts a path of the node the container runs on.
+type BindMount struct {
+	Source   string `json:"source"` // absolute path on the node
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
 }
 
 // PublishedPort is a container port published on the nodes' host network.
@@ -83,6 +109,13 @@ type Volume struct {
 	// the new one starts, because two writers would corrupt the data.
 	SingleWriter bool `json:"single_writer,omitempty"`
 }
+
+// SealedPrefix starts the content of a secret file once the control plane has
+// encrypted it for storage; the plaintext exists only in the Docker secret.
+const SealedPrefix = "berth-sealed:"
+
+// IsSealed reports whether file content is encrypted at rest.
+func IsSealed(content string) bool { return strings.HasPrefix(content, SealedPrefix) }
 
 // Duration is a time.Duration that reads and writes JSON as "30s", "1m30s".
 type Duration time.Duration

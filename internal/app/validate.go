@@ -25,7 +25,22 @@ const (
 	MaxLabelValueLen   = 1024
 	MaxConstraintLen   = 256
 	MaxHealthPathLen   = 1024
+	MaxFileSize        = 500 << 10 // Swarm's limit for a config or secret (exclusive)
+	MaxFiles           = 64
+	MaxFilesTotal      = 2 << 20 // all files' content: every deployment stores a copy
+	MaxBinds           = 32
+	MaxFileMode        = 0o777
 )
+
+// DefaultFileMode is the permission of a file mount whose Mode is 0.
+const DefaultFileMode = 0o444
+
+// deniedBindSources are host paths that hand over the node: a bind of one of
+// them, of anything under one, or of a directory holding one is refused.
+var deniedBindSources = []string{
+	"/etc", "/proc", "/sys", "/dev", "/boot", "/root",
+	"/var/lib/docker", "/var/run", "/run", // docker.sock lives in /run and /var/run
+}
 
 // Defaults filled in by DefaultSpec and Normalize.
 const (
@@ -63,6 +78,11 @@ func (s *Spec) Normalize() {
 	}
 	if s.StopGracePeriod == 0 {
 		s.StopGracePeriod = Duration(DefaultStopGracePeriod)
+	}
+	for i := range s.Files {
+		if s.Files[i].Mode == 0 {
+			s.Files[i].Mode = DefaultFileMode
+		}
 	}
 	for i := range s.Ports {
 		if s.Ports[i].Protocol == "" {
@@ -163,7 +183,10 @@ func (s Spec) Validate() error {
 			return err
 		}
 	}
-	return validateVolumes(s.Volumes)
+	if err := validateVolumes(s.Volumes); err != nil {
+		return err
+	}
+	return s.validateMounts()
 }
 
 func fe(field, format string, args ...any) error {
@@ -372,4 +395,88 @@ func validateVolumes(vols []Volume) error {
 		targets[t] = i
 	}
 	return nil
+}
+
+// validateMounts checks files and binds, and that no two mounts of any kind
+// share a target.
+func (s Spec) validateMounts() error {
+	targets := make(map[string]string, len(s.Volumes)+len(s.Files)+len(s.Binds))
+	for i, v := range s.Volumes {
+		targets[path.Clean(v.Target)] = fmt.Sprintf("volumes[%d]", i)
+	}
+	target := func(field, t string) error {
+		if err := validateMountPath(field, t); err != nil {
+			return err
+		}
+		if other, dup := targets[t]; dup {
+			return fe(field, "%q is already the target of %s", t, other)
+		}
+		targets[t] = strings.TrimSuffix(field, ".target")
+		return nil
+	}
+	if len(s.Files) > MaxFiles {
+		return fe("files", "has %d files; the limit is %d", len(s.Files), MaxFiles)
+	}
+	for i, f := range s.Files {
+		field := func(name string) string { return fmt.Sprintf("files[%d].%s", i, name) }
+		if err := target(field("target"), f.Target); err != nil {
+			return err
+		}
+		switch {
+		case IsSealed(f.Content):
+			// Encrypted by the control plane, after this check passed on the plaintext.
+		case f.Content == "":
+			return fe(field("content"), "must not be empty: Swarm cannot deliver an empty file")
+		case len(f.Content) >= MaxFileSize:
+			return fe(field("content"), "is %d bytes long; it must be shorter than %d bytes (500 KiB), Swarm's limit", len(f.Content), MaxFileSize)
+		}
+		if f.Mode > MaxFileMode {
+			return fe(field("mode"), "must be permission bits between 0 and 0777 (got %#o)", f.Mode)
+		}
+	}
+	total := 0
+	for _, f := range s.Files {
+		total += len(f.Content)
+	}
+	if total > MaxFilesTotal {
+		return fe("files", "hold %d bytes in all; the limit is %d bytes (2 MiB), as every deployment keeps a copy", total, MaxFilesTotal)
+	}
+	if len(s.Binds) > MaxBinds {
+		return fe("binds", "has %d bind mounts; the limit is %d", len(s.Binds), MaxBinds)
+	}
+	for i, b := range s.Binds {
+		field := func(name string) string { return fmt.Sprintf("binds[%d].%s", i, name) }
+		if err := validateMountPath(field("source"), b.Source); err != nil {
+			return err
+		}
+		for _, d := range deniedBindSources {
+			if under(b.Source, d) || under(d, b.Source) {
+				return fe(field("source"), "%q must not be, contain or be inside %s: mounting it would hand the node to the app", b.Source, d)
+			}
+		}
+		if err := target(field("target"), b.Target); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateMountPath checks a mount's absolute path: cleaned, not the root,
+// no ".." segment, no control characters.
+func validateMountPath(field, p string) error {
+	if err := validateContainerPath(field, p, false); err != nil {
+		return err
+	}
+	if slices.Contains(strings.Split(p, "/"), "..") {
+		return fe(field, "must not contain \"..\" (got %q)", p)
+	}
+	if path.Clean(p) != p {
+		return fe(field, "must be a clean path, without a trailing '/', \"//\" or \".\" segments: write %q (got %q)", path.Clean(p), p)
+	}
+	return nil
+}
+
+// under reports whether clean absolute path p is dir or inside it.
+func under(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/")
 }

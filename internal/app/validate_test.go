@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +109,17 @@ func TestValidateAcceptsValidSpecs(t *testing.T) {
 			return s
 		}(),
 		"cpu limit only": func() Spec { s := validSpec(); s.Resources.CPUReservation = 4; return s }(),
+		"files and binds": func() Spec {
+			s := validSpec()
+			s.Volumes = []Volume{{Name: "data", Target: "/data"}}
+			s.Files = []FileMount{
+				{Target: "/etc/app/config.yml", Content: "a: 1\n"},
+				{Target: "/run/secrets/token", Content: strings.Repeat("x", MaxFileSize-1), Secret: true, Mode: 0o400},
+				{Target: "/data/x", Content: "x", Mode: 0o777},
+			}
+			s.Binds = []BindMount{{Source: "/srv/shared", Target: "/shared", ReadOnly: true}, {Source: "/var/lib/dockerish", Target: "/d"}, {Source: "/etcetera", Target: "/e"}}
+			return s
+		}(),
 	} {
 		if err := s.Validate(); err != nil {
 			t.Errorf("%s: Validate() = %v, want nil", name, err)
@@ -195,6 +207,52 @@ func TestValidateRejects(t *testing.T) {
 		{"volume target dotdot", func(s *Spec) { s.Volumes = []Volume{{Name: "data", Target: "/data/../etc"}} }, "volumes[0].target", `".."`},
 		{"volume duplicate name", func(s *Spec) { s.Volumes = []Volume{{Name: "data", Target: "/a"}, {Name: "data", Target: "/b"}} }, "volumes[1].name", "already used by volumes[0]"},
 		{"volume duplicate target", func(s *Spec) { s.Volumes = []Volume{{Name: "a", Target: "/data"}, {Name: "b", Target: "/data/"}} }, "volumes[1].target", "already the target of volumes[0]"},
+		{"file target relative", func(s *Spec) { s.Files = []FileMount{{Target: "etc/app.yml"}} }, "files[0].target", "absolute"},
+		{"file target root", func(s *Spec) { s.Files = []FileMount{{Target: "/"}} }, "files[0].target", "root"},
+		{"file target dotdot", func(s *Spec) { s.Files = []FileMount{{Target: "/etc/../x"}} }, "files[0].target", `".."`},
+		{"file target unclean", func(s *Spec) { s.Files = []FileMount{{Target: "/etc//app.yml"}} }, "files[0].target", `"/etc/app.yml"`},
+		{"file target trailing slash", func(s *Spec) { s.Files = []FileMount{{Target: "/etc/app/"}} }, "files[0].target", "clean"},
+		{"file target newline", func(s *Spec) { s.Files = []FileMount{{Target: "/etc/a\nb"}} }, "files[0].target", "control"},
+		{"file target NUL", func(s *Spec) { s.Files = []FileMount{{Target: "/etc/a\x00b"}} }, "files[0].target", "control"},
+		{"file too big", func(s *Spec) { s.Files = []FileMount{{Target: "/a", Content: strings.Repeat("x", MaxFileSize)}} }, "files[0].content", "500 KiB"},
+		{"files too big in all", func(s *Spec) {
+			big := strings.Repeat("x", MaxFileSize-1)
+			for i := range 5 {
+				s.Files = append(s.Files, FileMount{Target: "/f" + strconv.Itoa(i), Content: big})
+			}
+		}, "files", "2 MiB"},
+		{"file empty", func(s *Spec) { s.Files = []FileMount{{Target: "/a"}} }, "files[0].content", "empty"},
+		{"file mode", func(s *Spec) {
+			s.Files = []FileMount{{Target: "/a", Content: "x"}, {Target: "/b", Content: "x", Mode: 0o1777}}
+		}, "files[1].mode", "0777"},
+		{"file duplicate target", func(s *Spec) { s.Files = []FileMount{{Target: "/a", Content: "x"}, {Target: "/a", Content: "y"}} }, "files[1].target", "already the target of files[0]"},
+		{"file on volume target", func(s *Spec) {
+			s.Volumes = []Volume{{Name: "data", Target: "/data/"}}
+			s.Files = []FileMount{{Target: "/data"}}
+		}, "files[0].target", "already the target of volumes[0]"},
+		{"bind source relative", func(s *Spec) { s.Binds = []BindMount{{Source: "srv", Target: "/srv"}} }, "binds[0].source", "absolute"},
+		{"bind source dotdot", func(s *Spec) { s.Binds = []BindMount{{Source: "/srv/../etc", Target: "/srv"}} }, "binds[0].source", `".."`},
+		{"bind source unclean", func(s *Spec) { s.Binds = []BindMount{{Source: "/srv/./x", Target: "/srv"}} }, "binds[0].source", "clean"},
+		{"bind source root", func(s *Spec) { s.Binds = []BindMount{{Source: "/", Target: "/host"}} }, "binds[0].source", "root"},
+		{"bind docker socket", func(s *Spec) {
+			s.Binds = []BindMount{{Source: "/srv", Target: "/srv"}, {Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"}}
+		}, "binds[1].source", "/var/run"},
+		{"bind run docker socket", func(s *Spec) { s.Binds = []BindMount{{Source: "/run/docker.sock", Target: "/s"}} }, "binds[0].source", "/run"},
+		{"bind etc", func(s *Spec) { s.Binds = []BindMount{{Source: "/etc", Target: "/e"}} }, "binds[0].source", "/etc"},
+		{"bind under etc", func(s *Spec) { s.Binds = []BindMount{{Source: "/etc/shadow", Target: "/e"}} }, "binds[0].source", "/etc"},
+		{"bind proc", func(s *Spec) { s.Binds = []BindMount{{Source: "/proc", Target: "/p"}} }, "binds[0].source", "/proc"},
+		{"bind sys", func(s *Spec) { s.Binds = []BindMount{{Source: "/sys/fs/cgroup", Target: "/c"}} }, "binds[0].source", "/sys"},
+		{"bind dev", func(s *Spec) { s.Binds = []BindMount{{Source: "/dev", Target: "/d"}} }, "binds[0].source", "/dev"},
+		{"bind boot", func(s *Spec) { s.Binds = []BindMount{{Source: "/boot", Target: "/b"}} }, "binds[0].source", "/boot"},
+		{"bind root home", func(s *Spec) { s.Binds = []BindMount{{Source: "/root/.ssh", Target: "/r"}} }, "binds[0].source", "/root"},
+		{"bind docker data", func(s *Spec) { s.Binds = []BindMount{{Source: "/var/lib/docker/volumes", Target: "/v"}} }, "binds[0].source", "/var/lib/docker"},
+		{"bind parent of docker data", func(s *Spec) { s.Binds = []BindMount{{Source: "/var", Target: "/v"}} }, "binds[0].source", "/var/lib/docker"},
+		{"bind target root", func(s *Spec) { s.Binds = []BindMount{{Source: "/srv", Target: "/"}} }, "binds[0].target", "root"},
+		{"bind target unclean", func(s *Spec) { s.Binds = []BindMount{{Source: "/srv", Target: "/srv/"}} }, "binds[0].target", "clean"},
+		{"bind duplicate file target", func(s *Spec) {
+			s.Files = []FileMount{{Target: "/etc/app.yml", Content: "x"}}
+			s.Binds = []BindMount{{Source: "/srv/app.yml", Target: "/etc/app.yml"}}
+		}, "binds[0].target", "already the target of files[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -227,5 +285,14 @@ func TestValidateFirstProblem(t *testing.T) {
 	s.Image = "nginx"
 	if err := s.Validate(); err == nil || err.(*FieldError).Field != "port" {
 		t.Errorf("Validate() = %v, want the port error next", err)
+	}
+}
+
+func TestNormalizeFileMode(t *testing.T) {
+	s := validSpec()
+	s.Files = []FileMount{{Target: "/a", Content: "x"}, {Target: "/b", Content: "x", Mode: 0o400}}
+	s.Normalize()
+	if s.Files[0].Mode != 0o444 || s.Files[1].Mode != 0o400 {
+		t.Errorf("modes after Normalize: %#o, %#o; want 0444 (default), 0400 (kept)", s.Files[0].Mode, s.Files[1].Mode)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/api"
+	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/orchestrator"
@@ -61,6 +62,8 @@ func (f *fakeReleases) Logs(_ context.Context, _ string, opts orchestrator.LogOp
 	}
 	return nil
 }
+func (f *fakeReleases) PruneFiles(context.Context, string) error { return nil }
+
 func (f *fakeReleases) RemoveVolume(_ context.Context, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -403,4 +406,48 @@ func deployWaiting(t *testing.T, srv *appServer, seq int, status, errMsg string,
 	close(done)
 	wg.Wait()
 	return r
+}
+
+func TestAppCreateFilesAndBinds(t *testing.T) {
+	newAppServer(t)
+	mustRun(t, "", "project", "create", "shop")
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg, key := write("config.yml", "listen: 80\n"), write("key.pem", "-----BEGIN KEY-----\n")
+	mustRun(t, "", "app", "create", "shop/web", "--image", "nginx:1.27",
+		"--file", "/etc/app/config.yml=@"+cfg, "--secret-file", "/run/secrets/key=@"+key,
+		"--bind", "/srv/shared:/shared:ro", "--bind", "/srv/uploads:/uploads")
+	s := appStatus(t, "shop/web").App.Spec
+	wantFiles := []api.FileMount{
+		{Target: "/etc/app/config.yml", Content: "listen: 80\n", Mode: 0o444},
+		{Target: "/run/secrets/key", Content: "(secret, stored encrypted)", Secret: true, Mode: 0o444},
+	}
+	if !reflect.DeepEqual(s.Files, wantFiles) {
+		t.Errorf("files %+v", s.Files)
+	}
+	wantBinds := []api.BindMount{{Source: "/srv/shared", Target: "/shared", ReadOnly: true}, {Source: "/srv/uploads", Target: "/uploads"}}
+	if !reflect.DeepEqual(s.Binds, wantBinds) {
+		t.Errorf("binds %+v", s.Binds)
+	}
+
+	for _, b := range []struct{ want, flag, value string }{
+		{"--file", "--file", "/etc/x=" + cfg}, // no @
+		{"--file", "--file", "etc/x=@" + cfg},
+		{"no such file", "--file", "/etc/x=@" + filepath.Join(dir, "missing")},
+		{"not a regular file", "--secret-file", "/etc/x=@" + dir},
+		{"empty", "--file", "/etc/x=@" + write("empty", "")},
+		{"not UTF-8", "--file", "/etc/x=@" + write("bin", "\xff\xfe\x00")},
+		{"500 KiB", "--file", "/etc/x=@" + write("big", strings.Repeat("x", app.MaxFileSize))},
+		{"--bind", "--bind", "/srv"},
+		{"--bind", "--bind", "/srv:/x:rw"},
+		{"binds[0].source", "--bind", "/var/run/docker.sock:/var/run/docker.sock"}, // the server's check
+	} {
+		mustFail(t, b.want, "", "app", "create", "shop/bad", "--image", "nginx", b.flag, b.value)
+	}
 }

@@ -21,7 +21,7 @@ import (
 // AddCommands adds the client commands to root.
 func AddCommands(root *cobra.Command) {
 	root.AddCommand(setupCmd(), loginCmd(), logoutCmd(), whoamiCmd(), tokenCmd(),
-		projectCmd(), envCmd(), appCmd(), logsCmd())
+		projectCmd(), envCmd(), appCmd(), logsCmd(), registryCmd())
 }
 
 // defaultServer is where setup and login look when nothing else says: a

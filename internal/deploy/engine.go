@@ -219,7 +219,11 @@ func (e *Engine) start(ctx context.Context, d store.Deployment) error {
 	digest := d.ImageDigest
 	if digest == "" {
 		e.step(ctx, d, "Resolving image %s", d.Image)
-		resolved, err := e.releases.ResolveImage(ctx, d.Image, nil)
+		creds, err := e.registryAuth(ctx, d.OrganizationID, d.Image)
+		if err != nil {
+			return err
+		}
+		resolved, err := e.releases.ResolveImage(ctx, d.Image, creds)
 		if err != nil {
 			if errors.Is(err, orchestrator.ErrEngineUnreachable) {
 				return err
@@ -357,6 +361,11 @@ func (e *Engine) drain(ctx context.Context, d store.Deployment) error {
 			return err
 		}
 	}
+	// Files the removed release alone used go with it. Best effort: left
+	// over, they cost little and the next drain retries.
+	if err := e.releases.PruneFiles(ctx, d.AppID); err != nil {
+		e.log.Warn("deploy: remove unused file mounts", "deployment_id", d.ID, "err", err)
+	}
 	if err := e.retireOthers(ctx, d); err != nil {
 		return err
 	}
@@ -465,9 +474,17 @@ func (e *Engine) release(ctx context.Context, a store.App, d store.Deployment) (
 	if err != nil {
 		return orchestrator.Release{}, err
 	}
+	spec, err := openFiles(e.keys, d.Spec)
+	if err != nil {
+		return orchestrator.Release{}, err
+	}
 	// The pinned image is on the node already: inspecting it again is cheap
 	// and tells whether it brings its own health check.
-	img, err := e.releases.ResolveImage(ctx, d.ImageDigest, nil)
+	creds, err := e.registryAuth(ctx, d.OrganizationID, d.ImageDigest)
+	if err != nil {
+		return orchestrator.Release{}, err
+	}
+	img, err := e.releases.ResolveImage(ctx, d.ImageDigest, creds)
 	if err != nil {
 		return orchestrator.Release{}, err
 	}
@@ -478,7 +495,8 @@ func (e *Engine) release(ctx context.Context, a store.App, d store.Deployment) (
 		Edge:                d.Spec.Port > 0,
 		Image:               img.Ref,
 		ImageHasHealthcheck: img.HasHealthcheck,
-		Spec:                d.Spec,
+		Auth:                creds, // so nodes without the image can pull it
+		Spec:                spec,
 		VolumePrefix:        volumePrefix(a),
 		Env:                 vars,
 		Labels: map[string]string{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,32 @@ func (e *ConflictError) Is(target error) bool { return target == ErrBusy }
 
 func conflictf(format string, args ...any) error {
 	return &ConflictError{Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrForbidden means the caller's role does not allow the operation. Errors
+// that match it are *ForbiddenError, whose message is safe to show.
+var ErrForbidden = errors.New("forbidden")
+
+// ForbiddenError says what the caller's role does not allow.
+type ForbiddenError struct{ Message string }
+
+func (e *ForbiddenError) Error() string { return e.Message }
+
+// Is makes errors.Is(err, ErrForbidden) true.
+func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
+
+// roleAdmin is the built-in admin role; store.RoleOwner is the other role
+// trusted with the nodes themselves.
+const roleAdmin = "admin"
+
+// checkBinds refuses bind mounts from callers who are neither owner nor
+// admin: a host path can hand over the node. Binds equal to before (set by
+// an admin) may be kept by anyone, so that others can still edit the app.
+func checkBinds(p auth.Principal, before, after []app.BindMount) error {
+	if len(after) == 0 || p.Role == store.RoleOwner || p.Role == roleAdmin || slices.Equal(before, after) {
+		return nil
+	}
+	return &ForbiddenError{Message: "binds: bind mounts need the owner or admin role"}
 }
 
 // Manager is what the API, CLI and UI call: projects, environments, apps,
@@ -239,6 +266,12 @@ func (m *Manager) CreateApp(ctx context.Context, p auth.Principal, in CreateAppI
 	if err := in.Spec.Validate(); err != nil {
 		return store.App{}, err
 	}
+	if err := sealFiles(m.keys, &in.Spec); err != nil {
+		return store.App{}, err
+	}
+	if err := checkBinds(p, nil, in.Spec.Binds); err != nil {
+		return store.App{}, err
+	}
 	if err := validateEnv(in.Env); err != nil {
 		return store.App{}, err
 	}
@@ -297,6 +330,12 @@ func (m *Manager) UpdateSpec(ctx context.Context, p auth.Principal, ref AppRef, 
 	}
 	spec.Normalize()
 	if err := spec.Validate(); err != nil {
+		return store.App{}, err
+	}
+	if err := checkBinds(p, l.App.Spec.Binds, spec.Binds); err != nil {
+		return store.App{}, err
+	}
+	if err := sealFiles(m.keys, &spec); err != nil {
 		return store.App{}, err
 	}
 	if err := m.db.UpdateAppSpec(ctx, m.now(), p.Organization.ID, l.App.ID, spec); err != nil {
@@ -727,10 +766,14 @@ func (m *Manager) DeleteApp(ctx context.Context, p auth.Principal, ref AppRef, r
 	if err := m.db.DeleteApp(ctx, p.Organization.ID, l.App.ID); err != nil {
 		return err
 	}
-	if removeVolumes {
-		return m.removeVolumes(ctx, l.App)
+	var errs []error
+	if err := m.releases.PruneFiles(ctx, l.App.ID); err != nil {
+		errs = append(errs, fmt.Errorf("the app is deleted, but some of its configs or secrets could not be removed: %w", err))
 	}
-	return nil
+	if removeVolumes {
+		errs = append(errs, m.removeVolumes(ctx, l.App))
+	}
+	return errors.Join(errs...)
 }
 
 // removeVolumes deletes the app's volumes once the containers using them
@@ -755,4 +798,42 @@ func (m *Manager) removeVolumes(ctx context.Context, a store.App) error {
 		}
 	}
 	return nil
+}
+
+// fileAAD binds a sealed secret file to its path in the container.
+func fileAAD(target string) string { return "secret-file:" + target }
+
+// sealFiles encrypts the content of secret files for storage: the spec is
+// copied into every deployment, and secrets stay encrypted in all of them.
+func sealFiles(keys *secrets.Keyring, spec *app.Spec) error {
+	files := slices.Clone(spec.Files)
+	for i, f := range files {
+		if !f.Secret || app.IsSealed(f.Content) {
+			continue
+		}
+		sealed, err := keys.Seal([]byte(f.Content), fileAAD(f.Target))
+		if err != nil {
+			return err
+		}
+		files[i].Content = app.SealedPrefix + sealed
+	}
+	spec.Files = files
+	return nil
+}
+
+// openFiles returns spec with its secret files decrypted, for the release.
+func openFiles(keys *secrets.Keyring, spec app.Spec) (app.Spec, error) {
+	files := slices.Clone(spec.Files)
+	for i, f := range files {
+		if !app.IsSealed(f.Content) {
+			continue
+		}
+		plain, err := keys.Open(strings.TrimPrefix(f.Content, app.SealedPrefix), fileAAD(f.Target))
+		if err != nil {
+			return app.Spec{}, fmt.Errorf("open secret file %s: %w", f.Target, err)
+		}
+		files[i].Content = string(plain)
+	}
+	spec.Files = files
+	return spec, nil
 }

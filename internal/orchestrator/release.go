@@ -63,7 +63,7 @@ type Release struct {
 	// VolumePrefix names the app's Docker volumes: Spec.Volumes[i] is the
 	// volume VolumeName(VolumePrefix, Name). It must be unique per app and the
 	// same for all its releases, e.g. "<alias>-<app id>"; required when the
-	// spec has volumes.
+	// spec has volumes or files (it prefixes their configs' names too).
 	VolumePrefix string
 	// Env is the resolved environment. Plaintext secrets: never log a Release.
 	Env    map[string]string
@@ -185,4 +185,8 @@ type Releases interface {
 	Logs(ctx context.Context, service string, opts LogOptions, out func(LogLine) error) error
 	// RemoveVolume deletes a named volume (only on an explicit request).
 	RemoveVolume(ctx context.Context, name string) error
+	// PruneFiles removes the app's file mounts (configs, secrets) that no
+	// service of the app uses any more. CreateRelease creates them, shared
+	// by the releases whose files are the same, so RemoveRelease cannot.
+	PruneFiles(ctx context.Context, appID string) error
 }

@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -134,4 +135,35 @@ func redact(raw string) string {
 		return "…"
 	}
 	return u.Redacted()
+}
+
+// TestRegistry is the private registry test/registry/start.sh runs, with the
+// image it pushes there.
+type TestRegistry struct {
+	Server, Username, Password string
+	Image                      string // a copy of berth-fixture/hello:v1
+}
+
+// Registry returns the private test registry. It skips the test (fails it
+// under CI=true) when the registry does not accept its credentials.
+func Registry(t testing.TB) TestRegistry {
+	t.Helper()
+	r := TestRegistry{Server: "127.0.0.1:5000", Username: "berth", Password: "berth-registry-pw", Image: "127.0.0.1:5000/berth/hello:v1"}
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.Server+"/v2/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(r.Username, r.Password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		unavailable(t, "test registry unreachable at %s (run test/registry/start.sh): %v", r.Server, err)
+		return r
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		unavailable(t, "test registry at %s answered %s with the test credentials (run test/registry/start.sh)", r.Server, resp.Status)
+	}
+	return r
 }

@@ -99,6 +99,8 @@ type specView struct {
 	Health   string
 	Volumes  []string
 	Ports    []string
+	Files    []string // target, kind, size and mode; never the content
+	Binds    []string
 }
 
 type deploymentRow struct {
@@ -152,6 +154,24 @@ func specOf(s app.Spec) specView {
 	}
 	for _, p := range s.Ports {
 		v.Ports = append(v.Ports, fmt.Sprintf("%d → %d/%s", p.Published, p.Target, p.Protocol))
+	}
+	for _, f := range s.Files {
+		kind := "config, " + bytesIEC(int64(len(f.Content)))
+		if f.Secret {
+			kind = "secret, stored encrypted"
+		}
+		mode := f.Mode
+		if mode == 0 {
+			mode = app.DefaultFileMode
+		}
+		v.Files = append(v.Files, fmt.Sprintf("%s (%s, %04o)", f.Target, kind, mode))
+	}
+	for _, b := range s.Binds {
+		line := b.Source + " → " + b.Target
+		if b.ReadOnly {
+			line += " (read-only)"
+		}
+		v.Binds = append(v.Binds, line)
 	}
 	return v
 }

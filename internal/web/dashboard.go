@@ -294,11 +294,6 @@ type settingsView struct {
 	ServerURL    string
 }
 
-func (u *ui) settings(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	v := settingsView{Layout: u.layout(r, &p, "Settings", "settings"), Organization: p.Organization.Name, ServerURL: u.serverURL(r)}
-	u.render(w, r, http.StatusOK, "settings", v)
-}
-
 // nodesTable is what the nodes-table partial renders.
 type nodesTable struct {
 	Nodes  []NodeRow

@@ -126,6 +126,8 @@ func (f *fakeReleases) RemoveVolume(_ context.Context, name string) error {
 	return nil
 }
 
+func (f *fakeReleases) PruneFiles(context.Context, string) error { return nil }
+
 func (f *fakeReleases) removedVolumes() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

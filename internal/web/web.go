@@ -33,7 +33,7 @@ type Deps struct {
 }
 
 // Register mounts the UI on mux: /, /setup, /login, /logout, /account (+ token
-// and password actions), /settings, /projects (+ projects, environments, apps
+// and password actions), /settings (+ registries), /projects (+ projects, environments, apps
 // and their deployments, logs and variables), /system, /api/docs, /static/.
 func Register(mux *http.ServeMux, d Deps) {
 	if d.Log == nil {
@@ -59,7 +59,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.HandleFunc("GET /{$}", u.signedIn(u.dashboard))
 	mux.HandleFunc("GET /system", u.signedIn(u.system))
 	u.registerProjects(mux)
-	mux.HandleFunc("GET /settings", u.signedIn(u.settings))
+	u.registerSettings(mux)
 	mux.HandleFunc("GET /account", u.signedIn(u.account))
 	mux.HandleFunc("POST /account/password", u.signedIn(u.changePassword))
 	mux.HandleFunc("POST /account/tokens", u.signedIn(u.createToken))

@@ -154,6 +154,9 @@ func pullError(ref string, err error) error {
 	msg := err.Error()
 	low := strings.ToLower(msg)
 	switch {
+	case strings.Contains(low, "no basic auth credentials"):
+		// A registry with basic auth, pulled from without credentials.
+		return fmt.Errorf("%w: image %s: the registry requires credentials; add them for its server under Settings → Registries: %s", orchestrator.ErrImageUnauthorized, ref, msg)
 	case cerrdefs.IsUnauthorized(err) || strings.Contains(low, "unauthorized") || strings.Contains(low, "authentication required") ||
 		strings.Contains(low, "incorrect username or password"):
 		return fmt.Errorf("%w: image %s: the registry refused the credentials: %s", orchestrator.ErrImageUnauthorized, ref, msg)
@@ -186,8 +189,17 @@ func encodeAuth(a *orchestrator.RegistryAuth) (string, error) {
 // the same deployment label is the same release created before (a resumed
 // deployment) and is left as it is; one with another deployment label is an
 // error wrapping orchestrator.ErrServiceConflict.
+//
+// The release's files (configs and secrets) are created first when missing.
 func (e *Engine) CreateRelease(ctx context.Context, r orchestrator.Release) error {
-	spec, err := ServiceSpec(r, e.spec)
+	if err := validate(r); err != nil {
+		return fmt.Errorf("release %s: %w", r.Service, err)
+	}
+	specOpts, err := e.ensureFiles(ctx, r)
+	if err != nil {
+		return err
+	}
+	spec, err := ServiceSpec(r, specOpts)
 	if err != nil {
 		return err
 	}

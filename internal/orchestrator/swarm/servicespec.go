@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +60,27 @@ type SpecOptions struct {
 	// EdgeNetwork is the network web-facing releases join; empty means
 	// orchestrator.EdgeNetwork.
 	EdgeNetwork string
+	// FileIDs maps the names of the release's Docker configs and secrets
+	// (FileName) to their ids, which service specs reference. CreateRelease
+	// fills it in after creating them, so that ServiceSpec stays pure.
+	FileIDs map[string]string
+}
+
+// FileName names the Docker config (or secret) holding file f of the app
+// whose Release.VolumePrefix is prefix. Configs and secrets are immutable, so
+// the name is derived from what they hold: a release whose file is unchanged
+// reuses the previous release's, a changed file gets a new one.
+func FileName(prefix string, f app.FileMount) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%o\x00%s", f.Target, fileMode(f), f.Content)
+	return prefix + "-" + hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+func fileMode(f app.FileMount) uint32 {
+	if f.Mode == 0 {
+		return app.DefaultFileMode
+	}
+	return f.Mode
 }
 
 // ServiceSpec translates a release into the Swarm service that runs it. It is
@@ -109,6 +131,23 @@ func ServiceSpec(r orchestrator.Release, o SpecOptions) (swarm.ServiceSpec, erro
 			// Labels apply when the task creates the volume on its node.
 			VolumeOptions: &mount.VolumeOptions{Labels: maps.Clone(volumeLabels)},
 		})
+	}
+	for _, b := range s.Binds {
+		cs.Mounts = append(cs.Mounts, mount.Mount{Type: mount.TypeBind, Source: b.Source, Target: b.Target, ReadOnly: b.ReadOnly})
+	}
+	for _, f := range s.Files {
+		name := FileName(r.VolumePrefix, f)
+		id := o.FileIDs[name]
+		if id == "" {
+			return swarm.ServiceSpec{}, fmt.Errorf("release %s: file %s: no id for its %s %s; create it first", r.Service, f.Target, fileKind(f.Secret), name)
+		}
+		file := &swarm.ConfigReferenceFileTarget{Name: f.Target, UID: "0", GID: "0", Mode: os.FileMode(fileMode(f))}
+		if f.Secret {
+			cs.Secrets = append(cs.Secrets, &swarm.SecretReference{SecretID: id, SecretName: name,
+				File: (*swarm.SecretReferenceFileTarget)(file)})
+		} else {
+			cs.Configs = append(cs.Configs, &swarm.ConfigReference{ConfigID: id, ConfigName: name, File: file})
+		}
 	}
 	hc, usesProbe, err := healthcheck(r, o.Probe)
 	if err != nil {
@@ -212,8 +251,8 @@ func validate(r orchestrator.Release) error {
 		return fmt.Errorf("alias is empty")
 	case s.Replicas < 0:
 		return fmt.Errorf("replicas: %d; want 0 or more", s.Replicas)
-	case len(s.Volumes) > 0 && r.VolumePrefix == "":
-		return fmt.Errorf("volume prefix is empty; it is required when the app has volumes")
+	case (len(s.Volumes) > 0 || len(s.Files) > 0) && r.VolumePrefix == "":
+		return fmt.Errorf("volume prefix is empty; it is required when the app has volumes or files")
 	}
 	switch s.Restart {
 	case "", "any", "on-failure", "none":

@@ -92,6 +92,26 @@ func TestServiceSpecGolden(t *testing.T) {
 			},
 		},
 		{
+			name: "files_binds",
+			opts: SpecOptions{FileIDs: map[string]string{
+				FileName("web-app01", app.FileMount{Target: "/etc/web/config.yml", Content: "listen: 8080\n", Mode: 0o444}):                 "cfg1",
+				FileName("web-app01", app.FileMount{Target: "/run/secrets/token", Content: "t0ken-DO-NOT-LEAK", Secret: true, Mode: 0o400}): "sec1",
+			}},
+			edit: func(r *orchestrator.Release) {
+				r.VolumePrefix = "web-app01"
+				r.Spec.Files = []app.FileMount{
+					{Target: "/etc/web/config.yml", Content: "listen: 8080\n"}, // mode 0 = 0444
+					{Target: "/run/secrets/token", Content: "t0ken-DO-NOT-LEAK", Secret: true, Mode: 0o400},
+				}
+				r.Spec.Binds = []app.BindMount{{Source: "/srv/shared", Target: "/shared", ReadOnly: true}, {Source: "/srv/uploads", Target: "/uploads"}}
+			},
+			check: func(t *testing.T, got []byte) {
+				if strings.Contains(string(got), "t0ken") || strings.Contains(string(got), "listen") {
+					t.Error("file content is in the service spec")
+				}
+			},
+		},
+		{
 			name: "health_none",
 			edit: func(r *orchestrator.Release) {
 				r.Spec.Port = 80
@@ -177,6 +197,11 @@ func TestServiceSpecErrors(t *testing.T) {
 		{"no image", func(r *orchestrator.Release) { r.Image = "" }, SpecOptions{}, "image is empty"},
 		{"no alias", func(r *orchestrator.Release) { r.Alias = "" }, SpecOptions{}, "alias is empty"},
 		{"volumes without prefix", func(r *orchestrator.Release) { r.Spec.Volumes = []app.Volume{{Name: "d", Target: "/d"}} }, SpecOptions{}, "volume prefix"},
+		{"file without config id", func(r *orchestrator.Release) {
+			r.VolumePrefix = "p"
+			r.Spec.Files = []app.FileMount{{Target: "/a", Content: "x"}}
+		}, SpecOptions{}, "create it first"},
+		{"files without prefix", func(r *orchestrator.Release) { r.Spec.Files = []app.FileMount{{Target: "/a", Content: "x"}} }, SpecOptions{}, "volume prefix"},
 		{"bad restart", func(r *orchestrator.Release) { r.Spec.Restart = "always" }, SpecOptions{}, `restart: "always"`},
 		{"bad protocol", func(r *orchestrator.Release) {
 			r.Spec.Ports = []app.PublishedPort{{Target: 1, Published: 1, Protocol: "sctp"}}
@@ -195,5 +220,26 @@ func TestServiceSpecErrors(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestFileName(t *testing.T) {
+	f := app.FileMount{Target: "/etc/a", Content: "x"}
+	n := FileName("web-app01", f)
+	if !strings.HasPrefix(n, "web-app01-") || len(n) != len("web-app01-")+12 {
+		t.Fatalf("FileName = %q, want web-app01- and 12 hex digits", n)
+	}
+	if g := FileName("web-app01", app.FileMount{Target: "/etc/a", Content: "x", Mode: app.DefaultFileMode}); g != n {
+		t.Errorf("mode 0 and the default mode name different configs: %s, %s", n, g)
+	}
+	for _, other := range []app.FileMount{
+		{Target: "/etc/b", Content: "x"},
+		{Target: "/etc/a", Content: "y"},
+		{Target: "/etc/a", Content: "x", Mode: 0o400},
+		{Target: "/etc/a\x00x", Content: ""}, // separators keep target and content apart
+	} {
+		if g := FileName("web-app01", other); g == n {
+			t.Errorf("%+v has the same name as %+v: %s", other, f, g)
+		}
 	}
 }

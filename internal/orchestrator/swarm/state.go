@@ -246,7 +246,10 @@ func (e *Engine) explain(ctx context.Context, svc *swarm.Service, t swarm.Task, 
 	if !failed(t) {
 		return diagnosis{message: msg} // pending with a transient reason
 	}
-	if oom, known := e.oomKilled(ctx, t); oom || (!known && exit == 137 && memoryLimit(svc) > 0) {
+	// The engine's OOMKilled flag can miss a kill (it comes from a cgroup
+	// event); a failed task (not one stopped on request) killed by SIGKILL
+	// under a memory limit gets the same verdict.
+	if oom, _ := e.oomKilled(ctx, t); oom || (exit == 137 && memoryLimit(svc) > 0) {
 		m := fmt.Sprintf("out of memory (OOM-killed; memory limit %s)", formatBytes(memoryLimit(svc)))
 		if memoryLimit(svc) == 0 {
 			m = "out of memory (OOM-killed; no memory limit: the node ran out)"
