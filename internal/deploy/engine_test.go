@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -296,4 +297,27 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Resources no node has are refused up front, naming the field; nothing is created.
+func TestCapacityChecked(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	project := fmt.Sprintf("cap%d", time.Now().UnixNano()%1e6)
+	h.mgr.CreateProject(ctx, h.p, project)
+	spec := webSpec("berth-fixture/hello:v1")
+	spec.Resources.CPULimit = 500
+	ref := AppRef{Project: project, Environment: Production, Name: "big"}
+	_, err := h.mgr.CreateApp(ctx, h.p, CreateAppInput{Ref: ref, Spec: spec})
+	var fe *app.FieldError
+	if !errors.As(err, &fe) || fe.Field != "resources.cpu_limit" || !strings.Contains(fe.Message, "largest node") {
+		t.Fatalf("CPU beyond every node: %v", err)
+	}
+	if _, err := h.mgr.App(ctx, h.p, ref); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a refused app was stored: %v", err)
+	}
+	spec.Resources.CPULimit = 0.5
+	if _, err := h.mgr.CreateApp(ctx, h.p, CreateAppInput{Ref: ref, Spec: spec}); err != nil {
+		t.Fatalf("half a core: %v", err)
+	}
 }

@@ -60,6 +60,35 @@ func checkBinds(p auth.Principal, before, after []app.BindMount) error {
 	return &ForbiddenError{Message: "binds: bind mounts need the owner or admin role"}
 }
 
+// checkCapacity refuses resources no node of the cluster has: such a release
+// would wait forever for a node. An unreachable engine skips the check (the
+// deployment then says what is wrong).
+func (m *Manager) checkCapacity(ctx context.Context, r app.Resources) error {
+	eng, ok := m.releases.(interface {
+		Status(context.Context) orchestrator.EngineStatus
+	})
+	if !ok || (r.CPULimit == 0 && r.CPUReservation == 0 && r.MemoryReservation == 0) {
+		return nil
+	}
+	st := eng.Status(ctx)
+	if !st.Reachable {
+		return nil
+	}
+	cpus, mem := st.NCPU, st.MemoryBytes
+	for _, n := range st.Swarm.Nodes {
+		cpus, mem = max(cpus, n.NCPU), max(mem, n.MemoryBytes)
+	}
+	switch {
+	case r.CPULimit > float64(cpus):
+		return &app.FieldError{Field: "resources.cpu_limit", Message: fmt.Sprintf("is %g cores; the largest node has %d", r.CPULimit, cpus)}
+	case r.CPUReservation > float64(cpus):
+		return &app.FieldError{Field: "resources.cpu_reservation", Message: fmt.Sprintf("is %g cores; the largest node has %d", r.CPUReservation, cpus)}
+	case mem > 0 && r.MemoryReservation > mem:
+		return &app.FieldError{Field: "resources.memory_reservation", Message: fmt.Sprintf("is %d bytes; the largest node has %d", r.MemoryReservation, mem)}
+	}
+	return nil
+}
+
 // Manager is what the API, CLI and UI call: projects, environments, apps,
 // their variables and deployments, always within the caller's organization.
 type Manager struct {
@@ -269,6 +298,9 @@ func (m *Manager) CreateApp(ctx context.Context, p auth.Principal, in CreateAppI
 	if err := sealFiles(m.keys, &in.Spec); err != nil {
 		return store.App{}, err
 	}
+	if err := m.checkCapacity(ctx, in.Spec.Resources); err != nil {
+		return store.App{}, err
+	}
 	if err := checkBinds(p, nil, in.Spec.Binds); err != nil {
 		return store.App{}, err
 	}
@@ -330,6 +362,9 @@ func (m *Manager) UpdateSpec(ctx context.Context, p auth.Principal, ref AppRef, 
 	}
 	spec.Normalize()
 	if err := spec.Validate(); err != nil {
+		return store.App{}, err
+	}
+	if err := m.checkCapacity(ctx, spec.Resources); err != nil {
 		return store.App{}, err
 	}
 	if err := checkBinds(p, l.App.Spec.Binds, spec.Binds); err != nil {
