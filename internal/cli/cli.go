@@ -5,6 +5,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -195,6 +197,45 @@ func (o *outputFlag) check() error {
 }
 
 func (o *outputFlag) json() bool { return o.format == "json" }
+
+// listCmd is a "list" verb: it fetches rows from the server and prints them
+// as a table, or with -o json as the API's list document.
+func listCmd[T any](short string, header []string, fetch func(*Client, context.Context) ([]T, error), doc func([]T) any, row func(T) []string) *cobra.Command {
+	var (
+		flags  clientFlags
+		output outputFlag
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := output.check(); err != nil {
+				return err
+			}
+			t, err := flags.resolve(true)
+			if err != nil {
+				return err
+			}
+			items, err := fetch(t.client(), cmd.Context())
+			if err != nil {
+				return t.authErr(err)
+			}
+			if output.json() {
+				return writeJSON(cmd.OutOrStdout(), doc(items))
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, strings.Join(header, "\t"))
+			for _, it := range items {
+				fmt.Fprintln(w, strings.Join(row(it), "\t"))
+			}
+			return w.Flush()
+		},
+	}
+	flags.bind(cmd)
+	output.bind(cmd)
+	return cmd
+}
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

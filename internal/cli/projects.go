@@ -57,40 +57,9 @@ func projectCreateCmd() *cobra.Command {
 }
 
 func projectListCmd() *cobra.Command {
-	var (
-		flags  clientFlags
-		output outputFlag
-	)
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List projects",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := output.check(); err != nil {
-				return err
-			}
-			t, err := flags.resolve(true)
-			if err != nil {
-				return err
-			}
-			ps, err := t.client().Projects(cmd.Context())
-			if err != nil {
-				return t.authErr(err)
-			}
-			if output.json() {
-				return writeJSON(cmd.OutOrStdout(), api.ProjectList{Projects: ps})
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tID\tCREATED")
-			for _, p := range ps {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", p.Name, p.ID, formatTime(&p.CreatedAt))
-			}
-			return w.Flush()
-		},
-	}
-	flags.bind(cmd)
-	output.bind(cmd)
-	return cmd
+	return listCmd("List projects", []string{"NAME", "ID", "CREATED"}, (*Client).Projects,
+		func(ps []api.Project) any { return api.ProjectList{Projects: ps} },
+		func(p api.Project) []string { return []string{p.Name, p.ID, formatTime(&p.CreatedAt)} })
 }
 
 func projectRenameCmd() *cobra.Command {

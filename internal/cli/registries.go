@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -94,40 +93,9 @@ func registryAddCmd() *cobra.Command {
 }
 
 func registryListCmd() *cobra.Command {
-	var (
-		flags  clientFlags
-		output outputFlag
-	)
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List registry credentials (passwords are never shown)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := output.check(); err != nil {
-				return err
-			}
-			t, err := flags.resolve(true)
-			if err != nil {
-				return err
-			}
-			rs, err := t.client().Registries(cmd.Context())
-			if err != nil {
-				return t.authErr(err)
-			}
-			if output.json() {
-				return writeJSON(cmd.OutOrStdout(), api.RegistryList{Registries: rs})
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tSERVER\tUSERNAME\tCREATED")
-			for _, r := range rs {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Name, r.Server, r.Username, formatTime(&r.CreatedAt))
-			}
-			return w.Flush()
-		},
-	}
-	flags.bind(cmd)
-	output.bind(cmd)
-	return cmd
+	return listCmd("List registry credentials (passwords are never shown)", []string{"NAME", "SERVER", "USERNAME", "CREATED"}, (*Client).Registries,
+		func(rs []api.Registry) any { return api.RegistryList{Registries: rs} },
+		func(r api.Registry) []string { return []string{r.Name, r.Server, r.Username, formatTime(&r.CreatedAt)} })
 }
 
 func printRegistryTest(cmd *cobra.Command, t *target, name string) error {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -75,45 +74,16 @@ func tokenCreateCmd() *cobra.Command {
 }
 
 func tokenListCmd() *cobra.Command {
-	var (
-		flags  clientFlags
-		output outputFlag
-	)
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List your API tokens (never their secrets)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := output.check(); err != nil {
-				return err
+	now := time.Now()
+	return listCmd("List your API tokens (never their secrets)", []string{"ID", "NAME", "PREFIX", "CREATED", "EXPIRES", "LAST USED"}, (*Client).Tokens,
+		func(ts []api.APIToken) any { return api.TokenList{Tokens: ts} },
+		func(tok api.APIToken) []string {
+			expires := formatTime(tok.ExpiresAt)
+			if tok.ExpiresAt != nil && !now.Before(*tok.ExpiresAt) {
+				expires += " (expired)"
 			}
-			t, err := flags.resolve(true)
-			if err != nil {
-				return err
-			}
-			tokens, err := t.client().Tokens(cmd.Context())
-			if err != nil {
-				return t.authErr(err)
-			}
-			if output.json() {
-				return writeJSON(cmd.OutOrStdout(), api.TokenList{Tokens: tokens})
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tNAME\tPREFIX\tCREATED\tEXPIRES\tLAST USED")
-			now := time.Now()
-			for _, tok := range tokens {
-				expires := formatTime(tok.ExpiresAt)
-				if tok.ExpiresAt != nil && !now.Before(*tok.ExpiresAt) {
-					expires += " (expired)"
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s…\t%s\t%s\t%s\n", tok.ID, printable(tok.Name), tok.Prefix, formatTime(&tok.CreatedAt), expires, formatTime(tok.LastUsedAt))
-			}
-			return w.Flush()
-		},
-	}
-	flags.bind(cmd)
-	output.bind(cmd)
-	return cmd
+			return []string{tok.ID, printable(tok.Name), tok.Prefix + "…", formatTime(&tok.CreatedAt), expires, formatTime(tok.LastUsedAt)}
+		})
 }
 
 func tokenRevokeCmd() *cobra.Command {
