@@ -361,11 +361,7 @@ func (e *Engine) drain(ctx context.Context, d store.Deployment) error {
 			return err
 		}
 	}
-	// Files the removed release alone used go with it. Best effort: left
-	// over, they cost little and the next drain retries.
-	if err := e.releases.PruneFiles(ctx, d.AppID); err != nil {
-		e.log.Warn("deploy: remove unused file mounts", "deployment_id", d.ID, "err", err)
-	}
+	e.pruneFiles(ctx, d)
 	if err := e.retireOthers(ctx, d); err != nil {
 		return err
 	}
@@ -427,6 +423,7 @@ func (e *Engine) undo(ctx context.Context, d store.Deployment) error {
 			return err
 		}
 		e.step(ctx, d, "Removed release %s; it never received traffic", d.Service)
+		e.pruneFiles(ctx, d)
 	}
 	if stopFirst(d) && d.PreviousService != "" {
 		a, err := e.db.App(ctx, d.OrganizationID, d.AppID)
@@ -453,6 +450,14 @@ func wantedReplicas(a store.App) int {
 		return 0
 	}
 	return a.Spec.Replicas
+}
+
+// pruneFiles removes the app's configs and secrets no release uses any more.
+// Best effort: left over, they cost little and the next release retries.
+func (e *Engine) pruneFiles(ctx context.Context, d store.Deployment) {
+	if err := e.releases.PruneFiles(ctx, d.AppID); err != nil {
+		e.log.Warn("deploy: remove unused file mounts", "deployment_id", d.ID, "err", err)
+	}
 }
 
 func stopFirst(d store.Deployment) bool {

@@ -279,6 +279,17 @@ func TestResumeAfterRestart(t *testing.T) {
 	if svcs := h.services(a.ID); len(svcs) != 1 || svcs[0] != d.Service {
 		t.Fatalf("services after reconcile: %v, want %s recreated", svcs, d.Service)
 	}
+
+	// Changing variables is a deployment; saving the same values is none.
+	scope := EnvScope{Scope: ScopeApp, Ref: ref}
+	ds, err := h.mgr.SetEnv(ctx, h.p, scope, map[string]string{"MODE": "fast"})
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("SetEnv with a change queued %d deployments (%v), want 1", len(ds), err)
+	}
+	h.wait(ds[0], store.DeployLive)
+	if ds, err := h.mgr.SetEnv(ctx, h.p, scope, map[string]string{"MODE": "fast"}); err != nil || len(ds) != 0 {
+		t.Fatalf("SetEnv with the same values queued %d deployments (%v), want none", len(ds), err)
+	}
 }
 
 func must[T any](v T, err error) func(*testing.T) T {

@@ -472,6 +472,12 @@ func (m *Manager) SetEnv(ctx context.Context, p auth.Principal, s EnvScope, vars
 		if a.CurrentDeploymentID == "" || a.Stopped {
 			continue
 		}
+		if same, err := m.envUnchanged(ctx, a); err != nil || same {
+			if err != nil {
+				return out, err
+			}
+			continue
+		}
 		d, err := m.queue(ctx, p, a, a.Spec, "environment variables changed", "")
 		if err != nil {
 			return out, err
@@ -479,6 +485,24 @@ func (m *Manager) SetEnv(ctx context.Context, p auth.Principal, s EnvScope, vars
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// envUnchanged reports whether the app's variables resolve to what its live
+// deployment runs with, so saving the same values deploys nothing.
+func (m *Manager) envUnchanged(ctx context.Context, a store.App) (bool, error) {
+	cur, err := m.current(ctx, a)
+	if err != nil || cur == nil {
+		return false, err
+	}
+	running, err := OpenEnv(m.keys, *cur)
+	if err != nil {
+		return false, err
+	}
+	wanted, err := m.resolvedEnv(ctx, a)
+	if err != nil {
+		return false, err
+	}
+	return maps.Equal(running, wanted), nil
 }
 
 // resolvedEnv merges project, environment and app variables, inner first.
