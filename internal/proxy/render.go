@@ -1,0 +1,352 @@
+package proxy
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults applied by Render to zero Options fields.
+const (
+	DefaultHTTPPort        = 80
+	DefaultStatsPort       = 8404
+	DefaultRuntimeSocket   = "/run/berth/haproxy.sock"
+	DefaultMapPath         = "/etc/berth/proxy/routes.map"
+	DefaultSlotsPerRelease = 10
+	DefaultMaxConn         = 4096
+	DefaultHealthInterval  = 2 * time.Second
+)
+
+// DefaultBackend is the backend answering requests no route matches.
+const DefaultBackend = "berth_default"
+
+// Options are the operator's (not the users') settings of the rendered
+// configuration. Zero fields take the Default* values.
+type Options struct {
+	// HTTPPort is the plain-HTTP listener of the edge.
+	HTTPPort int
+	// StatsPort serves the Prometheus exporter at /metrics.
+	StatsPort int
+	// RuntimeSocket is the Runtime API socket (admin level) the controller
+	// drives HAProxy through.
+	RuntimeSocket string
+	// MapPath is the route map file (see RenderMap); the Runtime API's map
+	// commands name it by this path.
+	MapPath string
+	// SlotsPerRelease is how many server slots each release gets: the most
+	// tasks of one release that receive traffic.
+	SlotsPerRelease int
+	// MaxConn is the process-wide connection limit.
+	MaxConn int
+}
+
+// optPathRe is deliberately narrower than what HAProxy accepts: file paths are
+// also used inside sample expressions (map_str(<path>)), where ',' and ')'
+// would end the argument.
+var optPathRe = regexp.MustCompile(`^/[A-Za-z0-9._/-]+$`)
+
+func (o Options) withDefaults() (Options, error) {
+	o.HTTPPort = cmp.Or(o.HTTPPort, DefaultHTTPPort)
+	o.StatsPort = cmp.Or(o.StatsPort, DefaultStatsPort)
+	o.RuntimeSocket = cmp.Or(o.RuntimeSocket, DefaultRuntimeSocket)
+	o.MapPath = cmp.Or(o.MapPath, DefaultMapPath)
+	o.SlotsPerRelease = cmp.Or(o.SlotsPerRelease, DefaultSlotsPerRelease)
+	o.MaxConn = cmp.Or(o.MaxConn, DefaultMaxConn)
+	var errs []error
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"http_port", o.HTTPPort}, {"stats_port", o.StatsPort}} {
+		if p.port < 1 || p.port > 65535 {
+			errs = append(errs, fieldErr("options."+p.name, "must be 1–65535, got %d", p.port))
+		}
+	}
+	if o.HTTPPort == o.StatsPort {
+		errs = append(errs, fieldErr("options.stats_port", "must differ from http_port"))
+	}
+	if !optPathRe.MatchString(o.RuntimeSocket) {
+		errs = append(errs, fieldErr("options.runtime_socket", "must be an absolute path matching %s", optPathRe))
+	}
+	if !optPathRe.MatchString(o.MapPath) {
+		errs = append(errs, fieldErr("options.map_path", "must be an absolute path matching %s", optPathRe))
+	}
+	if o.SlotsPerRelease < 1 || o.SlotsPerRelease > 1000 {
+		errs = append(errs, fieldErr("options.slots_per_release", "must be 1–1000, got %d", o.SlotsPerRelease))
+	}
+	if o.MaxConn < 1 {
+		errs = append(errs, fieldErr("options.max_conn", "must be positive, got %d", o.MaxConn))
+	}
+	return o, errors.Join(errs...)
+}
+
+// BackendName is the HAProxy backend of an app.
+func BackendName(appID string) string { return "be_" + appID }
+
+// ServerPrefix is the server-template prefix of a release: its slots are
+// named <prefix>1 … <prefix>N. Names derive from the service, not the
+// release's position, so they stay stable while releases come and go.
+func ServerPrefix(service string) string { return service + "-" }
+
+// MapKey is the route map key of a route: the host, followed by the path
+// prefix unless the route serves every path ("a.example" or "a.example/api").
+func MapKey(r Route) string {
+	if p := canonicalPrefix(r.PathPrefix); p != "/" {
+		return r.Host + p
+	}
+	return r.Host
+}
+
+// MapValue is the route map value of a route, five fields joined by '|':
+//
+//	<backend>|<segments to strip>|<https redirect 0/1>|<max body bytes, 0 = unlimited>|<timeout ms, 0 = default>
+//
+// Everything per route lives in the value, so adding or changing a route of an
+// existing app is one Runtime API map command, with no reload. The value has
+// no spaces, so it passes through "add map"/"set map" unquoted.
+func MapValue(r Route) string {
+	strip := 0
+	if r.StripPrefix {
+		strip = segments(canonicalPrefix(r.PathPrefix))
+	}
+	return fmt.Sprintf("%s|%d|%s|%d|%d", BackendName(r.AppID), strip, b01(r.HTTPSRedirect), r.MaxBody, r.Timeout.Milliseconds())
+}
+
+func b01(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// RenderMap returns the route map file for t, sorted by key. Routes that fail
+// validation are left out (a map line cannot be escaped, so nothing
+// unvalidated is ever written).
+func RenderMap(t Table) []byte {
+	t, _ = ValidRoutes(t)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Berth route map, table version %d. Generated; edit through the Runtime API or the control plane.\n", t.Version)
+	fmt.Fprintf(&b, "# <host>[<path prefix>] <backend>|<strip segments>|<https redirect>|<max body>|<timeout ms>\n")
+	routes := slices.Clone(t.Routes)
+	slices.SortFunc(routes, func(a, b Route) int { return strings.Compare(MapKey(a), MapKey(b)) })
+	for _, r := range routes {
+		fmt.Fprintf(&b, "%s %s\n", MapKey(r), MapValue(r))
+	}
+	return b.Bytes()
+}
+
+// Render returns the complete HAProxy 2.6 configuration for t. It is pure and
+// deterministic: the same table and options give the same bytes. Routing
+// itself is data in the map file (RenderMap), so the configuration depends on
+// the apps and their releases only; an invalid table is refused whole (use
+// ValidRoutes first to apply what is valid).
+func Render(t Table, o Options) ([]byte, error) {
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("proxy: render: %w", err)
+	}
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("proxy: render: %w", err)
+	}
+	w := &cfgWriter{}
+	w.line("# Generated by Berth from routing table version %d. Do not edit: changes are lost.", t.Version)
+	w.line("")
+	renderGlobal(w, o)
+	renderFrontends(w, o)
+	renderDefaultBackend(w)
+	apps := slices.Clone(t.Apps)
+	slices.SortFunc(apps, func(a, b App) int { return strings.Compare(a.ID, b.ID) })
+	for _, a := range apps {
+		renderApp(w, a, o)
+	}
+	return w.b.Bytes(), nil
+}
+
+type cfgWriter struct{ b bytes.Buffer }
+
+func (w *cfgWriter) line(format string, args ...any) {
+	fmt.Fprintf(&w.b, format, args...)
+	w.b.WriteByte('\n')
+}
+
+// in writes one indented directive line.
+func (w *cfgWriter) in(format string, args ...any) { w.line("    "+format, args...) }
+
+func renderGlobal(w *cfgWriter, o Options) {
+	w.line("global")
+	w.in("master-worker")
+	w.in("maxconn %d", o.MaxConn)
+	w.in("log stdout format raw local0")
+	w.in("stats socket %s mode 600 level admin expose-fd listeners", quote(o.RuntimeSocket))
+	// Old workers keep serving in-flight requests after a reload; bound how
+	// long, at the longest route timeout allowed.
+	w.in("hard-stop-after %s", dur(MaxTimeout))
+	w.line("")
+	w.line("defaults")
+	w.in("mode http")
+	w.in("log global")
+	w.in("option forwardfor")
+	w.in("option redispatch")
+	w.in("retries 3")
+	// L7 retries replay the request; the frontend disables them for methods
+	// that are not safe to repeat (connection failures are still retried).
+	w.in("retry-on conn-failure empty-response response-timeout")
+	w.in("timeout connect 5s")
+	w.in("timeout client 30s")
+	w.in("timeout http-request 10s")
+	w.in("timeout http-keep-alive 10s")
+	w.in("timeout queue 30s")
+	w.in("timeout server 60s")
+	w.in("timeout tunnel 1h")
+	w.in("timeout check 5s")
+	w.line("")
+	// Docker's embedded DNS; a 1s hold keeps server-template slots within about
+	// a second of the tasks Swarm runs.
+	w.line("resolvers docker")
+	w.in("nameserver dns 127.0.0.11:53")
+	w.in("accepted_payload_size 8192")
+	w.in("resolve_retries 3")
+	w.in("timeout resolve 1s")
+	w.in("timeout retry 1s")
+	w.in("hold valid 1s")
+	w.in("hold obsolete 1s")
+	w.in("hold nx 1s")
+	w.in("hold other 1s")
+	w.in("hold refused 1s")
+	w.in("hold timeout 1s")
+	w.line("")
+}
+
+// renderFrontends writes the HTTP frontend and the metrics frontend.
+//
+// Routing is a longest-prefix match done with exact lookups (map_str, a tree,
+// so order in the map does not matter and "add map" may append anywhere):
+// first the bare host, then host + the first 1, 2, … MaxPrefixSegments path
+// segments; every hit overwrites the previous one, so the deepest wins, and
+// prefixes only ever match whole segments.
+func renderFrontends(w *cfgWriter, o Options) {
+	m := o.MapPath
+	w.line("frontend http")
+	w.in("bind :%d", o.HTTPPort)
+	// Here, not in defaults: HAProxy 2.6 cannot negate httplog for the
+	// unlogged stats frontend.
+	w.in("option httplog")
+	w.in("option dontlognull")
+	w.in("http-request set-header X-Forwarded-Proto http if !{ ssl_fc }")
+	w.in("http-request set-header X-Forwarded-Proto https if { ssl_fc }")
+	w.in("http-request disable-l7-retry if !METH_GET")
+	w.in("http-request set-var(txn.berth_host) req.hdr(host),field(1,:),lower")
+	w.in("http-request set-var(txn.berth_route) var(txn.berth_host),map_str(%s)", m)
+	for d := 1; d <= MaxPrefixSegments; d++ {
+		w.in("http-request set-var(txn.berth_prefix) path,field(1,/,%d)", d+1)
+		w.in("http-request set-var(txn.berth_route) var(txn.berth_host),concat(,txn.berth_prefix,),map_str(%s)", m)
+	}
+	w.in("http-request set-var(txn.berth_strip) var(txn.berth_route),field(2,|),add(0)")
+	w.in("http-request set-var(txn.berth_redirect) var(txn.berth_route),field(3,|),add(0)")
+	w.in("http-request set-var(txn.berth_maxbody) var(txn.berth_route),field(4,|),add(0)")
+	w.in("http-request set-var(txn.berth_timeout) var(txn.berth_route),field(5,|),add(0)")
+	// Without a TLS bind ssl_fc is always false; the ACME challenge path is
+	// never redirected so HTTP-01 keeps working.
+	w.in("http-request redirect scheme https code 308 if { var(txn.berth_redirect) -m int 1 } !{ ssl_fc } !{ path_beg /.well-known/acme-challenge/ }")
+	// Judged by Content-Length: chunked bodies without one are not limited.
+	w.in("http-request deny deny_status 413 if { var(txn.berth_maxbody) -m int gt 0 } { req.hdr_val(content-length),sub(txn.berth_maxbody) gt 0 }")
+	for d := 1; d <= MaxPrefixSegments; d++ {
+		w.in("http-request set-path /%%[path,field(%d,/,0)] if { var(txn.berth_strip) -m int %d }", d+2, d)
+	}
+	w.in("use_backend %%[var(txn.berth_route),field(1,|)] if { var(txn.berth_route) -m found }")
+	w.in("default_backend %s", DefaultBackend)
+	w.line("")
+	w.line("frontend stats")
+	w.in("bind :%d", o.StatsPort)
+	w.in("no log")
+	w.in("http-request use-service prometheus-exporter if { path /metrics }")
+	w.in("http-request return status 404")
+	w.line("")
+}
+
+const unroutedPage = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>503 No app here</title></head>` +
+	`<body style="font-family:sans-serif;max-width:40em;margin:4em auto"><h1>No app here yet</h1>` +
+	`<p>This domain is not routed to a running app. If you just added it, it can take a few seconds.</p>` +
+	`<p><small>Served by Berth</small></p></body></html>`
+
+func renderDefaultBackend(w *cfgWriter) {
+	w.line("backend %s", DefaultBackend)
+	w.in("http-request return status 503 content-type %s string %s", quote("text/html; charset=utf-8"), quote(unroutedPage))
+	w.line("")
+}
+
+func renderApp(w *cfgWriter, a App, o Options) {
+	w.line("backend %s", quote(BackendName(a.ID)))
+	if a.Name != "" {
+		w.in("description %s", quote(a.Name))
+	}
+	w.in("balance roundrobin")
+	rels := slices.Clone(a.Releases)
+	slices.SortFunc(rels, func(x, y Release) int { return strings.Compare(x.Service, y.Service) })
+	if len(rels) > 0 && rels[0].Health != nil {
+		h := rels[0].Health
+		w.in("option httpchk GET %s", quote(h.Path))
+		if h.ExpectStatus != 0 {
+			w.in("http-check expect status %d", h.ExpectStatus)
+		}
+	}
+	// set-timeout needs backend capabilities, so the route's timeout (a
+	// transaction variable set by the frontend) is applied here.
+	w.in("http-request set-timeout server var(txn.berth_timeout) if { var(txn.berth_timeout) -m int gt 0 }")
+	for _, r := range rels {
+		check := ""
+		if r.Health != nil {
+			check = " inter " + dur(cmp.Or(r.Health.Interval, DefaultHealthInterval))
+		}
+		w.in("server-template %s %d %s resolvers docker resolve-prefer ipv4 init-addr none check%s weight %d",
+			quote(ServerPrefix(r.Service)), o.SlotsPerRelease, quote("tasks."+r.Service+":"+strconv.Itoa(r.Port)), check, r.Weight)
+	}
+	w.line("")
+}
+
+// dur formats d for HAProxy in the largest unit that represents it exactly.
+func dur(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%ds", d/time.Second)
+	default:
+		return fmt.Sprintf("%dms", d/time.Millisecond)
+	}
+}
+
+// quote makes s one word of an HAProxy configuration line that reads back as
+// exactly s. It uses weak (double) quoting, where HAProxy still interprets
+// '\' and '$' (environment variables), so those and '"' are backslash-escaped;
+// every control or non-ASCII byte, line breaks included, becomes \xNN, so the
+// word can never end the line, the quoted string or start a comment. It is the
+// only way user-controlled text reaches the configuration, always after
+// validation. NUL is the one byte it cannot carry (HAProxy 2.6 truncates the
+// word there); validation rejects control characters before quote sees them.
+func quote(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\' || c == '$':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c >= 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
