@@ -93,7 +93,10 @@ func (r *rig) app(b *testing.B) deploy.AppRef {
 	if _, err := r.mgr.CreateApp(ctx, r.p, deploy.CreateAppInput{Ref: ref, Spec: spec}); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { r.mgr.DeleteApp(context.Background(), r.p, ref, false) })
+	b.Cleanup(func() {
+		r.mgr.DeleteApp(context.Background(), r.p, ref, false)
+		r.mgr.DeleteProject(context.Background(), r.p, project)
+	})
 	r.deploy(b, ref, "berth-fixture/hello:v1", store.DeployLive)
 	return ref
 }

@@ -85,9 +85,27 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	h.p = auth.Principal{User: u, Organization: org, Role: store.RoleOwner}
+	// Last to run: whatever a test left, its services, volumes and
+	// environment networks go, so runs do not pile up networks in the Swarm.
+	t.Cleanup(func() { h.removeAll() })
 	h.start()
 	t.Cleanup(func() { h.stop() })
 	return h
+}
+
+func (h *harness) removeAll() {
+	ctx := context.Background()
+	projects, _ := h.mgr.Projects(ctx, h.p)
+	for _, proj := range projects {
+		apps, _ := h.mgr.Apps(ctx, h.p, proj.Name)
+		for _, a := range apps {
+			env, _ := h.db.Environment(ctx, h.p.Organization.ID, a.EnvironmentID)
+			h.mgr.DeleteApp(ctx, h.p, AppRef{Project: proj.Name, Environment: env.Name, Name: a.Name}, true)
+		}
+		if err := h.mgr.DeleteProject(ctx, h.p, proj.Name); err != nil {
+			h.t.Logf("clean up project %s: %v", proj.Name, err)
+		}
+	}
 }
 
 // start runs a fresh engine, as a restarted berth server would.

@@ -181,11 +181,28 @@ func (m *Manager) DeleteProject(ctx context.Context, p auth.Principal, name stri
 	}
 	var errs []error
 	for _, e := range envs {
-		if err := m.releases.RemoveNetwork(ctx, e.Network); err != nil {
-			errs = append(errs, fmt.Errorf("the project is deleted, but its network %s could not be removed: %w", e.Network, err))
+		if err := m.removeNetwork(ctx, e.Network); err != nil {
+			errs = append(errs, fmt.Errorf("the project is deleted, but its network %s could not be removed (remove it with `docker network rm %s`): %w", e.Network, e.Network, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeNetwork retries while containers of just-removed releases still
+// hold endpoints on the network (they stop with their grace period).
+func (m *Manager) removeNetwork(ctx context.Context, name string) error {
+	deadline := m.now().Add(45 * time.Second)
+	for {
+		err := m.releases.RemoveNetwork(ctx, name)
+		if err == nil || m.now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // Environments lists a project's environments.

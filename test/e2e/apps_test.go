@@ -127,6 +127,7 @@ func TestAppsDoneWhen(t *testing.T) {
 	if n := services(t, docker, st.App.ID); n != 0 {
 		t.Errorf("%d services left after delete", n)
 	}
+	run("", "project", "delete", project)
 }
 
 func services(t *testing.T, host, appID string) int {
