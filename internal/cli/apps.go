@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -444,47 +445,25 @@ func appCreateCmd() *cobra.Command {
 }
 
 func appListCmd() *cobra.Command {
-	var (
-		flags  clientFlags
-		output outputFlag
-	)
-	cmd := &cobra.Command{
-		Use:   "list PROJECT",
-		Short: "List a project's apps",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := output.check(); err != nil {
-				return err
-			}
-			t, err := flags.resolve(true)
-			if err != nil {
-				return err
-			}
-			apps, err := t.client().Apps(cmd.Context(), args[0])
-			if err != nil {
-				return notFound(t, err, "project "+args[0])
-			}
-			if output.json() {
-				return writeJSON(cmd.OutOrStdout(), api.AppList{Apps: apps})
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tENVIRONMENT\tIMAGE\tREPLICAS\tSTATE\tUPDATED")
-			for _, a := range apps {
-				state := "running"
-				switch {
-				case a.CurrentDeploymentID == "":
-					state = "not deployed"
-				case a.Stopped:
-					state = "stopped"
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", a.Name, a.Environment, a.Image, a.Replicas, state, formatTime(&a.UpdatedAt))
-			}
-			return w.Flush()
+	return listVerb[api.AppSummary]{
+		use: "list PROJECT", short: "List a project's apps", args: cobra.ExactArgs(1),
+		header: []string{"NAME", "ENVIRONMENT", "IMAGE", "REPLICAS", "STATE", "UPDATED"},
+		fetch: func(ctx context.Context, t *target, args []string) ([]api.AppSummary, error) {
+			apps, err := t.client().Apps(ctx, args[0])
+			return apps, notFound(t, err, "project "+args[0])
 		},
-	}
-	flags.bind(cmd)
-	output.bind(cmd)
-	return cmd
+		doc: func(apps []api.AppSummary) any { return api.AppList{Apps: apps} },
+		row: func(a api.AppSummary) []string {
+			state := "running"
+			switch {
+			case a.CurrentDeploymentID == "":
+				state = "not deployed"
+			case a.Stopped:
+				state = "stopped"
+			}
+			return []string{a.Name, a.Environment, a.Image, strconv.Itoa(a.Replicas), state, formatTime(&a.UpdatedAt)}
+		},
+	}.command()
 }
 
 func appStatusCmd() *cobra.Command {

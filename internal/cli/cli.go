@@ -198,18 +198,31 @@ func (o *outputFlag) check() error {
 
 func (o *outputFlag) json() bool { return o.format == "json" }
 
-// listCmd is a "list" verb: it fetches rows from the server and prints them
-// as a table, or with -o json as the API's list document.
-func listCmd[T any](short string, header []string, fetch func(*Client, context.Context) ([]T, error), doc func([]T) any, row func(T) []string) *cobra.Command {
+// listVerb describes a "list" verb: it fetches rows from the server and
+// prints them as a table, or with -o json as the API's list document.
+type listVerb[T any] struct {
+	use, short string
+	args       cobra.PositionalArgs // cobra.NoArgs when nil
+	header     []string
+	// fetch returns the rows, its errors already worded for users.
+	fetch func(ctx context.Context, t *target, args []string) ([]T, error)
+	doc   func([]T) any
+	row   func(T) []string
+}
+
+func (l listVerb[T]) command() *cobra.Command {
 	var (
 		flags  clientFlags
 		output outputFlag
 	)
+	if l.args == nil {
+		l.args = cobra.NoArgs
+	}
 	cmd := &cobra.Command{
-		Use:   "list",
-		Short: short,
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   l.use,
+		Short: l.short,
+		Args:  l.args,
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := output.check(); err != nil {
 				return err
 			}
@@ -217,17 +230,17 @@ func listCmd[T any](short string, header []string, fetch func(*Client, context.C
 			if err != nil {
 				return err
 			}
-			items, err := fetch(t.client(), cmd.Context())
+			items, err := l.fetch(cmd.Context(), t, args)
 			if err != nil {
-				return t.authErr(err)
+				return err
 			}
 			if output.json() {
-				return writeJSON(cmd.OutOrStdout(), doc(items))
+				return writeJSON(cmd.OutOrStdout(), l.doc(items))
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, strings.Join(header, "\t"))
+			fmt.Fprintln(w, strings.Join(l.header, "\t"))
 			for _, it := range items {
-				fmt.Fprintln(w, strings.Join(row(it), "\t"))
+				fmt.Fprintln(w, strings.Join(l.row(it), "\t"))
 			}
 			return w.Flush()
 		},

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -57,9 +58,16 @@ func projectCreateCmd() *cobra.Command {
 }
 
 func projectListCmd() *cobra.Command {
-	return listCmd("List projects", []string{"NAME", "ID", "CREATED"}, (*Client).Projects,
-		func(ps []api.Project) any { return api.ProjectList{Projects: ps} },
-		func(p api.Project) []string { return []string{p.Name, p.ID, formatTime(&p.CreatedAt)} })
+	return listVerb[api.Project]{
+		use: "list", short: "List projects",
+		header: []string{"NAME", "ID", "CREATED"},
+		fetch: func(ctx context.Context, t *target, _ []string) ([]api.Project, error) {
+			ps, err := t.client().Projects(ctx)
+			return ps, t.authErr(err)
+		},
+		doc: func(ps []api.Project) any { return api.ProjectList{Projects: ps} },
+		row: func(p api.Project) []string { return []string{p.Name, p.ID, formatTime(&p.CreatedAt)} },
+	}.command()
 }
 
 func projectRenameCmd() *cobra.Command {
@@ -215,40 +223,18 @@ func envCreateCmd() *cobra.Command {
 }
 
 func envListCmd() *cobra.Command {
-	var (
-		flags  clientFlags
-		output outputFlag
-	)
-	cmd := &cobra.Command{
-		Use:   "list PROJECT",
-		Short: "List a project's environments",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := output.check(); err != nil {
-				return err
-			}
-			t, err := flags.resolve(true)
-			if err != nil {
-				return err
-			}
-			envs, err := t.client().Environments(cmd.Context(), args[0])
-			if err != nil {
-				return notFound(t, err, "project "+args[0])
-			}
-			if output.json() {
-				return writeJSON(cmd.OutOrStdout(), api.EnvironmentList{Environments: envs})
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tID\tNETWORK\tCREATED")
-			for _, e := range envs {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", e.Name, e.ID, e.Network, formatTime(&e.CreatedAt))
-			}
-			return w.Flush()
+	return listVerb[api.Environment]{
+		use: "list PROJECT", short: "List a project's environments", args: cobra.ExactArgs(1),
+		header: []string{"NAME", "ID", "NETWORK", "CREATED"},
+		fetch: func(ctx context.Context, t *target, args []string) ([]api.Environment, error) {
+			envs, err := t.client().Environments(ctx, args[0])
+			return envs, notFound(t, err, "project "+args[0])
 		},
-	}
-	flags.bind(cmd)
-	output.bind(cmd)
-	return cmd
+		doc: func(envs []api.Environment) any { return api.EnvironmentList{Environments: envs} },
+		row: func(e api.Environment) []string {
+			return []string{e.Name, e.ID, e.Network, formatTime(&e.CreatedAt)}
+		},
+	}.command()
 }
 
 func envGetCmd() *cobra.Command {

@@ -93,9 +93,18 @@ func registryAddCmd() *cobra.Command {
 }
 
 func registryListCmd() *cobra.Command {
-	return listCmd("List registry credentials (passwords are never shown)", []string{"NAME", "SERVER", "USERNAME", "CREATED"}, (*Client).Registries,
-		func(rs []api.Registry) any { return api.RegistryList{Registries: rs} },
-		func(r api.Registry) []string { return []string{r.Name, r.Server, r.Username, formatTime(&r.CreatedAt)} })
+	return listVerb[api.Registry]{
+		use: "list", short: "List registry credentials (passwords are never shown)",
+		header: []string{"NAME", "SERVER", "USERNAME", "CREATED"},
+		fetch: func(ctx context.Context, t *target, _ []string) ([]api.Registry, error) {
+			rs, err := t.client().Registries(ctx)
+			return rs, t.authErr(err)
+		},
+		doc: func(rs []api.Registry) any { return api.RegistryList{Registries: rs} },
+		row: func(r api.Registry) []string {
+			return []string{r.Name, r.Server, r.Username, formatTime(&r.CreatedAt)}
+		},
+	}.command()
 }
 
 func printRegistryTest(cmd *cobra.Command, t *target, name string) error {

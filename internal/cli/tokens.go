@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -75,15 +76,22 @@ func tokenCreateCmd() *cobra.Command {
 
 func tokenListCmd() *cobra.Command {
 	now := time.Now()
-	return listCmd("List your API tokens (never their secrets)", []string{"ID", "NAME", "PREFIX", "CREATED", "EXPIRES", "LAST USED"}, (*Client).Tokens,
-		func(ts []api.APIToken) any { return api.TokenList{Tokens: ts} },
-		func(tok api.APIToken) []string {
+	return listVerb[api.APIToken]{
+		use: "list", short: "List your API tokens (never their secrets)",
+		header: []string{"ID", "NAME", "PREFIX", "CREATED", "EXPIRES", "LAST USED"},
+		fetch: func(ctx context.Context, t *target, _ []string) ([]api.APIToken, error) {
+			ts, err := t.client().Tokens(ctx)
+			return ts, t.authErr(err)
+		},
+		doc: func(ts []api.APIToken) any { return api.TokenList{Tokens: ts} },
+		row: func(tok api.APIToken) []string {
 			expires := formatTime(tok.ExpiresAt)
 			if tok.ExpiresAt != nil && !now.Before(*tok.ExpiresAt) {
 				expires += " (expired)"
 			}
 			return []string{tok.ID, printable(tok.Name), tok.Prefix + "…", formatTime(&tok.CreatedAt), expires, formatTime(tok.LastUsedAt)}
-		})
+		},
+	}.command()
 }
 
 func tokenRevokeCmd() *cobra.Command {
