@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/berthpaas/berth/internal/app"
+	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/store"
@@ -669,8 +670,7 @@ func (s *server) deployApp(ctx context.Context, in *deployInput) (*deploymentAcc
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "deployment queued", "user_id", p.User.ID, "app", d.AppID, "deployment_id", d.ID, "seq", d.Seq, "reason", d.Reason)
-	return &deploymentAcceptedOutput{Body: deploymentOf(d)}, nil
+	return s.queued(ctx, p, d), nil
 }
 
 func (s *server) rollbackApp(ctx context.Context, in *rollbackInput) (*deploymentAcceptedOutput, error) {
@@ -682,8 +682,7 @@ func (s *server) rollbackApp(ctx context.Context, in *rollbackInput) (*deploymen
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "deployment queued", "user_id", p.User.ID, "app", d.AppID, "deployment_id", d.ID, "seq", d.Seq, "reason", d.Reason)
-	return &deploymentAcceptedOutput{Body: deploymentOf(d)}, nil
+	return s.queued(ctx, p, d), nil
 }
 
 func (s *server) restartApp(ctx context.Context, in *AppParams) (*deploymentAcceptedOutput, error) {
@@ -695,8 +694,13 @@ func (s *server) restartApp(ctx context.Context, in *AppParams) (*deploymentAcce
 	if err != nil {
 		return nil, err
 	}
+	return s.queued(ctx, p, d), nil
+}
+
+// queued logs a deployment a request queued and answers 202 with it.
+func (s *server) queued(ctx context.Context, p auth.Principal, d store.Deployment) *deploymentAcceptedOutput {
 	s.log.InfoContext(ctx, "deployment queued", "user_id", p.User.ID, "app", d.AppID, "deployment_id", d.ID, "seq", d.Seq, "reason", d.Reason)
-	return &deploymentAcceptedOutput{Body: deploymentOf(d)}, nil
+	return &deploymentAcceptedOutput{Body: deploymentOf(d)}
 }
 
 func (s *server) stopApp(ctx context.Context, in *AppParams) (*struct{}, error) {

@@ -579,6 +579,12 @@ func (m *Manager) queue(ctx context.Context, p auth.Principal, a store.App, spec
 		return store.Deployment{}, err
 	}
 	d := store.Deployment{OrganizationID: a.OrganizationID, AppID: a.ID, Reason: reason, Spec: spec, SealedEnv: sealed, Image: spec.Image, CreatedBy: p.User.Email, RollbackOf: rollbackOf}
+	return m.enqueue(ctx, d)
+}
+
+// enqueue stores a new deployment (superseding queued ones of the app) and
+// wakes the engine.
+func (m *Manager) enqueue(ctx context.Context, d store.Deployment) (store.Deployment, error) {
 	if err := m.db.CreateDeployment(ctx, m.now(), &d); err != nil {
 		return store.Deployment{}, err
 	}
@@ -627,11 +633,7 @@ func (m *Manager) Rollback(ctx context.Context, p auth.Principal, ref AppRef, to
 		Spec: spec, SealedEnv: target.SealedEnv, Image: target.Image, ImageDigest: target.ImageDigest,
 		CreatedBy: p.User.Email, RollbackOf: target.ID,
 	}
-	if err := m.db.CreateDeployment(ctx, m.now(), &d); err != nil {
-		return store.Deployment{}, err
-	}
-	m.engine.Poke()
-	return d, nil
+	return m.enqueue(ctx, d)
 }
 
 // Cancel asks for a queued or starting deployment to stop; the engine
@@ -816,11 +818,7 @@ func (m *Manager) Restart(ctx context.Context, p auth.Principal, ref AppRef) (st
 		OrganizationID: cur.OrganizationID, AppID: cur.AppID, Reason: "restart",
 		Spec: cur.Spec, SealedEnv: cur.SealedEnv, Image: cur.Image, ImageDigest: cur.ImageDigest, CreatedBy: p.User.Email,
 	}
-	if err := m.db.CreateDeployment(ctx, m.now(), &d); err != nil {
-		return store.Deployment{}, err
-	}
-	m.engine.Poke()
-	return d, nil
+	return m.enqueue(ctx, d)
 }
 
 // DeleteApp removes the app's releases and records. Its volumes stay unless
