@@ -17,6 +17,28 @@ type Table struct {
 	Routes []Route `json:"routes"`
 	// Apps are the routing targets, each with the releases serving it.
 	Apps []App `json:"apps"`
+	// Certificates are served on the HTTPS listener; HAProxy picks one by SNI
+	// from the names the certificate covers.
+	Certificates []Certificate `json:"certificates,omitempty"`
+	// Challenges are the pending ACME HTTP-01 challenges: every proxy replica
+	// answers GET /.well-known/acme-challenge/<token> with the key
+	// authorization, so the CA may ask any of them.
+	Challenges []Challenge `json:"challenges,omitempty"`
+}
+
+// Certificate is a PEM certificate chain (leaf first) and its private key.
+type Certificate struct {
+	// Name identifies the certificate in the proxy (file name, crt-list
+	// entry); it matches [a-z0-9][a-z0-9_-]*.
+	Name    string `json:"name"`
+	CertPEM string `json:"cert_pem"`
+	KeyPEM  string `json:"key_pem"`
+}
+
+// Challenge is one ACME HTTP-01 challenge.
+type Challenge struct {
+	Token   string `json:"token"`
+	KeyAuth string `json:"key_auth"`
 }
 
 // App is a routing target: one HAProxy backend whose servers are the tasks of
