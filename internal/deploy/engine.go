@@ -38,7 +38,22 @@ type Options struct {
 	// InstallID labels every release (orchestrator.LabelInstall); the
 	// reconciler only considers releases carrying it.
 	InstallID string
-	Now       func() time.Time
+	// Router moves traffic at the edge; nil leaves traffic to the app's
+	// network alias (both releases answer while they overlap).
+	Router Router
+	Now    func() time.Time
+}
+
+// Router is the edge as the engine needs it (edge.Router): the routing table
+// follows the deployments' statuses, so after every transition the engine
+// publishes it, and at the switch it waits for the proxies.
+type Router interface {
+	// Publish rebuilds the routing table and returns its version.
+	Publish(ctx context.Context) (int64, error)
+	// AwaitLive waits until every running proxy serves version or newer.
+	AwaitLive(ctx context.Context, version int64) error
+	// AwaitDrained waits until no proxy has requests in flight to service.
+	AwaitDrained(ctx context.Context, service string) error
 }
 
 // Engine runs deployments.
@@ -200,7 +215,15 @@ func (e *Engine) step(ctx context.Context, d store.Deployment, format string, ar
 }
 
 func (e *Engine) transition(ctx context.Context, d store.Deployment, to string, upd store.DeploymentUpdate) error {
-	return e.db.TransitionDeployment(ctx, d.ID, []string{d.Status}, to, upd)
+	if err := e.db.TransitionDeployment(ctx, d.ID, []string{d.Status}, to, upd); err != nil {
+		return err
+	}
+	if e.opts.Router != nil {
+		if _, err := e.opts.Router.Publish(ctx); err != nil {
+			e.log.Warn("deploy: publish routing table", "deployment_id", d.ID, "err", err)
+		}
+	}
+	return nil
 }
 
 // start resolves the image, names the release and records both, moving the
@@ -330,9 +353,11 @@ func progress(st orchestrator.ReleaseState) string {
 	return s
 }
 
-// switchTraffic makes the new release the app's current one. Until the edge
-// router exists, traffic follows the app's network alias, which resolves to
-// both releases while they overlap and to the new one once the old is gone.
+// switchTraffic makes the new release the app's current one and, with an edge
+// router, waits until every proxy sends it the app's traffic (the previous
+// release stays in the table at weight 0 until it has drained). Inside the
+// project network, traffic follows the app's alias, which resolves to both
+// releases while they overlap and to the new one once the old is gone.
 func (e *Engine) switchTraffic(ctx context.Context, d store.Deployment) error {
 	// A scale or stop made while this deployment ran applies to it too.
 	a, err := e.db.App(ctx, d.OrganizationID, d.AppID)
@@ -348,6 +373,22 @@ func (e *Engine) switchTraffic(ctx context.Context, d store.Deployment) error {
 	if err := e.db.SetCurrentDeployment(ctx, e.now(), d.AppID, d.ID); err != nil {
 		return err
 	}
+	if r := e.opts.Router; r != nil && a.Spec.Port > 0 {
+		began := time.Now()
+		v, err := r.Publish(ctx)
+		if err != nil {
+			return err
+		}
+		if err := r.AwaitLive(ctx, v); ctx.Err() != nil {
+			return ctx.Err()
+		} else if err != nil {
+			// A proxy that cannot apply tables is broken for every app; the
+			// proxy status page says why. Holding this deployment fixes nothing.
+			e.step(ctx, d, "Warning: %v", err)
+		} else {
+			e.step(ctx, d, "Traffic moved to release %s at the edge (%s)", d.Service, time.Since(began).Round(time.Millisecond))
+		}
+	}
 	e.step(ctx, d, "Release %s is now the app's current release", d.Service)
 	return e.transition(ctx, d, store.DeployDraining, store.DeploymentUpdate{})
 }
@@ -355,6 +396,16 @@ func (e *Engine) switchTraffic(ctx context.Context, d store.Deployment) error {
 // drain removes the previous release (its containers get their stop grace
 // period to finish in-flight work) and retires its deployment.
 func (e *Engine) drain(ctx context.Context, d store.Deployment) error {
+	if d.PreviousService != "" && e.opts.Router != nil && d.Spec.Port > 0 {
+		began := time.Now()
+		if err := e.opts.Router.AwaitDrained(ctx, d.PreviousService); ctx.Err() != nil {
+			return ctx.Err()
+		} else if err != nil {
+			e.step(ctx, d, "Drain of %s cut short: %v", d.PreviousService, err)
+		} else {
+			e.step(ctx, d, "Release %s has no requests in flight (%s)", d.PreviousService, time.Since(began).Round(time.Millisecond))
+		}
+	}
 	if d.PreviousService != "" {
 		e.step(ctx, d, "Removing the previous release %s", d.PreviousService)
 		if err := e.releases.RemoveRelease(ctx, d.PreviousService); err != nil {

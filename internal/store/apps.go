@@ -170,3 +170,26 @@ func sqlBool(b bool) int {
 	}
 	return 0
 }
+
+// AppPlace names where an app lives.
+type AppPlace struct{ Project, Environment string }
+
+// AppPlaces maps every app id, of every organization, to its project and
+// environment names, for generated default domains. Engine-internal, unscoped.
+func (db *DB) AppPlaces(ctx context.Context) (map[string]AppPlace, error) {
+	rows, err := db.q().query(ctx, `SELECT a.id, p.name, e.name FROM apps a JOIN projects p ON p.id = a.project_id JOIN environments e ON e.id = a.environment_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]AppPlace{}
+	for rows.Next() {
+		var id string
+		var pl AppPlace
+		if err := rows.Scan(&id, &pl.Project, &pl.Environment); err != nil {
+			return nil, err
+		}
+		out[id] = pl
+	}
+	return out, rows.Err()
+}

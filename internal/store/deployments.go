@@ -380,3 +380,9 @@ func sqlInList(n int) string {
 
 // nullText stores "" as NULL, for optional references.
 func nullText(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// CurrentDeployments lists every app's current deployment, of every
+// organization, for the routing table. Engine-internal, unscoped.
+func (db *DB) CurrentDeployments(ctx context.Context) ([]Deployment, error) {
+	return db.listDeployments(ctx, `SELECT `+deploymentColumns+` FROM deployments WHERE id IN (SELECT current_deployment_id FROM apps WHERE current_deployment_id IS NOT NULL) ORDER BY app_id`)
+}
