@@ -114,6 +114,7 @@ func Register(mux *http.ServeMux, d Deps) huma.API {
 		s.registerEnvVars()
 		s.registerLogs()
 		s.registerRegistries()
+		s.registerDomains()
 	}
 
 	mux.Handle("GET "+SpecPath, s.specHandler())

@@ -841,6 +841,9 @@ func (m *Manager) DeleteApp(ctx context.Context, p auth.Principal, ref AppRef, r
 		return err
 	}
 	var errs []error
+	// Its domains went with it; so do certificates nothing else uses.
+	errs = append(errs, m.db.DeleteUnusedCertificates(ctx))
+	m.routesChanged(ctx)
 	if err := m.releases.PruneFiles(ctx, l.App.ID); err != nil {
 		errs = append(errs, fmt.Errorf("the app is deleted, but some of its configs or secrets could not be removed: %w", err))
 	}

@@ -288,3 +288,18 @@ func segments(p string) int {
 	}
 	return strings.Count(p, "/") + 1
 }
+
+// CheckHost reports why h cannot be a route's host (lowercase RFC 1123 name,
+// no IP literal, no wildcard), or nil.
+func CheckHost(h string) error { return validateHost(h) }
+
+// CheckPathPrefix reports why p cannot be a route's path prefix, or nil.
+func CheckPathPrefix(p string) error {
+	if p == "/" {
+		return nil
+	}
+	if err := validateRoute("route", Route{Host: "example.com", PathPrefix: p, AppID: "x"}, map[string]bool{"x": true}); err != nil {
+		return fmt.Errorf("%s", err.(*FieldError).Message)
+	}
+	return nil
+}

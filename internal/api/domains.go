@@ -1,0 +1,137 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/berthpaas/berth/internal/deploy"
+)
+
+// DomainRequest adds a domain to an app.
+type DomainRequest struct {
+	Host        string `json:"host" maxLength:"253" example:"shop.example.com" doc:"DNS name the app answers on (lowercased; no IP addresses, no wildcards)"`
+	PathPrefix  string `json:"path_prefix,omitempty" maxLength:"256" example:"/api" doc:"Route only this path and below, on whole segments; empty or / for every path"`
+	StripPrefix bool   `json:"strip_prefix,omitempty" doc:"Remove the path prefix before the request reaches the app"`
+	Port        int    `json:"port,omitempty" minimum:"0" maximum:"65535" doc:"Container port requests go to; 0 means the app's HTTP port"`
+	HTTPS       bool   `json:"https,omitempty" doc:"Obtain a certificate through ACME and redirect HTTP to HTTPS once it is issued"`
+}
+
+// Domain is a route from a host (and path) to an app.
+type Domain struct {
+	ID          string             `json:"id"`
+	Host        string             `json:"host"`
+	PathPrefix  string             `json:"path_prefix"`
+	StripPrefix bool               `json:"strip_prefix"`
+	Port        int                `json:"port"`
+	HTTPS       bool               `json:"https"`
+	Certificate *deploy.CertStatus `json:"certificate,omitempty" doc:"The host's certificate; absent for plain-HTTP domains"`
+	CreatedAt   time.Time          `json:"created_at"`
+}
+
+// DomainList is an app's domains.
+type DomainList struct {
+	Domains []Domain `json:"domains"`
+}
+
+func domainOf(d deploy.Domain) Domain {
+	return Domain{ID: d.ID, Host: d.Host, PathPrefix: d.PathPrefix, StripPrefix: d.StripPrefix, Port: d.Port,
+		HTTPS: d.HTTPS, Certificate: d.Certificate, CreatedAt: d.CreatedAt}
+}
+
+type addDomainInput struct {
+	AppParams
+	Body DomainRequest
+}
+
+type domainInput struct {
+	AppParams
+	Domain string `path:"domain" maxLength:"300" example:"shop.example.com" doc:"Domain id, host, or host/path for a host with several paths"`
+}
+
+type domainOutput struct{ Body Domain }
+
+type domainListOutput struct{ Body DomainList }
+
+func (s *server) registerDomains() {
+	op := func(op huma.Operation) huma.Operation {
+		op.Tags = []string{"Domains"}
+		op.Errors = append(op.Errors, http.StatusNotFound)
+		return op
+	}
+	register(s, op(huma.Operation{
+		OperationID: "list-domains",
+		Method:      http.MethodGet,
+		Path:        Prefix + "/projects/{project}/apps/{app}/domains",
+		Summary:     "List an app's domains",
+		Description: "Lists the app's domains by host and path, each HTTPS one with its certificate: source, status (pending, issued, failed), issuer, expiry, the last error in plain words and the next issuance or renewal attempt.",
+	}), s.listDomains)
+
+	register(s, op(huma.Operation{
+		OperationID: "add-domain",
+		Method:      http.MethodPost,
+		Path:        Prefix + "/projects/{project}/apps/{app}/domains",
+		Summary:     "Add a domain to an app",
+		Description: "Routes a host, optionally only a path prefix under it, to the app through the edge proxy; live within about a second. " +
+			"A host is unique across the platform: one another app routes answers 409 naming it. With `https`, a certificate is requested from the configured ACME CA " +
+			"and HTTP redirects to HTTPS once it is issued. Invalid hosts, IP addresses, wildcards and paths with `..` or unusual characters answer 422 naming the field.",
+		DefaultStatus: http.StatusCreated,
+		Errors:        []int{http.StatusConflict},
+	}), s.addDomain)
+
+	register(s, op(huma.Operation{
+		OperationID:   "remove-domain",
+		Method:        http.MethodDelete,
+		Path:          Prefix + "/projects/{project}/apps/{app}/domains/{domain}",
+		Summary:       "Remove a domain from an app",
+		Description:   "Stops routing the domain to the app. Its certificate is deleted (and no longer renewed) once no HTTPS domain uses the host.",
+		DefaultStatus: http.StatusNoContent,
+		Errors:        []int{http.StatusConflict},
+	}), s.removeDomain)
+}
+
+func (s *server) listDomains(ctx context.Context, in *AppParams) (*domainListOutput, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := s.deps.Apps.Domains(ctx, p, in.ref())
+	if err != nil {
+		return nil, err
+	}
+	out := DomainList{Domains: make([]Domain, len(ds))}
+	for i, d := range ds {
+		out.Domains[i] = domainOf(d)
+	}
+	return &domainListOutput{Body: out}, nil
+}
+
+func (s *server) addDomain(ctx context.Context, in *addDomainInput) (*domainOutput, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := in.Body
+	d, err := s.deps.Apps.AddDomain(ctx, p, in.ref(), deploy.DomainInput{
+		Host: b.Host, PathPrefix: b.PathPrefix, StripPrefix: b.StripPrefix, Port: b.Port, HTTPS: b.HTTPS,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "domain added", "user_id", p.User.ID, "app", in.ref().String(), "host", d.Host, "path_prefix", d.PathPrefix)
+	return &domainOutput{Body: domainOf(d)}, nil
+}
+
+func (s *server) removeDomain(ctx context.Context, in *domainInput) (*struct{}, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.deps.Apps.RemoveDomain(ctx, p, in.ref(), in.Domain); err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "domain removed", "user_id", p.User.ID, "app", in.ref().String(), "domain", in.Domain)
+	return nil, nil
+}

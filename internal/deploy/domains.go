@@ -1,0 +1,239 @@
+package deploy
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/berthpaas/berth/internal/app"
+	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/proxy"
+	"github.com/berthpaas/berth/internal/store"
+)
+
+// DomainInput describes a domain to add to an app.
+type DomainInput struct {
+	Host string
+	// PathPrefix routes only this path and below ("/api"); "" or "/" for all.
+	PathPrefix  string
+	StripPrefix bool
+	// Port is the container port requests go to; 0 means the app's HTTP port.
+	Port int
+	// HTTPS obtains a certificate (ACME) and redirects HTTP to HTTPS once
+	// it is there.
+	HTTPS bool
+}
+
+// Domain is a domain with its certificate's state.
+type Domain struct {
+	store.Domain
+	// Certificate is nil for plain-HTTP domains.
+	Certificate *CertStatus
+}
+
+// CertStatus is what users see of a host's certificate.
+type CertStatus struct {
+	Source    string     `json:"source"` // "acme" or "custom"
+	Status    string     `json:"status"` // "pending", "issued", "failed"
+	Issuer    string     `json:"issuer,omitempty"`
+	NotAfter  *time.Time `json:"not_after,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+	// NextAttempt is when Berth next tries to issue or renew.
+	NextAttempt *time.Time `json:"next_attempt,omitempty"`
+}
+
+func certStatus(c store.Certificate) *CertStatus {
+	s := &CertStatus{Source: c.Source, Issuer: c.Issuer, LastError: c.LastError, Status: "pending"}
+	if c.CertPEM != "" {
+		s.Status = "issued"
+		na := c.NotAfter
+		s.NotAfter = &na
+	} else if c.LastError != "" {
+		s.Status = "failed"
+	}
+	if c.Source == store.CertACME && !c.NextAttemptAt.IsZero() {
+		next := c.NextAttemptAt
+		s.NextAttempt = &next
+	}
+	return s
+}
+
+func fieldErrf(field, msg string) error { return &app.FieldError{Field: field, Message: msg} }
+
+// normalizeDomain checks a domain input and returns it in stored form.
+func normalizeDomain(in DomainInput, a store.App) (store.Domain, error) {
+	host := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(in.Host)), ".")
+	switch {
+	case host == "":
+		return store.Domain{}, fieldErrf("host", "is required, e.g. shop.example.com")
+	case strings.Contains(host, "*"):
+		return store.Domain{}, fieldErrf("host", "is a wildcard; wildcard domains need DNS-01 validation, which is not available yet")
+	case isIP(host):
+		return store.Domain{}, fieldErrf("host", "is an IP address; a domain needs a DNS name")
+	}
+	if err := proxy.CheckHost(host); err != nil {
+		return store.Domain{}, fieldErrf("host", err.Error())
+	}
+	prefix := cmp.Or(strings.TrimSpace(in.PathPrefix), "/")
+	if err := proxy.CheckPathPrefix(prefix); err != nil {
+		return store.Domain{}, fieldErrf("path_prefix", err.Error())
+	}
+	if in.StripPrefix && prefix == "/" {
+		return store.Domain{}, fieldErrf("strip_prefix", "needs a path prefix to strip")
+	}
+	port := cmp.Or(in.Port, a.Spec.Port)
+	switch {
+	case a.Spec.Port == 0:
+		return store.Domain{}, fieldErrf("port", "the app has no HTTP port; set spec.port on the app before adding domains")
+	case port < 1 || port > 65535:
+		return store.Domain{}, fieldErrf("port", "must be 1–65535")
+	}
+	return store.Domain{OrganizationID: a.OrganizationID, AppID: a.ID, Host: host, PathPrefix: prefix,
+		StripPrefix: in.StripPrefix, Port: port, HTTPS: in.HTTPS}, nil
+}
+
+func isIP(h string) bool {
+	_, err := netip.ParseAddr(strings.Trim(h, "[]"))
+	return err == nil
+}
+
+// AddDomain routes a host (and path) to an app. A host another app already
+// routes is a *ConflictError naming it.
+func (m *Manager) AddDomain(ctx context.Context, p auth.Principal, ref AppRef, in DomainInput) (Domain, error) {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return Domain{}, err
+	}
+	d, err := normalizeDomain(in, l.App)
+	if err != nil {
+		return Domain{}, err
+	}
+	now := m.now()
+	if err := m.db.CreateDomain(ctx, now, &d); err != nil {
+		var taken *store.DomainConflictError
+		if errors.As(err, &taken) {
+			return Domain{}, m.domainConflict(ctx, p, taken)
+		}
+		return Domain{}, err
+	}
+	if d.HTTPS {
+		if err := m.db.EnsureCertificate(ctx, now, p.Organization.ID, d.Host); err != nil {
+			return Domain{}, err
+		}
+	}
+	m.routesChanged(ctx)
+	return m.domain(ctx, d)
+}
+
+func (m *Manager) domainConflict(ctx context.Context, p auth.Principal, taken *store.DomainConflictError) error {
+	if taken.OwnerApp == "" {
+		return conflictf("host %s is used by another organization", taken.Host)
+	}
+	owner := taken.OwnerApp
+	if a, err := m.db.App(ctx, p.Organization.ID, taken.OwnerApp); err == nil {
+		owner = m.appLabel(ctx, a)
+	}
+	return conflictf("%s%s is already routed to app %s", taken.Host, strings.TrimSuffix(taken.PathPrefix, "/"), owner)
+}
+
+// appLabel names an app as the CLI takes it: project/app or project/env/app.
+func (m *Manager) appLabel(ctx context.Context, a store.App) string {
+	places, err := m.db.AppPlaces(ctx)
+	if err != nil {
+		return a.Name
+	}
+	pl := places[a.ID]
+	return AppRef{Project: pl.Project, Environment: pl.Environment, Name: a.Name}.String()
+}
+
+func (m *Manager) domain(ctx context.Context, d store.Domain) (Domain, error) {
+	out := Domain{Domain: d}
+	if !d.HTTPS {
+		return out, nil
+	}
+	certs, err := m.db.Certificates(ctx, d.OrganizationID)
+	if err != nil {
+		return out, err
+	}
+	for _, c := range certs {
+		if c.Host == d.Host {
+			out.Certificate = certStatus(c)
+		}
+	}
+	return out, nil
+}
+
+// Domains lists an app's domains with their certificates.
+func (m *Manager) Domains(ctx context.Context, p auth.Principal, ref AppRef) ([]Domain, error) {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := m.db.Domains(ctx, p.Organization.ID, l.App.ID)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := m.db.Certificates(ctx, p.Organization.ID)
+	if err != nil {
+		return nil, err
+	}
+	byHost := map[string]store.Certificate{}
+	for _, c := range certs {
+		byHost[c.Host] = c
+	}
+	out := make([]Domain, len(ds))
+	for i, d := range ds {
+		out[i] = Domain{Domain: d}
+		if c, ok := byHost[d.Host]; ok && d.HTTPS {
+			out[i].Certificate = certStatus(c)
+		}
+	}
+	return out, nil
+}
+
+// RemoveDomain removes one of an app's domains, by id or by host (with an
+// optional path prefix: "shop.example.com/api"). A certificate no HTTPS
+// domain uses any more is deleted, so it is not renewed.
+func (m *Manager) RemoveDomain(ctx context.Context, p auth.Principal, ref AppRef, which string) error {
+	ds, err := m.Domains(ctx, p, ref)
+	if err != nil {
+		return err
+	}
+	host, prefix, _ := strings.Cut(strings.ToLower(which), "/")
+	prefix = "/" + prefix
+	var match []store.Domain
+	for _, d := range ds {
+		if d.ID == which || (d.Host == host && (d.PathPrefix == prefix || prefix == "/" && !strings.Contains(which, "/"))) {
+			match = append(match, d.Domain)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return store.ErrNotFound
+	case 1:
+	default:
+		return conflictf("%s has %d routes; name one as host/path or by id", which, len(match))
+	}
+	if err := m.db.DeleteDomain(ctx, p.Organization.ID, match[0].ID); err != nil {
+		return err
+	}
+	if err := m.db.DeleteUnusedCertificates(ctx); err != nil {
+		return err
+	}
+	m.routesChanged(ctx)
+	return nil
+}
+
+// routesChanged republishes the routing table after a change users made.
+// The change is stored either way; a failed publish is retried by the
+// periodic one.
+func (m *Manager) routesChanged(ctx context.Context) {
+	if r := m.engine.opts.Router; r != nil {
+		if _, err := r.Publish(ctx); err != nil {
+			m.engine.log.Warn("deploy: publish routing table", "err", err)
+		}
+	}
+}
