@@ -20,6 +20,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/edge"
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/version"
 )
@@ -29,6 +30,8 @@ type Deps struct {
 	Auth            *auth.Service
 	Engine          orchestrator.Engine
 	Apps            *deploy.Manager // projects, apps, variables, deployments, logs: mounted only when set
+	// ProxyStatus describes the edge proxy for an organization.
+	ProxyStatus func(ctx context.Context, orgID string) (edge.ProxyStatus, error)
 	Log             *slog.Logger
 	SecureCookies   bool                     // Secure flag on the session cookie
 	SessionLifetime time.Duration            // Max-Age of the session cookie

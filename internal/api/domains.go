@@ -8,6 +8,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/edge"
 )
 
 // DomainRequest adds a domain to an app.
@@ -16,7 +17,7 @@ type DomainRequest struct {
 	PathPrefix  string `json:"path_prefix,omitempty" maxLength:"256" example:"/api" doc:"Route only this path and below, on whole segments; empty or / for every path"`
 	StripPrefix bool   `json:"strip_prefix,omitempty" doc:"Remove the path prefix before the request reaches the app"`
 	Port        int    `json:"port,omitempty" minimum:"0" maximum:"65535" doc:"Container port requests go to; 0 means the app's HTTP port"`
-	HTTPS       bool   `json:"https,omitempty" doc:"Obtain a certificate through ACME and redirect HTTP to HTTPS once it is issued"`
+	HTTPS       bool   `json:"https,omitempty" default:"true" doc:"Obtain a certificate through ACME and redirect HTTP to HTTPS once it is issued"`
 }
 
 // Domain is a route from a host (and path) to an app.
@@ -90,6 +91,32 @@ func (s *server) registerDomains() {
 		DefaultStatus: http.StatusNoContent,
 		Errors:        []int{http.StatusConflict},
 	}), s.removeDomain)
+
+	if s.deps.ProxyStatus != nil {
+		register(s, huma.Operation{
+			OperationID: "get-proxy-status",
+			Method:      http.MethodGet,
+			Path:        Prefix + "/proxy",
+			Tags:        []string{"Domains"},
+			Summary:     "Show the edge proxy",
+			Description: "The edge proxy service: its image, the routing table version, each replica (node, Swarm state, the table version it serves, HAProxy version, " +
+				"what it could not apply, requests in flight per release) and the organization's certificates with issuer and expiry. `error` says why the service could not be deployed, if it could not.",
+		}, s.proxyStatus)
+	}
+}
+
+type proxyStatusOutput struct{ Body edge.ProxyStatus }
+
+func (s *server) proxyStatus(ctx context.Context, _ *struct{}) (*proxyStatusOutput, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.deps.ProxyStatus(ctx, p.Organization.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &proxyStatusOutput{Body: st}, nil
 }
 
 func (s *server) listDomains(ctx context.Context, in *AppParams) (*domainListOutput, error) {

@@ -35,6 +35,17 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	ProxyHTTPPort   int
 	ProxyHTTPSPort  int
+	Proxy           bool
+	ProxyName       string
+	ProxyBaseImage  string
+	InternalListen  string
+	BaseDomain      string
+	DrainTimeout    time.Duration
+	ACMEDirectory   string
+	ACMEEmail       string
+	ACMECAFile      string
+	ACMEEABKeyID    string
+	ACMEEABHMACKey  string
 }
 
 // Option is one configuration setting: a flag --Name, an environment variable
@@ -92,6 +103,19 @@ func (c *Config) Options(fs *pflag.FlagSet) []Option {
 	dur(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish at shutdown")
 	num(&c.ProxyHTTPPort, "proxy-http-port", 80, "host port of the edge proxy for HTTP")
 	num(&c.ProxyHTTPSPort, "proxy-https-port", 443, "host port of the edge proxy for HTTPS")
+	add("proxy", "run the edge proxy (berth proxy) as a global Swarm service", func() {
+		fs.BoolVar(&c.Proxy, "proxy", true, "run the edge proxy (berth proxy) as a global Swarm service")
+	})
+	str(&c.ProxyName, "proxy-name", "berth-proxy", "Swarm service name of the edge proxy")
+	str(&c.ProxyBaseImage, "proxy-base-image", "haproxy:lts", "HAProxy image the edge proxy image is built from")
+	str(&c.InternalListen, "internal-listen", "", "address of the proxies' internal listener; empty uses port 7381 on the docker_gwbridge gateway (never a public address)")
+	str(&c.BaseDomain, "base-domain", "", "wildcard base domain: every web-facing app answers on <app>-<project>.<base-domain>")
+	dur(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long a replaced release may finish in-flight requests before it is removed")
+	str(&c.ACMEDirectory, "acme-directory", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory URL certificates are requested from")
+	str(&c.ACMEEmail, "acme-email", "", "contact email of the ACME account (expiry notices)")
+	str(&c.ACMECAFile, "acme-ca-file", "", "PEM file of extra CA certificates to trust for the ACME directory (a private or test CA)")
+	str(&c.ACMEEABKeyID, "acme-eab-kid", "", "external account binding key id, for CAs that require one")
+	str(&c.ACMEEABHMACKey, "acme-eab-hmac", "", "external account binding HMAC key (base64url)")
 	return opts
 }
 

@@ -58,6 +58,8 @@ type Router struct {
 	changed    chan struct{} // closed and replaced when the table changes
 	challenges map[string]string
 	reports    map[string]report
+
+	proxy proxyState
 }
 
 type report struct {

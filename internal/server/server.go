@@ -19,6 +19,7 @@ import (
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/config"
 	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/edge"
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/orchestrator/swarm"
 	"github.com/berthpaas/berth/internal/secrets"
@@ -31,6 +32,7 @@ import (
 type Cluster interface {
 	orchestrator.Engine
 	orchestrator.Releases
+	orchestrator.Edge
 }
 
 // Server is a running control plane's HTTP side and background loops.
@@ -41,13 +43,17 @@ type Server struct {
 	engine  Cluster
 	auth    *auth.Service
 	deploys *deploy.Engine
+	router  *edge.Router
 	handler http.Handler
 }
 
 // New assembles the control plane on an open store, keyring and cluster.
-func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyring, engine Cluster, installID string) *Server {
-	s := &Server{cfg: cfg, log: log, db: db, engine: engine}
-	s.deploys = deploy.NewEngine(db, engine, keys, log, deploy.Options{InstallID: installID})
+func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyring, engine Cluster, router *edge.Router, installID string) *Server {
+	s := &Server{cfg: cfg, log: log, db: db, engine: engine, router: router}
+	s.deploys = deploy.NewEngine(db, engine, keys, log, deploy.Options{InstallID: installID, Router: router})
+	proxyStatus := func(ctx context.Context, orgID string) (edge.ProxyStatus, error) {
+		return router.Status(ctx, engine, orgID)
+	}
 	apps := deploy.NewManager(db, keys, engine, s.deploys)
 	s.auth = auth.New(db, auth.Options{SessionIdle: cfg.SessionIdle, SessionLifetime: cfg.SessionLifetime})
 	secure := len(cfg.PublicURL) > 8 && cfg.PublicURL[:8] == "https://"
@@ -60,7 +66,7 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyrin
 	mux.Handle("GET /metrics", metrics.handler())
 	humaAPI := api.Register(mux, api.Deps{
 		Auth: s.auth, Engine: engine, Log: log, SecureCookies: secure,
-		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, Apps: apps,
+		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, Apps: apps, ProxyStatus: proxyStatus,
 	})
 	spec := sync.OnceValue(func() []byte {
 		b, err := json.Marshal(humaAPI.OpenAPI())
@@ -138,7 +144,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	s := New(cfg, log, db, keys, engine, installID)
+	router, err := edge.NewRouter(ctx, db, keys, log, edge.Options{BaseDomain: cfg.BaseDomain, DrainTimeout: cfg.DrainTimeout})
+	if err != nil {
+		return err
+	}
+	s := New(cfg, log, db, keys, engine, router, installID)
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -153,6 +163,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	wg.Go(func() { s.sessionSweeper(loops) })
 	wg.Go(func() { s.deploys.Run(loops) })
 	wg.Go(func() { s.deploys.Reconcile(loops, 30*time.Second) })
+	wg.Go(func() { s.publishLoop(loops) })
+	if cfg.Proxy {
+		wg.Go(func() {
+			router.RunProxy(loops, engine, edge.ProxyConfig{
+				Name: cfg.ProxyName, BaseImage: cfg.ProxyBaseImage, Binary: exe, HTTPPort: cfg.ProxyHTTPPort,
+				HTTPSPort: cfg.ProxyHTTPSPort, Listen: cfg.InternalListen, InstallID: installID,
+			})
+		})
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -201,6 +220,24 @@ func (s *Server) bootstrapLoop(ctx context.Context) {
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+// publishLoop rebuilds the routing table every few seconds. Every change
+// made through Berth publishes at once; this catches what happens without a
+// call (a failed publish, a database edited by another control plane).
+func (s *Server) publishLoop(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.router.Publish(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("publish routing table", "err", err)
+		}
 	}
 }
 

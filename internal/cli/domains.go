@@ -1,0 +1,262 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthpaas/berth/internal/api"
+	"github.com/berthpaas/berth/internal/edge"
+)
+
+// Domains lists an app's domains.
+func (c *Client) Domains(ctx context.Context, ref appRef) ([]api.Domain, error) {
+	var out api.DomainList
+	return out.Domains, c.do(ctx, http.MethodGet, appPath(ref, "/domains"), nil, &out)
+}
+
+// AddDomain routes a domain to an app.
+func (c *Client) AddDomain(ctx context.Context, ref appRef, in api.DomainRequest) (api.Domain, error) {
+	var out api.Domain
+	return out, c.do(ctx, http.MethodPost, appPath(ref, "/domains"), in, &out)
+}
+
+// RemoveDomain removes a domain from an app.
+func (c *Client) RemoveDomain(ctx context.Context, ref appRef, domain string) error {
+	return c.do(ctx, http.MethodDelete, appPath(ref, "/domains/"+url.PathEscape(domain)), nil, nil)
+}
+
+// ProxyStatus describes the edge proxy.
+func (c *Client) ProxyStatus(ctx context.Context) (edge.ProxyStatus, error) {
+	var out edge.ProxyStatus
+	return out, c.do(ctx, http.MethodGet, api.Prefix+"/proxy", nil, &out)
+}
+
+func domainCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "domain",
+		Aliases: []string{"domains"},
+		Short:   "Route domains to apps, with automatic HTTPS",
+		Long:    "Route domains (and path prefixes under them) to apps through the edge proxy. " + appRefHelp,
+		Args:    cobra.NoArgs,
+	}
+	cmd.AddCommand(domainAddCmd(), domainListCmd(), domainRemoveCmd())
+	return cmd
+}
+
+func domainAddCmd() *cobra.Command {
+	var (
+		in     api.DomainRequest
+		noWait bool
+	)
+	cmd, _ := appCommand("add REF HOST", "Route a domain to an app", 2, func(cmd *cobra.Command, t *target, ref appRef, args []string) error {
+		in.Host = args[0]
+		d, err := t.client().AddDomain(cmd.Context(), ref, in)
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		fmt.Fprintf(out, "Routed %s%s to %s (container port %d)\n", d.Host, pathSuffix(d.PathPrefix), ref, d.Port)
+		if !d.HTTPS || noWait {
+			return nil
+		}
+		return awaitCertificate(cmd, t, ref, d)
+	})
+	fl := cmd.Flags()
+	fl.StringVar(&in.PathPrefix, "path", "", "route only this path prefix and below, e.g. /api")
+	fl.BoolVar(&in.StripPrefix, "strip-prefix", false, "remove the path prefix before the request reaches the app")
+	fl.IntVar(&in.Port, "port", 0, "container port to send requests to (default: the app's HTTP port)")
+	fl.BoolVar(&in.HTTPS, "https", true, "obtain a certificate through ACME and redirect HTTP to HTTPS once issued")
+	fl.BoolVar(&noWait, "no-wait", false, "do not wait for the certificate")
+	cmd.Example = "  berth domain add shop/web shop.example.com\n  berth domain add shop/api example.com --path /api --strip-prefix --https=false"
+	return cmd
+}
+
+// awaitCertificate follows a new HTTPS domain until its certificate is
+// issued or fails, printing what happens and how long it took.
+func awaitCertificate(cmd *cobra.Command, t *target, ref appRef, d api.Domain) error {
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "Requesting a certificate for %s from the ACME CA…\n", d.Host)
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Minute)
+	defer cancel()
+	for {
+		ds, err := t.client().Domains(ctx, ref)
+		if err != nil {
+			return err
+		}
+		for _, x := range ds {
+			if x.ID != d.ID || x.Certificate == nil {
+				continue
+			}
+			c := x.Certificate
+			switch {
+			case c.Status == "issued":
+				fmt.Fprintf(out, "Certificate issued by %s, expires %s (%s)\nHTTP now redirects to https://%s%s\n",
+					printable(c.Issuer), formatTime(c.NotAfter), time.Since(began).Round(100*time.Millisecond), d.Host, pathSuffix(d.PathPrefix))
+				return nil
+			case c.Status == "failed":
+				return fmt.Errorf("certificate for %s not issued: %s (Berth retries at %s; the domain serves plain HTTP meanwhile)",
+					d.Host, printable(c.LastError), formatTime(c.NextAttempt))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no certificate for %s after %s; see berth domain list %s", d.Host, time.Since(began).Round(time.Second), ref)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func pathSuffix(p string) string { return strings.TrimSuffix(p, "/") }
+
+func domainListCmd() *cobra.Command {
+	return listVerb[api.Domain]{
+		use: "list REF", short: "List an app's domains and their certificates", args: cobra.ExactArgs(1),
+		header: []string{"HOST", "PATH", "PORT", "HTTPS", "CERTIFICATE", "ISSUER", "EXPIRES"},
+		fetch: func(ctx context.Context, t *target, args []string) ([]api.Domain, error) {
+			ref, err := parseAppRef(args[0])
+			if err != nil {
+				return nil, err
+			}
+			ds, err := t.client().Domains(ctx, ref)
+			return ds, notFound(t, err, "app "+ref.String())
+		},
+		doc: func(ds []api.Domain) any { return api.DomainList{Domains: ds} },
+		row: func(d api.Domain) []string {
+			cert, issuer, expires := "-", "-", "-"
+			if c := d.Certificate; c != nil {
+				cert = c.Status
+				if c.Status == "failed" {
+					cert = "failed: " + printable(c.LastError)
+				}
+				if c.Issuer != "" {
+					issuer = printable(c.Issuer)
+				}
+				if c.NotAfter != nil {
+					expires = formatTime(c.NotAfter)
+				}
+			}
+			path := d.PathPrefix
+			if d.StripPrefix {
+				path += " (stripped)"
+			}
+			return []string{d.Host, path, fmt.Sprint(d.Port), yesNo(d.HTTPS), cert, issuer, expires}
+		},
+	}.command()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func domainRemoveCmd() *cobra.Command {
+	cmd, _ := appCommand("remove REF DOMAIN", "Stop routing a domain (HOST, HOST/PATH or id) to an app", 2, func(cmd *cobra.Command, t *target, ref appRef, args []string) error {
+		if err := t.client().RemoveDomain(cmd.Context(), ref, args[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "Removed %s from %s\n", args[0], ref)
+		return nil
+	})
+	cmd.Aliases = []string{"rm"}
+	return cmd
+}
+
+// ProxyStatusCmd is `berth proxy status`; cmd/berth hangs it under the
+// `berth proxy` command, which runs the proxy itself.
+func ProxyStatusCmd() *cobra.Command {
+	var (
+		flags  clientFlags
+		output outputFlag
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the edge proxy: replicas, routing table version, certificates",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := output.check(); err != nil {
+				return err
+			}
+			t, err := flags.resolve(true)
+			if err != nil {
+				return err
+			}
+			st, err := t.client().ProxyStatus(cmd.Context())
+			if err != nil {
+				return t.authErr(err)
+			}
+			if output.json() {
+				return writeJSON(cmd.OutOrStdout(), st)
+			}
+			return printProxyStatus(cmd, st)
+		},
+	}
+	flags.bind(cmd)
+	output.bind(cmd)
+	return cmd
+}
+
+func printProxyStatus(cmd *cobra.Command, st edge.ProxyStatus) error {
+	out := cmd.OutOrStdout()
+	if !st.Enabled {
+		fmt.Fprintln(out, "The edge proxy is disabled on this server (berth server --proxy=false).")
+	} else {
+		fmt.Fprintf(out, "Service:        %s (%s)\nPorts:          HTTP %d, HTTPS %d\n", st.Service, orDash(st.Image), st.HTTPPort, st.HTTPSPort)
+	}
+	fmt.Fprintf(out, "Routing table:  version %d\n", st.TableVersion)
+	if st.Error != "" {
+		fmt.Fprintf(out, "Problem:        %s\n", printable(st.Error))
+	}
+	fmt.Fprintln(out)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "REPLICA\tNODE\tSTATE\tTABLE\tHAPROXY\tLAST REPORT\tPROBLEMS")
+	for _, r := range st.Replicas {
+		table, haproxy, last, problems := "-", "-", "never", r.Error
+		if rep := r.Report; rep != nil {
+			table = fmt.Sprint(rep.Version)
+			if rep.Version == st.TableVersion {
+				table += " (current)"
+			}
+			haproxy = rep.HAProxyVersion
+			last = time.Since(rep.LastReport).Round(time.Second).String() + " ago"
+			if len(rep.Errors) > 0 {
+				problems = strings.Join(rep.Errors, "; ")
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(r.Hostname), orDash(r.Node), orDash(r.State), table, haproxy, last, orDash(printable(problems)))
+	}
+	if len(st.Replicas) == 0 {
+		fmt.Fprintln(w, "(no replica)")
+	}
+	w.Flush()
+	fmt.Fprintln(out)
+	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "CERTIFICATE\tSOURCE\tISSUER\tEXPIRES\tLAST ERROR")
+	for _, c := range st.Certificates {
+		expires := "-"
+		if !c.NotAfter.IsZero() {
+			expires = formatTime(&c.NotAfter)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", c.Host, c.Source, orDash(printable(c.Issuer)), expires, orDash(printable(c.LastError)))
+	}
+	if len(st.Certificates) == 0 {
+		fmt.Fprintln(w, "(none)")
+	}
+	return w.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
