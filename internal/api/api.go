@@ -27,11 +27,11 @@ import (
 
 // Deps is what the API needs from the rest of the control plane.
 type Deps struct {
-	Auth            *auth.Service
-	Engine          orchestrator.Engine
-	Apps            *deploy.Manager // projects, apps, variables, deployments, logs: mounted only when set
+	Auth   *auth.Service
+	Engine orchestrator.Engine
+	Apps   *deploy.Manager // projects, apps, variables, deployments, logs: mounted only when set
 	// ProxyStatus describes the edge proxy for an organization.
-	ProxyStatus func(ctx context.Context, orgID string) (edge.ProxyStatus, error)
+	ProxyStatus     func(ctx context.Context, orgID string) (edge.ProxyStatus, error)
 	Log             *slog.Logger
 	SecureCookies   bool                     // Secure flag on the session cookie
 	SessionLifetime time.Duration            // Max-Age of the session cookie

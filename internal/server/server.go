@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -164,6 +165,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	wg.Go(func() { s.deploys.Run(loops) })
 	wg.Go(func() { s.deploys.Reconcile(loops, 30*time.Second) })
 	wg.Go(func() { s.publishLoop(loops) })
+	acme, err := acmeConfig(cfg)
+	if err != nil {
+		return err
+	}
+	wg.Go(func() { router.RunCertificates(loops, acme) })
 	if cfg.Proxy {
 		wg.Go(func() {
 			router.RunProxy(loops, engine, edge.ProxyConfig{
@@ -221,6 +227,28 @@ func (s *Server) bootstrapLoop(ctx context.Context) {
 		}
 		delay = min(delay*2, 30*time.Second)
 	}
+}
+
+// acmeConfig reads the ACME settings; a CA file that does not load stops
+// the start, since every issuance would fail.
+func acmeConfig(cfg config.Config) (edge.ACMEConfig, error) {
+	c := edge.ACMEConfig{DirectoryURL: cfg.ACMEDirectory, Email: cfg.ACMEEmail, EABKeyID: cfg.ACMEEABKeyID, EABHMAC: cfg.ACMEEABHMACKey}
+	if cfg.ACMECAFile == "" {
+		return c, nil
+	}
+	pem, err := os.ReadFile(cfg.ACMECAFile)
+	if err != nil {
+		return c, fmt.Errorf("acme-ca-file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return c, fmt.Errorf("acme-ca-file %s: no PEM certificate in it", cfg.ACMECAFile)
+	}
+	c.Roots = pool
+	return c, nil
 }
 
 // publishLoop rebuilds the routing table every few seconds. Every change
