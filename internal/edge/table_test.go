@@ -1,0 +1,152 @@
+package edge
+
+import (
+	"testing"
+
+	"github.com/berthpaas/berth/internal/app"
+	"github.com/berthpaas/berth/internal/proxy"
+	"github.com/berthpaas/berth/internal/store"
+)
+
+func webApp(id, name string, port int) store.App {
+	return store.App{ID: id, Name: name, Spec: app.Spec{Image: "hello:v1", Port: port,
+		Health: &app.HealthCheck{Type: app.HealthHTTP, Path: "/healthz", ExpectStatus: 200}}}
+}
+
+func dep(appID, status, service, previous string, port int) store.Deployment {
+	return store.Deployment{AppID: appID, Status: status, Service: service, PreviousService: previous,
+		Spec: app.Spec{Image: "hello:v2", Port: port, Health: &app.HealthCheck{Type: app.HealthHTTP, Path: "/healthz", ExpectStatus: 200}}}
+}
+
+func releasesOf(t *testing.T, tbl proxy.Table, id string) map[string]int {
+	t.Helper()
+	for _, a := range tbl.Apps {
+		if a.ID == id {
+			out := map[string]int{}
+			for _, r := range a.Releases {
+				out[r.Service] = r.Weight
+			}
+			return out
+		}
+	}
+	t.Fatalf("no target %s in %+v", id, tbl.Apps)
+	return nil
+}
+
+// The table follows a deployment through its statuses: the new release joins
+// at weight 0 while it starts, takes all traffic once switched while the old
+// one stays at 0 to drain, and the old one leaves when the deployment is live.
+func TestBuildFollowsADeployment(t *testing.T) {
+	web := webApp("app_web", "web", 8080)
+	domains := []store.Domain{{AppID: "app_web", Host: "web.example.test", PathPrefix: "/", Port: 8080}}
+	v1 := dep("app_web", store.DeployLive, "web-r1", "", 8080)
+	steps := []struct {
+		name    string
+		current store.Deployment
+		active  []store.Deployment
+		want    map[string]int
+	}{
+		{"live", v1, nil, map[string]int{"web-r1": FullWeight}},
+		{"starting", v1, []store.Deployment{dep("app_web", store.DeployStarting, "web-r2", "web-r1", 8080)}, map[string]int{"web-r1": FullWeight, "web-r2": 0}},
+		{"switching before current moves", v1, []store.Deployment{dep("app_web", store.DeploySwitching, "web-r2", "web-r1", 8080)}, map[string]int{"web-r1": FullWeight, "web-r2": 0}},
+		{"switched", dep("app_web", store.DeploySwitching, "web-r2", "web-r1", 8080), []store.Deployment{dep("app_web", store.DeploySwitching, "web-r2", "web-r1", 8080)}, map[string]int{"web-r1": 0, "web-r2": FullWeight}},
+		{"draining", dep("app_web", store.DeployDraining, "web-r2", "web-r1", 8080), []store.Deployment{dep("app_web", store.DeployDraining, "web-r2", "web-r1", 8080)}, map[string]int{"web-r1": 0, "web-r2": FullWeight}},
+		{"live again", dep("app_web", store.DeployLive, "web-r2", "web-r1", 8080), nil, map[string]int{"web-r2": FullWeight}},
+		{"first deploy starting", store.Deployment{}, []store.Deployment{dep("app_web", store.DeployStarting, "web-r1", "", 8080)}, map[string]int{"web-r1": 0}},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			var cur []store.Deployment
+			if s.current.Service != "" {
+				cur = []store.Deployment{s.current}
+			}
+			tbl := Build(State{Apps: []store.App{web}, Current: cur, Active: s.active, Domains: domains})
+			got := releasesOf(t, tbl, "app_web")
+			if len(got) != len(s.want) {
+				t.Fatalf("releases %v, want %v", got, s.want)
+			}
+			for svc, w := range s.want {
+				if gw, ok := got[svc]; !ok || gw != w {
+					t.Errorf("release %s weight %d (present %v), want %d", svc, gw, ok, w)
+				}
+			}
+			if err := tbl.Validate(); err != nil {
+				t.Errorf("table does not validate: %v", err)
+			}
+		})
+	}
+}
+
+func TestBuildRoutesDomainsPortsAndDefaults(t *testing.T) {
+	web := webApp("app_web", "web", 8080)
+	worker := store.App{ID: "app_worker", Name: "worker", Spec: app.Spec{Image: "w:1"}} // not web-facing
+	api := webApp("app_api", "api", 3000)
+	api.Spec.Health = &app.HealthCheck{Type: app.HealthCommand, Command: []string{"true"}}
+	s := State{
+		Apps:    []store.App{web, worker, api},
+		Places:  map[string]store.AppPlace{"app_web": {Project: "shop", Environment: "production"}, "app_api": {Project: "shop", Environment: "staging"}, "app_worker": {Project: "shop", Environment: "production"}},
+		Current: []store.Deployment{dep("app_web", store.DeployLive, "web-r1", "", 8080), dep("app_api", store.DeployLive, "api-r4", "", 3000)},
+		Domains: []store.Domain{
+			{AppID: "app_web", Host: "shop.example.com", PathPrefix: "/", Port: 8080, HTTPS: true},
+			{AppID: "app_web", Host: "shop.example.com", PathPrefix: "/metrics", Port: 9090},
+			{AppID: "app_api", Host: "taken.apps.example.net", PathPrefix: "/", Port: 3000},
+		},
+		Certs:      []Cert{{Host: "shop.example.com", CertPEM: "C", KeyPEM: "K"}},
+		Challenges: map[string]string{"tok2": "ka2", "tok1": "ka1"},
+		BaseDomain: "apps.example.net",
+	}
+	tbl := Build(s)
+	routes := map[string]proxy.Route{}
+	for _, r := range tbl.Routes {
+		routes[proxy.MapKey(r)] = r
+	}
+	want := map[string]string{
+		"shop.example.com":          "app_web",
+		"shop.example.com/metrics":  "app_web-9090",
+		"taken.apps.example.net":    "app_api",
+		"web-shop.apps.example.net": "app_web",
+		// api's default host is free: it is generated with the environment.
+		"api-staging-shop.apps.example.net": "app_api",
+	}
+	if len(routes) != len(want) {
+		t.Errorf("routes %+v", tbl.Routes)
+	}
+	for k, id := range want {
+		if routes[k].AppID != id {
+			t.Errorf("route %s → %q, want %q", k, routes[k].AppID, id)
+		}
+	}
+	if !routes["shop.example.com"].HTTPSRedirect || routes["shop.example.com/metrics"].HTTPSRedirect {
+		t.Errorf("HTTPS redirect only where a certificate exists: %+v", routes)
+	}
+	if got := releasesOf(t, tbl, "app_web-9090"); got["web-r1"] != FullWeight {
+		t.Errorf("second port target releases %v", got)
+	}
+	for _, a := range tbl.Apps {
+		health := a.Releases[0].Health
+		switch a.ID {
+		case "app_web":
+			if health == nil || health.Path != "/healthz" || health.ExpectStatus != 200 {
+				t.Errorf("web health %+v", health)
+			}
+		case "app_web-9090", "app_api":
+			if health != nil {
+				t.Errorf("%s: an HTTP check only applies on the app's port with an HTTP health check, got %+v", a.ID, health)
+			}
+		case "app_worker":
+			t.Errorf("an app without HTTP port is routed")
+		}
+	}
+	if len(tbl.Certificates) != 1 || tbl.Certificates[0].Name != CertName("shop.example.com") || tbl.Certificates[0].KeyPEM != "K" {
+		t.Errorf("certificates %+v", tbl.Certificates)
+	}
+	if len(tbl.Challenges) != 2 || tbl.Challenges[0].Token != "tok1" {
+		t.Errorf("challenges not sorted: %+v", tbl.Challenges)
+	}
+	if err := tbl.Validate(); err != nil {
+		t.Errorf("table does not validate: %v", err)
+	}
+	if got := Build(s); len(got.Routes) != len(tbl.Routes) || got.Routes[0] != tbl.Routes[0] {
+		t.Errorf("Build is not deterministic")
+	}
+}
