@@ -78,7 +78,7 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyrin
 	})
 	web.Register(mux, web.Deps{
 		Auth: s.auth, Engine: engine, Log: log, SecureCookies: secure,
-		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, OpenAPI: spec, Apps: apps,
+		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, OpenAPI: spec, Apps: apps, ProxyStatus: proxyStatus,
 	})
 	s.handler = requestID(observe(log, metrics, securityHeaders(limitBody(mux))))
 	return s

@@ -6,6 +6,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"html/template"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/edge"
 	"github.com/berthpaas/berth/internal/logging"
 	"github.com/berthpaas/berth/internal/orchestrator"
 )
@@ -30,6 +32,8 @@ type Deps struct {
 	SessionLifetime time.Duration
 	SetupAllowed    func(*http.Request) bool
 	OpenAPI         func() []byte // the OpenAPI 3.1 JSON document, for the API reference page
+	// ProxyStatus describes the edge proxy for an organization; nil hides the proxy page.
+	ProxyStatus func(ctx context.Context, orgID string) (edge.ProxyStatus, error)
 }
 
 // Register mounts the UI on mux: /, /setup, /login, /logout, /account (+ token
