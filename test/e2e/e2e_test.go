@@ -91,6 +91,9 @@ func startServerAt(t *testing.T, host string, port int, env ...string) *server {
 		fmt.Sprintf("BERTH_LISTEN=%s:%d", host, port),
 		"BERTH_DATA_DIR=" + filepath.Join(t.TempDir(), "data"),
 		"BERTH_SHUTDOWN_TIMEOUT=10s",
+		// Tests that need the edge proxy turn it on with their own ports and
+		// service name (edge_test.go); the rest must not bind 80/443.
+		"BERTH_PROXY=false",
 	}, env...)...)
 	s := &server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
