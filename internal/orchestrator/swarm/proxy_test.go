@@ -1,0 +1,783 @@
+package swarm
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+
+	"github.com/berthpaas/berth/internal/orchestrator"
+	"github.com/berthpaas/berth/internal/testenv"
+)
+
+// The proxy tests run a stand-in for `berth proxy` (testdata/proxystub) in
+// an image built by BuildProxyImage from berth-fixture/haproxy:2.6, on the
+// real swarm, and look at it from the host through its host-mode port.
+
+const proxyTestBase = "berth-fixture/haproxy:2.6"
+
+// stubReport is what testdata/proxystub answers.
+type stubReport struct {
+	Args          []string `json:"args"`
+	ControlURL    string   `json:"control_url"`
+	Node          string   `json:"node"`
+	Hostname      string   `json:"hostname"`
+	UID           int      `json:"uid"`
+	TokenSHA256   string   `json:"token_sha256"`
+	TokenError    string   `json:"token_error"`
+	StateWritable bool     `json:"state_writable"`
+	StateError    string   `json:"state_error"`
+	Boots         int      `json:"boots"`
+	ControlStatus int      `json:"control_status"`
+	ControlBody   string   `json:"control_body"`
+	ControlError  string   `json:"control_error"`
+}
+
+// proxyEnv is an engine whose edge network is a network of the test's own,
+// and a raw client to look behind the engine's back.
+type proxyEnv struct {
+	e       *Engine
+	docker  *client.Client
+	network string
+	id      string
+}
+
+func newProxyEnv(t *testing.T) *proxyEnv {
+	t.Helper()
+	host := testenv.Docker(t)
+	fixtures(t)
+	id := randomSuffix(t)
+	netName := "berth-test-edge-" + id
+	e, err := New(host, WithEdgeNetwork(netName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	c, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.EnsureNetwork(ctx(t), netName, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Registered first, so it runs after the proxy's cleanup: the network
+	// is in use until the proxy's containers are gone.
+	t.Cleanup(func() {
+		defer c.Close()
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for {
+			err := e.RemoveNetwork(cctx, netName)
+			if err == nil {
+				return
+			}
+			if cctx.Err() != nil {
+				t.Errorf("remove network %s: %v", netName, err)
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	})
+	return &proxyEnv{e: e, docker: c, network: netName, id: id}
+}
+
+// buildStub compiles testdata/proxystub statically into dir as "berth".
+func buildStub(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "berth")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./testdata/proxystub")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the proxy stub: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// freePort returns a TCP port nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randomToken(t *testing.T) []byte {
+	t.Helper()
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return []byte(hex.EncodeToString(b))
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// waitReport polls the proxy on the host port until cond holds.
+func waitReport(t *testing.T, port int, timeout time.Duration, cond func(stubReport) bool) stubReport {
+	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := hc.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
+		if err != nil {
+			last = err.Error()
+		} else {
+			var rep stubReport
+			err = json.NewDecoder(resp.Body).Decode(&rep)
+			resp.Body.Close()
+			switch {
+			case err != nil:
+				last = "decoding: " + err.Error()
+			case resp.StatusCode != http.StatusOK:
+				last = resp.Status
+			case cond(rep):
+				return rep
+			default:
+				last = fmt.Sprintf("%+v", rep)
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("proxy on port %d: condition not met within %s; last: %s", port, timeout, last)
+	return stubReport{}
+}
+
+// secretNames lists the names of the proxy's secrets, sorted.
+func (env *proxyEnv) secretNames(t *testing.T, name string) []string {
+	t.Helper()
+	list, err := env.docker.SecretList(ctx(t), swarm.SecretListOptions{Filters: filters.NewArgs(filters.Arg("label", orchestrator.LabelProxy+"="+name))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range list {
+		names = append(names, s.Spec.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (env *proxyEnv) service(t *testing.T, name string) (swarm.Service, bool) {
+	t.Helper()
+	svc, _, err := env.docker.ServiceInspectWithRaw(ctx(t), name, swarm.ServiceInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return swarm.Service{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, true
+}
+
+func (env *proxyEnv) volumeExists(t *testing.T, name string) bool {
+	t.Helper()
+	_, err := env.docker.VolumeInspect(ctx(t), name)
+	if cerrdefs.IsNotFound(err) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true
+}
+
+// expectedProxyTag is the tag BuildProxyImage gives base + bin.
+func (env *proxyEnv) expectedProxyTag(t *testing.T, base, bin string) string {
+	t.Helper()
+	img, err := env.docker.ImageInspect(ctx(t), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return proxyImageTag(proxyImageSource(img.ID, sha256Hex(b)))
+}
+
+// removeImage removes the image and its now unused parent layers, waiting
+// while a container still uses it.
+func (env *proxyEnv) removeImage(t *testing.T, ref string) {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		_, err := env.docker.ImageRemove(cctx, ref, image.RemoveOptions{PruneChildren: true})
+		if err == nil || cerrdefs.IsNotFound(err) {
+			return
+		}
+		if cctx.Err() != nil {
+			t.Errorf("remove image %s: %v", ref, err)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// controlServer is the control plane's internal listener as a proxy task
+// reaches it: on the docker_gwbridge gateway. It answers 200 to the current
+// token, 401 otherwise.
+func controlServer(t *testing.T, gw netip.Addr, token *atomic.Pointer[string]) string {
+	t.Helper()
+	l, err := net.Listen("tcp", netip.AddrPortFrom(gw, 0).String())
+	if err != nil {
+		t.Fatalf("listening on the gateway address %s: %v", gw, err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+*token.Load() {
+			http.Error(w, "bad token", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, "table")
+	}))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.URL + "/internal/proxy/table"
+}
+
+// TestProxyLifecycle builds the proxy image, runs it as a global service,
+// checks from the host what the container got, then rotates the token and
+// removes the proxy.
+func TestProxyLifecycle(t *testing.T) {
+	env := newProxyEnv(t)
+	e := env.e
+	bin := buildStub(t, t.TempDir())
+
+	// --- image: built once, then reused --------------------------------
+	tag := env.expectedProxyTag(t, proxyTestBase, bin)
+	// A leftover of an interrupted run: remove it so the first build is
+	// cold (best effort: a concurrent run may be using it).
+	if _, err := env.docker.ImageRemove(ctx(t), tag, image.RemoveOptions{PruneChildren: true}); err == nil {
+		t.Logf("removed %s, left by an earlier run", tag)
+	}
+	t.Cleanup(func() { env.removeImage(t, tag) })
+
+	start := time.Now()
+	got, err := e.BuildProxyImage(ctx(t), proxyTestBase, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cold := time.Since(start)
+	if got != tag {
+		t.Fatalf("BuildProxyImage = %q, want %q", got, tag)
+	}
+	img, err := env.docker.ImageInspect(ctx(t), tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := img.Config
+	if cfg.User != "haproxy" {
+		t.Errorf("image user = %q, want haproxy", cfg.User)
+	}
+	if !slices.Equal(cfg.Entrypoint, []string{"/usr/local/bin/berth", "proxy"}) || len(cfg.Cmd) != 0 {
+		t.Errorf("entrypoint %q cmd %q, want [/usr/local/bin/berth proxy] and no cmd", cfg.Entrypoint, cfg.Cmd)
+	}
+	if cfg.StopSignal != "SIGTERM" {
+		t.Errorf("stop signal = %q, want SIGTERM", cfg.StopSignal)
+	}
+	for _, p := range []string{"8080/tcp", "8443/tcp"} {
+		if _, ok := cfg.ExposedPorts[p]; !ok {
+			t.Errorf("exposed ports %v lack %s", cfg.ExposedPorts, p)
+		}
+	}
+	if cfg.Labels[orchestrator.LabelManaged] != "true" || cfg.Labels[orchestrator.LabelRole] != orchestrator.RoleProxy ||
+		!strings.HasPrefix(cfg.Labels[orchestrator.LabelProxySource], strings.TrimPrefix(tag, ProxyImageRepo+":")) {
+		t.Errorf("image labels = %v, want managed, role proxy and the source hash", cfg.Labels)
+	}
+
+	start = time.Now()
+	again, err := e.BuildProxyImage(ctx(t), proxyTestBase, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm := time.Since(start)
+	img2, err := env.docker.ImageInspect(ctx(t), tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A rebuild, even from the builder's cache, would tag the image anew.
+	if again != tag || img2.ID != img.ID || !img2.Metadata.LastTagTime.Equal(img.Metadata.LastTagTime) {
+		t.Errorf("second build: %q id %s tagged %s; want %q id %s tagged %s (no rebuild)",
+			again, img2.ID, img2.Metadata.LastTagTime, tag, img.ID, img.Metadata.LastTagTime)
+	}
+	t.Logf("proxy image %s: cold build %s, warm %s", tag, cold.Round(time.Millisecond), warm.Round(time.Millisecond))
+
+	// --- service: the container gets what the spec says ------------------
+	gw, err := e.GatewayAddr(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var current atomic.Pointer[string]
+	token := randomToken(t)
+	tok := string(token)
+	current.Store(&tok)
+	controlURL := controlServer(t, gw, &current)
+
+	st := e.Status(ctx(t))
+	var hostname string
+	for _, n := range st.Swarm.Nodes {
+		if n.ID == st.Swarm.NodeID {
+			hostname = n.Hostname
+		}
+	}
+	if hostname == "" {
+		t.Fatalf("this node %s is not in the node list %+v", st.Swarm.NodeID, st.Swarm.Nodes)
+	}
+
+	spec := orchestrator.ProxySpec{
+		Name:       "berth-test-proxy-" + env.id,
+		Image:      tag,
+		HTTPPort:   freePort(t),
+		HTTPSPort:  freePort(t),
+		ControlURL: controlURL,
+		Token:      token,
+		InstallID:  "inst_" + env.id,
+		StopGrace:  5 * time.Second,
+	}
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := e.RemoveProxy(c, spec.Name, false); err != nil {
+			t.Errorf("cleanup: RemoveProxy: %v", err)
+		}
+	})
+
+	start = time.Now()
+	if err := e.EnsureProxy(ctx(t), spec); err != nil {
+		t.Fatal(err)
+	}
+	rep := waitReport(t, spec.HTTPPort, 2*time.Minute, func(r stubReport) bool { return r.ControlStatus == http.StatusOK })
+	t.Logf("proxy service answering on the host port %s after EnsureProxy", time.Since(start).Round(time.Millisecond))
+	t.Logf("report: %+v", rep)
+	if !slices.Equal(rep.Args, []string{"proxy"}) {
+		t.Errorf("args = %q, want [proxy]", rep.Args)
+	}
+	if rep.ControlURL != controlURL {
+		t.Errorf("BERTH_PROXY_CONTROL_URL = %q, want %q", rep.ControlURL, controlURL)
+	}
+	if rep.Node != hostname {
+		t.Errorf("BERTH_PROXY_NODE = %q, want the node's hostname %q (template expanded)", rep.Node, hostname)
+	}
+	if rep.TokenSHA256 != sha256Hex(token) {
+		t.Errorf("token sha256 = %q (%s), want %q", rep.TokenSHA256, rep.TokenError, sha256Hex(token))
+	}
+	if !rep.StateWritable {
+		t.Errorf("state volume not writable: %s", rep.StateError)
+	}
+	if rep.UID == 0 {
+		t.Errorf("the proxy runs as root; want the haproxy user")
+	}
+	if rep.Boots != 1 {
+		t.Errorf("boots = %d, want 1 (a fresh state volume)", rep.Boots)
+	}
+	if rep.ControlBody != "table" {
+		t.Errorf("control plane answered %q (status %d, %s), want \"table\"", rep.ControlBody, rep.ControlStatus, rep.ControlError)
+	}
+
+	svc, ok := env.service(t, spec.Name)
+	if !ok {
+		t.Fatal("proxy service missing")
+	}
+	if svc.Spec.Mode.Global == nil {
+		t.Errorf("mode = %+v, want global", svc.Spec.Mode)
+	}
+	wantPorts := map[uint32]uint32{orchestrator.ProxyHTTPPort: uint32(spec.HTTPPort), orchestrator.ProxyHTTPSPort: uint32(spec.HTTPSPort)}
+	if len(svc.Endpoint.Ports) != 2 {
+		t.Errorf("published ports = %+v, want 2", svc.Endpoint.Ports)
+	}
+	for _, p := range svc.Endpoint.Ports {
+		if wantPorts[p.TargetPort] != p.PublishedPort || p.PublishMode != swarm.PortConfigPublishModeHost {
+			t.Errorf("port %+v, want %d→%d in host mode", p, p.TargetPort, wantPorts[p.TargetPort])
+		}
+	}
+	if l := svc.Spec.Labels; l[orchestrator.LabelInstall] != spec.InstallID || l[orchestrator.LabelRole] != orchestrator.RoleProxy || l[orchestrator.LabelManaged] != "true" {
+		t.Errorf("service labels = %v", l)
+	}
+
+	// --- the same spec again changes nothing ------------------------------
+	if err := e.EnsureProxy(ctx(t), spec); err != nil {
+		t.Fatal(err)
+	}
+	same, _ := env.service(t, spec.Name)
+	if same.Version.Index != svc.Version.Index {
+		t.Errorf("EnsureProxy with an unchanged spec updated the service: version %d → %d", svc.Version.Index, same.Version.Index)
+	}
+
+	// --- replicas ---------------------------------------------------------
+	var replicas []orchestrator.ProxyReplica
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if replicas, err = e.ProxyReplicas(ctx(t), spec.Name); err != nil {
+			t.Fatal(err)
+		}
+		if len(replicas) == 1 && replicas[0].State == "running" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("replicas: %+v", replicas)
+	if len(replicas) != 1 {
+		t.Fatalf("ProxyReplicas = %+v, want one replica", replicas)
+	}
+	r := replicas[0]
+	if r.State != "running" || r.Desired != "running" || r.Node != hostname || r.NodeID != st.Swarm.NodeID ||
+		r.Hostname != rep.Hostname || !strings.HasPrefix(r.ContainerID, r.Hostname) || r.Image != tag ||
+		r.StartedAt.IsZero() || r.Error != "" {
+		t.Errorf("replica = %+v, want running on %s with the container hostname %q the proxy reports", r, hostname, rep.Hostname)
+	}
+
+	// --- token rotation: a new secret, the state volume kept ----------------
+	oldToken := token
+	rotate := func(boots int) []byte {
+		t.Helper()
+		tok := randomToken(t)
+		s := string(tok)
+		current.Store(&s)
+		spec.Token = tok
+		start := time.Now()
+		if err := e.EnsureProxy(ctx(t), spec); err != nil {
+			t.Fatal(err)
+		}
+		rep := waitReport(t, spec.HTTPPort, 2*time.Minute, func(r stubReport) bool {
+			return r.TokenSHA256 == sha256Hex(tok) && r.ControlStatus == http.StatusOK
+		})
+		t.Logf("rotated token served after %s", time.Since(start).Round(time.Millisecond))
+		if rep.Boots != boots {
+			t.Errorf("boots = %d after the update, want %d (the state volume kept)", rep.Boots, boots)
+		}
+		return tok
+	}
+	secondToken := rotate(2)
+	want := []string{proxySecretName(spec.Name, oldToken), proxySecretName(spec.Name, secondToken)}
+	slices.Sort(want)
+	if got := env.secretNames(t, spec.Name); !slices.Equal(got, want) {
+		t.Errorf("secrets after one rotation = %v, want %v (the new one and the previous one, kept for a rollback)", got, want)
+	}
+	rotated, _ := env.service(t, spec.Name)
+	if rotated.Version.Index == svc.Version.Index {
+		t.Errorf("rotation did not update the service")
+	}
+	thirdToken := rotate(3)
+	want = []string{proxySecretName(spec.Name, secondToken), proxySecretName(spec.Name, thirdToken)}
+	slices.Sort(want)
+	if got := env.secretNames(t, spec.Name); !slices.Equal(got, want) {
+		t.Errorf("secrets after two rotations = %v, want %v (the first one removed)", got, want)
+	}
+
+	// --- removal ----------------------------------------------------------
+	if err := e.RemoveProxy(ctx(t), spec.Name, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := env.service(t, spec.Name); ok {
+		t.Errorf("service %s still exists after RemoveProxy", spec.Name)
+	}
+	if got := env.secretNames(t, spec.Name); len(got) != 0 {
+		t.Errorf("secrets left after RemoveProxy: %v", got)
+	}
+	if !env.volumeExists(t, proxyVolumeName(spec.Name)) {
+		t.Errorf("RemoveProxy with keepState removed the state volume")
+	}
+	if replicas, err := e.ProxyReplicas(ctx(t), spec.Name); err != nil || replicas == nil || len(replicas) != 0 {
+		t.Errorf("ProxyReplicas of a removed proxy = %v, %v; want an empty list", replicas, err)
+	}
+	start = time.Now()
+	if err := e.RemoveProxy(ctx(t), spec.Name, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("state volume removed %s after the service", time.Since(start).Round(time.Millisecond))
+	if env.volumeExists(t, proxyVolumeName(spec.Name)) {
+		t.Errorf("state volume left after RemoveProxy without keepState")
+	}
+	if err := e.RemoveProxy(ctx(t), spec.Name, false); err != nil {
+		t.Errorf("RemoveProxy of a missing proxy: %v", err)
+	}
+}
+
+func TestProxyImageBuildMissingBase(t *testing.T) {
+	env := newProxyEnv(t)
+	bin := filepath.Join(t.TempDir(), "berth")
+	if err := os.WriteFile(bin, []byte("not really berth"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base := "berth-fixture/missing-" + env.id + ":none"
+	_, err := env.e.BuildProxyImage(ctx(t), base, bin)
+	t.Logf("error: %v", err)
+	if err == nil || !strings.Contains(err.Error(), base) {
+		t.Fatalf("err = %v, want an error naming %s", err, base)
+	}
+	if !errors.Is(err, orchestrator.ErrRegistryUnreachable) && !errors.Is(err, orchestrator.ErrImageNotFound) {
+		t.Errorf("err = %v, want ErrRegistryUnreachable or ErrImageNotFound", err)
+	}
+
+	_, err = env.e.BuildProxyImage(ctx(t), proxyTestBase, filepath.Join(t.TempDir(), "nothing"))
+	if err == nil || !strings.Contains(err.Error(), "binary") {
+		t.Errorf("missing binary: err = %v, want one about the berth binary", err)
+	}
+}
+
+// A base image without the haproxy user fails at the first build step: the
+// builder's message reaches the caller, and no image is left.
+func TestProxyImageBuildSurfacesBuildError(t *testing.T) {
+	env := newProxyEnv(t)
+	bin := filepath.Join(t.TempDir(), "berth")
+	if err := os.WriteFile(bin, []byte("not really berth "+env.id), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const base = "berth-fixture/debian:bookworm"
+	tag := env.expectedProxyTag(t, base, bin)
+	_, err := env.e.BuildProxyImage(ctx(t), base, bin)
+	t.Logf("error: %v", err)
+	if err == nil || !strings.Contains(err.Error(), base) || !strings.Contains(err.Error(), "no such user: haproxy") {
+		t.Fatalf("err = %v, want the builder's complaint about the missing haproxy user, naming %s", err, base)
+	}
+	if _, err := env.docker.ImageInspect(ctx(t), tag); !cerrdefs.IsNotFound(err) {
+		t.Errorf("image %s exists after a failed build (err %v)", tag, err)
+		env.removeImage(t, tag)
+	}
+}
+
+func TestProxyGatewayAddr(t *testing.T) {
+	env := newProxyEnv(t)
+	gw, err := env.e.GatewayAddr(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := env.docker.NetworkInspect(ctx(t), "docker_gwbridge", network.InspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inside := false
+	for _, c := range n.IPAM.Config {
+		if p, err := netip.ParsePrefix(c.Subnet); err == nil && p.Contains(gw) {
+			inside = true
+		}
+	}
+	if !gw.Is4() || !inside {
+		t.Errorf("GatewayAddr = %s, want an IPv4 address inside docker_gwbridge's subnets %+v", gw, n.IPAM.Config)
+	}
+}
+
+func validProxySpec() orchestrator.ProxySpec {
+	return orchestrator.ProxySpec{
+		Name:       "berth-proxy",
+		Image:      "berth/proxy:0123456789ab",
+		HTTPPort:   80,
+		HTTPSPort:  443,
+		ControlURL: "http://172.18.0.1:3001/internal",
+		Token:      []byte("secret"),
+		InstallID:  "inst_1",
+	}
+}
+
+func TestProxySpecRejected(t *testing.T) {
+	e, _ := newEngine(t)
+	tests := []struct {
+		name  string
+		edit  func(s *orchestrator.ProxySpec)
+		field string // what the error must name
+	}{
+		{"empty name", func(s *orchestrator.ProxySpec) { s.Name = "" }, "name"},
+		{"name not a DNS label", func(s *orchestrator.ProxySpec) { s.Name = "Berth_Proxy" }, "name"},
+		{"name with a trailing hyphen", func(s *orchestrator.ProxySpec) { s.Name = "proxy-" }, "name"},
+		{"name too long", func(s *orchestrator.ProxySpec) { s.Name = strings.Repeat("p", maxProxyName+1) }, "name"},
+		{"no image", func(s *orchestrator.ProxySpec) { s.Image = "" }, "image"},
+		{"HTTP port 0", func(s *orchestrator.ProxySpec) { s.HTTPPort = 0 }, "HTTP port"},
+		{"HTTPS port too high", func(s *orchestrator.ProxySpec) { s.HTTPSPort = 65536 }, "HTTPS port"},
+		{"same ports", func(s *orchestrator.ProxySpec) { s.HTTPSPort = s.HTTPPort }, "ports"},
+		{"relative control URL", func(s *orchestrator.ProxySpec) { s.ControlURL = "/internal" }, "control URL"},
+		{"control URL not http", func(s *orchestrator.ProxySpec) { s.ControlURL = "ftp://10.0.0.1/" }, "control URL"},
+		{"no token", func(s *orchestrator.ProxySpec) { s.Token = nil }, "token"},
+		{"negative stop grace", func(s *orchestrator.ProxySpec) { s.StopGrace = -time.Second }, "stop grace"},
+		{"empty constraint", func(s *orchestrator.ProxySpec) { s.Constraints = []string{" "} }, "constraint"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := validProxySpec()
+			s.Name = "berth-test-invalid-" + randomSuffix(t)
+			tt.edit(&s)
+			err := e.EnsureProxy(ctx(t), s)
+			if !errors.Is(err, orchestrator.ErrInvalidProxySpec) || !strings.Contains(err.Error(), tt.field) {
+				t.Fatalf("err = %v, want ErrInvalidProxySpec naming %q", err, tt.field)
+			}
+			if s.Name != "" {
+				if _, _, err := e.api.ServiceInspectWithRaw(ctx(t), s.Name, swarm.ServiceInspectOptions{}); !cerrdefs.IsNotFound(err) {
+					t.Errorf("a refused spec left service %s (err %v)", s.Name, err)
+				}
+			}
+		})
+	}
+	if err := ValidateProxySpec(validProxySpec()); err != nil {
+		t.Errorf("valid spec refused: %v", err)
+	}
+}
+
+// TestProxyServiceSpec checks the translation, without an engine.
+func TestProxyServiceSpec(t *testing.T) {
+	s := validProxySpec()
+	spec, err := ProxyServiceSpec(s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := spec.TaskTemplate
+	cs := ts.ContainerSpec
+	if spec.Mode.Global == nil || spec.Mode.Replicated != nil {
+		t.Errorf("mode = %+v, want global", spec.Mode)
+	}
+	if len(ts.Networks) != 1 || ts.Networks[0].Target != orchestrator.EdgeNetwork {
+		t.Errorf("networks = %+v, want %s", ts.Networks, orchestrator.EdgeNetwork)
+	}
+	if ts.Placement == nil || !slices.Equal(ts.Placement.Constraints, []string{"node.role==manager"}) {
+		t.Errorf("placement = %+v, want managers by default", ts.Placement)
+	}
+	if u := spec.UpdateConfig; u == nil || u.Order != swarm.UpdateOrderStopFirst || u.FailureAction != swarm.UpdateFailureActionRollback {
+		t.Errorf("update config = %+v, want stop-first with rollback", u)
+	}
+	if rb := spec.RollbackConfig; rb == nil || rb.Order != swarm.UpdateOrderStopFirst {
+		t.Errorf("rollback config = %+v, want stop-first", rb)
+	}
+	if rp := ts.RestartPolicy; rp == nil || rp.Condition != swarm.RestartPolicyConditionAny || rp.Delay == nil || *rp.Delay <= 0 {
+		t.Errorf("restart policy = %+v, want any with a delay", rp)
+	}
+	if ep := spec.EndpointSpec; ep == nil || ep.Mode != swarm.ResolutionModeDNSRR || len(ep.Ports) != 2 ||
+		ep.Ports[0] != (swarm.PortConfig{Protocol: "tcp", TargetPort: 8080, PublishedPort: 80, PublishMode: "host"}) ||
+		ep.Ports[1] != (swarm.PortConfig{Protocol: "tcp", TargetPort: 8443, PublishedPort: 443, PublishMode: "host"}) {
+		t.Errorf("endpoint = %+v, want dnsrr and 8080→80, 8443→443 in host mode", ep)
+	}
+	if cs.StopSignal != "SIGTERM" || cs.StopGracePeriod == nil || *cs.StopGracePeriod != orchestrator.DefaultProxyStopGrace {
+		t.Errorf("stop signal %q grace %v, want SIGTERM and the default grace", cs.StopSignal, cs.StopGracePeriod)
+	}
+	wantEnv := []string{"BERTH_PROXY_CONTROL_URL=" + s.ControlURL, "BERTH_PROXY_NODE={{.Node.Hostname}}"}
+	if !slices.Equal(cs.Env, wantEnv) {
+		t.Errorf("env = %q, want %q", cs.Env, wantEnv)
+	}
+	if len(cs.Secrets) != 1 || cs.Secrets[0].SecretName != proxySecretName(s.Name, s.Token) || cs.Secrets[0].SecretID != "" ||
+		cs.Secrets[0].File == nil || cs.Secrets[0].File.Name != "berth-proxy-token" || cs.Secrets[0].File.Mode != 0o444 {
+		t.Errorf("secrets = %+v, want the token by name, readable by all at /run/secrets/berth-proxy-token", cs.Secrets)
+	}
+	if len(cs.Mounts) != 1 || cs.Mounts[0].Source != "berth-proxy-state" || cs.Mounts[0].Target != orchestrator.ProxyStateDir {
+		t.Errorf("mounts = %+v, want the state volume", cs.Mounts)
+	}
+	for _, l := range []map[string]string{spec.Labels, cs.Labels, cs.Mounts[0].VolumeOptions.Labels} {
+		if l[orchestrator.LabelManaged] != "true" || l[orchestrator.LabelRole] != "proxy" || l[orchestrator.LabelProxy] != s.Name || l[orchestrator.LabelInstall] != "inst_1" {
+			t.Errorf("labels = %v, want managed, role, proxy and install", l)
+		}
+	}
+
+	// The hash follows the token and the settings, and nothing else.
+	again, _ := ProxyServiceSpec(s, "")
+	hash := spec.Labels[orchestrator.LabelSpecHash]
+	if hash == "" || again.Labels[orchestrator.LabelSpecHash] != hash {
+		t.Errorf("spec hash %q is not stable (%q)", hash, again.Labels[orchestrator.LabelSpecHash])
+	}
+	rotated := s
+	rotated.Token = []byte("another")
+	other, _ := ProxyServiceSpec(rotated, "")
+	if other.Labels[orchestrator.LabelSpecHash] == hash || other.TaskTemplate.ContainerSpec.Secrets[0].SecretName == cs.Secrets[0].SecretName {
+		t.Errorf("a new token changes neither the hash nor the secret name")
+	}
+	placed := s
+	placed.Constraints = []string{"node.labels.edge==true"}
+	placed.StopGrace = 30 * time.Second
+	custom, _ := ProxyServiceSpec(placed, "my-edge")
+	if !slices.Equal(custom.TaskTemplate.Placement.Constraints, placed.Constraints) || custom.TaskTemplate.Networks[0].Target != "my-edge" ||
+		*custom.TaskTemplate.ContainerSpec.StopGracePeriod != 30*time.Second {
+		t.Errorf("custom spec = %+v, want the given constraints, network and grace", custom.TaskTemplate)
+	}
+}
+
+// EnsureProxy and RemoveProxy never take over or remove a service that is
+// not a Berth proxy of this installation.
+func TestProxyRefusesForeignService(t *testing.T) {
+	env := newProxyEnv(t)
+	name := "berth-test-foreign-" + env.id
+	zero := uint64(0)
+	_, err := env.docker.ServiceCreate(ctx(t), swarm.ServiceSpec{
+		Annotations:  swarm.Annotations{Name: name},
+		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "berth-fixture/hello:v1"}},
+		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}},
+	}, swarm.ServiceCreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.docker.ServiceRemove(context.Background(), name); err != nil {
+			t.Errorf("remove service %s: %v", name, err)
+		}
+	})
+	before, _ := env.service(t, name)
+
+	s := validProxySpec()
+	s.Name = name
+	if err := env.e.EnsureProxy(ctx(t), s); !errors.Is(err, orchestrator.ErrServiceConflict) || !strings.Contains(err.Error(), name) {
+		t.Errorf("EnsureProxy over a foreign service: err = %v, want ErrServiceConflict naming it", err)
+	}
+	if err := env.e.RemoveProxy(ctx(t), name, false); !errors.Is(err, orchestrator.ErrServiceConflict) {
+		t.Errorf("RemoveProxy of a foreign service: err = %v, want ErrServiceConflict", err)
+	}
+	after, ok := env.service(t, name)
+	if !ok || after.Version.Index != before.Version.Index {
+		t.Errorf("the foreign service was changed or removed")
+	}
+	if got := env.secretNames(t, name); len(got) != 0 {
+		t.Errorf("secrets created for a refused proxy: %v", got)
+	}
+}
+
+// Without the edge network, EnsureProxy says so and creates nothing.
+func TestProxyRequiresEdgeNetwork(t *testing.T) {
+	env := newProxyEnv(t)
+	e, err := New(os.Getenv("DOCKER_HOST"), WithEdgeNetwork("berth-test-missing-"+env.id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	s := validProxySpec()
+	s.Name = "berth-test-nonet-" + env.id
+	err = e.EnsureProxy(ctx(t), s)
+	if err == nil || !strings.Contains(err.Error(), "berth-test-missing-"+env.id) {
+		t.Errorf("err = %v, want one naming the missing network", err)
+	}
+	if _, ok := env.service(t, s.Name); ok {
+		t.Errorf("service %s created without its network", s.Name)
+		env.e.RemoveProxy(ctx(t), s.Name, false)
+	}
+	if got := env.secretNames(t, s.Name); len(got) != 0 {
+		t.Errorf("secrets created without the network: %v", got)
+	}
+}
