@@ -17,7 +17,7 @@ type DomainRequest struct {
 	PathPrefix  string `json:"path_prefix,omitempty" maxLength:"256" example:"/api" doc:"Route only this path and below, on whole segments; empty or / for every path"`
 	StripPrefix bool   `json:"strip_prefix,omitempty" doc:"Remove the path prefix before the request reaches the app"`
 	Port        int    `json:"port,omitempty" minimum:"0" maximum:"65535" doc:"Container port requests go to; 0 means the app's HTTP port"`
-	HTTPS       bool   `json:"https,omitempty" default:"true" doc:"Obtain a certificate through ACME and redirect HTTP to HTTPS once it is issued"`
+	HTTPS       *bool  `json:"https,omitempty" doc:"Obtain a certificate through ACME and redirect HTTP to HTTPS once it is issued (default true)"`
 }
 
 // Domain is a route from a host (and path) to an app.
@@ -142,7 +142,7 @@ func (s *server) addDomain(ctx context.Context, in *addDomainInput) (*domainOutp
 	}
 	b := in.Body
 	d, err := s.deps.Apps.AddDomain(ctx, p, in.ref(), deploy.DomainInput{
-		Host: b.Host, PathPrefix: b.PathPrefix, StripPrefix: b.StripPrefix, Port: b.Port, HTTPS: b.HTTPS,
+		Host: b.Host, PathPrefix: b.PathPrefix, StripPrefix: b.StripPrefix, Port: b.Port, HTTPS: b.HTTPS == nil || *b.HTTPS,
 	})
 	if err != nil {
 		return nil, err

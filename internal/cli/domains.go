@@ -52,11 +52,11 @@ func domainCmd() *cobra.Command {
 
 func domainAddCmd() *cobra.Command {
 	var (
-		in     api.DomainRequest
-		noWait bool
+		in            api.DomainRequest
+		https, noWait bool
 	)
 	cmd, _ := appCommand("add REF HOST", "Route a domain to an app", 2, func(cmd *cobra.Command, t *target, ref appRef, args []string) error {
-		in.Host = args[0]
+		in.Host, in.HTTPS = args[0], &https
 		d, err := t.client().AddDomain(cmd.Context(), ref, in)
 		if err != nil {
 			return err
@@ -72,7 +72,7 @@ func domainAddCmd() *cobra.Command {
 	fl.StringVar(&in.PathPrefix, "path", "", "route only this path prefix and below, e.g. /api")
 	fl.BoolVar(&in.StripPrefix, "strip-prefix", false, "remove the path prefix before the request reaches the app")
 	fl.IntVar(&in.Port, "port", 0, "container port to send requests to (default: the app's HTTP port)")
-	fl.BoolVar(&in.HTTPS, "https", true, "obtain a certificate through ACME and redirect HTTP to HTTPS once issued")
+	fl.BoolVar(&https, "https", true, "obtain a certificate through ACME and redirect HTTP to HTTPS once issued")
 	fl.BoolVar(&noWait, "no-wait", false, "do not wait for the certificate")
 	cmd.Example = "  berth domain add shop/web shop.example.com\n  berth domain add shop/api example.com --path /api --strip-prefix --https=false"
 	return cmd

@@ -85,7 +85,7 @@ func TestBuildRoutesDomainsPortsAndDefaults(t *testing.T) {
 	s := State{
 		Apps:    []store.App{web, worker, api},
 		Places:  map[string]store.AppPlace{"app_web": {Project: "shop", Environment: "production"}, "app_api": {Project: "shop", Environment: "staging"}, "app_worker": {Project: "shop", Environment: "production"}},
-		Current: []store.Deployment{dep("app_web", store.DeployLive, "web-r1", "", 8080), dep("app_api", store.DeployLive, "api-r4", "", 3000)},
+		Current: []store.Deployment{dep("app_web", store.DeployLive, "web-r1", "", 8080), {AppID: "app_api", Status: store.DeployLive, Service: "api-r4", Spec: api.Spec}},
 		Domains: []store.Domain{
 			{AppID: "app_web", Host: "shop.example.com", PathPrefix: "/", Port: 8080, HTTPS: true},
 			{AppID: "app_web", Host: "shop.example.com", PathPrefix: "/metrics", Port: 9090},

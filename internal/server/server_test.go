@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/berthpaas/berth/internal/config"
+	"github.com/berthpaas/berth/internal/edge"
 	"github.com/berthpaas/berth/internal/logging"
 	"github.com/berthpaas/berth/internal/orchestrator/swarm"
 	"github.com/berthpaas/berth/internal/secrets"
@@ -36,7 +37,11 @@ func newTestServer(t *testing.T, dockerHost string) (*httptest.Server, *bytes.Bu
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(config.Config{}, log, db, keys, engine, "ins_test").Handler())
+	router, err := edge.NewRouter(t.Context(), db, keys, log, edge.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(config.Config{}, log, db, keys, engine, router, "ins_test").Handler())
 	t.Cleanup(srv.Close)
 	return srv, &logs
 }
