@@ -31,7 +31,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), versionCmd(), doctorCmd(), probeCmd())
+	root.AddCommand(serverCmd(), versionCmd(), doctorCmd(), probeCmd(), proxyCmd())
 	cli.AddCommands(root)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

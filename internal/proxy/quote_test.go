@@ -3,11 +3,13 @@ package proxy
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,12 +109,19 @@ func TestQuoteRoundTripsThroughHAProxy(t *testing.T) {
 	}
 }
 
+// freePort returns a free TCP port from 20000–32767: below Linux's
+// ephemeral range, so the test's own outgoing connections (thousands under
+// load) cannot take it before HAProxy binds it on all addresses.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		port := 20000 + rand.IntN(12768)
+		l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+		if err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port found")
+	return 0
 }

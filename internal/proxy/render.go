@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -21,10 +22,23 @@ const (
 	DefaultSlotsPerRelease = 10
 	DefaultMaxConn         = 4096
 	DefaultHealthInterval  = 2 * time.Second
+	DefaultCertPath        = "/etc/berth/proxy/default.pem"
+	DefaultCertDir         = "/etc/berth/proxy/certs"
+	DefaultCrtListPath     = "/etc/berth/proxy/certs.list"
+	DefaultServerStatePath = "/etc/berth/proxy/server-state"
+	DefaultChallengeAddr   = "127.0.0.1:8405"
+	DefaultNameserver      = "127.0.0.11:53"
 )
 
 // DefaultBackend is the backend answering requests no route matches.
 const DefaultBackend = "berth_default"
+
+// ACMEBackend is the backend that sends ACME HTTP-01 challenge requests to the
+// controller's responder (Options.ChallengeAddr).
+const ACMEBackend = "berth_acme"
+
+// ACMEPathPrefix is the path under which ACME HTTP-01 challenges are asked.
+const ACMEPathPrefix = "/.well-known/acme-challenge/"
 
 // Options are the operator's (not the users') settings of the rendered
 // configuration. Zero fields take the Default* values.
@@ -44,6 +58,26 @@ type Options struct {
 	SlotsPerRelease int
 	// MaxConn is the process-wide connection limit.
 	MaxConn int
+	// HTTPSPort, when not 0, adds a TLS listener to the same frontend.
+	HTTPSPort int
+	// DefaultCertPath is the PEM file (chain and key) served when no
+	// certificate of the crt-list covers the SNI name. It is named before the
+	// crt-list, so an empty crt-list is still a valid TLS listener.
+	DefaultCertPath string
+	// CertDir holds one PEM file per table certificate (see CertFile).
+	CertDir string
+	// CrtListPath is the crt-list file naming the table's certificates (see
+	// RenderCrtList); the Runtime API's crt-list commands name it by this path.
+	CrtListPath string
+	// ServerStatePath is where the controller saves `show servers state`
+	// before a reload, so the new worker starts with the task addresses the
+	// old one had resolved instead of none.
+	ServerStatePath string
+	// ChallengeAddr is the controller's ACME HTTP-01 responder.
+	ChallengeAddr string
+	// Nameserver is the DNS server that resolves tasks.<service>: Docker's
+	// embedded DNS in production.
+	Nameserver string
 }
 
 // optPathRe is deliberately narrower than what HAProxy accepts: file paths are
@@ -58,23 +92,47 @@ func (o Options) withDefaults() (Options, error) {
 	o.MapPath = cmp.Or(o.MapPath, DefaultMapPath)
 	o.SlotsPerRelease = cmp.Or(o.SlotsPerRelease, DefaultSlotsPerRelease)
 	o.MaxConn = cmp.Or(o.MaxConn, DefaultMaxConn)
+	o.DefaultCertPath = cmp.Or(o.DefaultCertPath, DefaultCertPath)
+	o.CertDir = cmp.Or(o.CertDir, DefaultCertDir)
+	o.CrtListPath = cmp.Or(o.CrtListPath, DefaultCrtListPath)
+	o.ServerStatePath = cmp.Or(o.ServerStatePath, DefaultServerStatePath)
+	o.ChallengeAddr = cmp.Or(o.ChallengeAddr, DefaultChallengeAddr)
+	o.Nameserver = cmp.Or(o.Nameserver, DefaultNameserver)
 	var errs []error
-	for _, p := range []struct {
+	type namedPort struct {
 		name string
 		port int
-	}{{"http_port", o.HTTPPort}, {"stats_port", o.StatsPort}} {
+	}
+	ports := []namedPort{{"http_port", o.HTTPPort}, {"stats_port", o.StatsPort}}
+	if o.HTTPSPort != 0 {
+		ports = append(ports, namedPort{"https_port", o.HTTPSPort})
+	}
+	seen := make(map[int]string)
+	for _, p := range ports {
 		if p.port < 1 || p.port > 65535 {
 			errs = append(errs, fieldErr("options."+p.name, "must be 1–65535, got %d", p.port))
 		}
+		if other, dup := seen[p.port]; dup {
+			errs = append(errs, fieldErr("options."+p.name, "must differ from %s", other))
+		}
+		seen[p.port] = p.name
 	}
-	if o.HTTPPort == o.StatsPort {
-		errs = append(errs, fieldErr("options.stats_port", "must differ from http_port"))
+	for _, p := range []struct{ name, path string }{
+		{"runtime_socket", o.RuntimeSocket},
+		{"map_path", o.MapPath},
+		{"default_cert_path", o.DefaultCertPath},
+		{"cert_dir", o.CertDir},
+		{"crt_list_path", o.CrtListPath},
+		{"server_state_path", o.ServerStatePath},
+	} {
+		if !optPathRe.MatchString(p.path) {
+			errs = append(errs, fieldErr("options."+p.name, "must be an absolute path matching %s", optPathRe))
+		}
 	}
-	if !optPathRe.MatchString(o.RuntimeSocket) {
-		errs = append(errs, fieldErr("options.runtime_socket", "must be an absolute path matching %s", optPathRe))
-	}
-	if !optPathRe.MatchString(o.MapPath) {
-		errs = append(errs, fieldErr("options.map_path", "must be an absolute path matching %s", optPathRe))
+	for _, a := range []struct{ name, addr string }{{"challenge_addr", o.ChallengeAddr}, {"nameserver", o.Nameserver}} {
+		if ap, err := netip.ParseAddrPort(a.addr); err != nil || ap.Port() == 0 || ap.Addr().Zone() != "" {
+			errs = append(errs, fieldErr("options."+a.name, "must be an IP address and port, got %q", a.addr))
+		}
 	}
 	if o.SlotsPerRelease < 1 || o.SlotsPerRelease > 1000 {
 		errs = append(errs, fieldErr("options.slots_per_release", "must be 1–1000, got %d", o.SlotsPerRelease))
@@ -140,6 +198,46 @@ func RenderMap(t Table) []byte {
 	return b.Bytes()
 }
 
+// certNameRe is the alphabet of Certificate.Name: it becomes a file name.
+var certNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,99}$`)
+
+// ValidCertName reports whether name may name a certificate (see CertFile).
+func ValidCertName(name string) bool { return certNameRe.MatchString(name) }
+
+// CertFile is the PEM file of the certificate named name in dir
+// (Options.CertDir): its chain followed by its key.
+func CertFile(dir, name string) string { return dir + "/" + name + ".pem" }
+
+// RenderCrtList returns the crt-list file for t's certificates: one
+// certificate file per line, sorted, with no SNI filters, so HAProxy serves
+// each certificate for the names it covers. Certificates whose name is not
+// allowed (or repeated) are refused, since the name becomes a file name.
+func RenderCrtList(t Table, o Options) ([]byte, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("proxy: render crt-list: %w", err)
+	}
+	names := make([]string, 0, len(t.Certificates))
+	seen := make(map[string]bool, len(t.Certificates))
+	for i, c := range t.Certificates {
+		if !certNameRe.MatchString(c.Name) {
+			return nil, fmt.Errorf("proxy: render crt-list: %w", fieldErr(fmt.Sprintf("certificates[%d].name", i), "must match %s", certNameRe))
+		}
+		if seen[c.Name] {
+			return nil, fmt.Errorf("proxy: render crt-list: %w", fieldErr(fmt.Sprintf("certificates[%d].name", i), "duplicate certificate name %q", c.Name))
+		}
+		seen[c.Name] = true
+		names = append(names, c.Name)
+	}
+	slices.Sort(names)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Berth crt-list, table version %d. Generated; edit through the Runtime API or the control plane.\n", t.Version)
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s\n", CertFile(o.CertDir, n))
+	}
+	return b.Bytes(), nil
+}
+
 // Render returns the complete HAProxy 2.6 configuration for t. It is pure and
 // deterministic: the same table and options give the same bytes. Routing
 // itself is data in the map file (RenderMap), so the configuration depends on
@@ -159,6 +257,7 @@ func Render(t Table, o Options) ([]byte, error) {
 	renderGlobal(w, o)
 	renderFrontends(w, o)
 	renderDefaultBackend(w)
+	renderACMEBackend(w, o)
 	apps := slices.Clone(t.Apps)
 	slices.SortFunc(apps, func(a, b App) int { return strings.Compare(a.ID, b.ID) })
 	for _, a := range apps {
@@ -186,12 +285,20 @@ func renderGlobal(w *cfgWriter, o Options) {
 	// Old workers keep serving in-flight requests after a reload; bound how
 	// long, at the longest route timeout allowed.
 	w.in("hard-stop-after %s", dur(MaxTimeout))
+	w.in("server-state-file %s", quote(o.ServerStatePath))
 	w.line("")
 	w.line("defaults")
 	w.in("mode http")
 	w.in("log global")
 	w.in("option forwardfor")
 	w.in("option redispatch")
+	// During a reload the old worker answers the next request of an idle
+	// keep-alive connection with "Connection: close" rather than closing it
+	// under the client, which would fail that request.
+	w.in("option idle-close-on-response")
+	// A new worker starts with the server addresses (and health) the old one
+	// had, instead of none until the first DNS answer.
+	w.in("load-server-state-from-file global")
 	w.in("retries 3")
 	// L7 retries replay the request; the frontend disables them for methods
 	// that are not safe to repeat (connection failures are still retried).
@@ -208,7 +315,7 @@ func renderGlobal(w *cfgWriter, o Options) {
 	// Docker's embedded DNS; a 1s hold keeps server-template slots within about
 	// a second of the tasks Swarm runs.
 	w.line("resolvers docker")
-	w.in("nameserver dns 127.0.0.11:53")
+	w.in("nameserver dns %s", netip.MustParseAddrPort(o.Nameserver))
 	w.in("accepted_payload_size 8192")
 	w.in("resolve_retries 3")
 	w.in("timeout resolve 1s")
@@ -222,7 +329,28 @@ func renderGlobal(w *cfgWriter, o Options) {
 	w.line("")
 }
 
-// renderFrontends writes the HTTP frontend and the metrics frontend.
+// accessLog is the access log format: one JSON object per request. Values
+// the client chose (host, path) pass through HAProxy's json converter, which
+// escapes them; the others are HAProxy's own names, words and numbers. The
+// time is when the log line was written, in UTC with milliseconds.
+var accessLog = strings.Join([]string{
+	`{"time":"%[date,utime(%Y-%m-%dT%H:%M:%S)].%[date(0,ms),mod(1000),add(1000),regsub(^1,)]Z"`,
+	`"client":"%ci"`,
+	`"host":"%[var(txn.berth_host),json(utf8s)]"`,
+	`"method":"%HM"`,
+	`"path":"%[var(txn.berth_path),json(utf8s)]"`,
+	`"status":%ST`,
+	`"bytes":%B`,
+	`"duration_ms":%Ta`,
+	`"backend":"%b"`,
+	`"server":"%s"`,
+	`"termination":"%tsc"}`,
+}, ",")
+
+// renderFrontends writes the HTTP(S) frontend and the metrics frontend.
+//
+// ACME HTTP-01 challenges are answered before any route applies: no redirect,
+// body limit or prefix strip touches them, on HTTP and HTTPS alike.
 //
 // Routing is a longest-prefix match done with exact lookups (map_str, a tree,
 // so order in the map does not matter and "add map" may append anywhere):
@@ -233,13 +361,18 @@ func renderFrontends(w *cfgWriter, o Options) {
 	m := o.MapPath
 	w.line("frontend http")
 	w.in("bind :%d", o.HTTPPort)
-	// Here, not in defaults: HAProxy 2.6 cannot negate httplog for the
-	// unlogged stats frontend.
-	w.in("option httplog")
+	if o.HTTPSPort != 0 {
+		// The first certificate is the default one, served when no crt-list
+		// entry covers the SNI name.
+		w.in("bind :%d ssl crt %s crt-list %s alpn h2,http/1.1", o.HTTPSPort, quote(o.DefaultCertPath), quote(o.CrtListPath))
+	}
 	w.in("option dontlognull")
+	w.in("log-format %s", quote(accessLog))
+	w.in("acl berth_acme path_beg %s", ACMEPathPrefix)
 	w.in("http-request set-header X-Forwarded-Proto http if !{ ssl_fc }")
 	w.in("http-request set-header X-Forwarded-Proto https if { ssl_fc }")
 	w.in("http-request disable-l7-retry if !METH_GET")
+	w.in("http-request set-var(txn.berth_path) path")
 	w.in("http-request set-var(txn.berth_host) req.hdr(host),field(1,:),lower")
 	w.in("http-request set-var(txn.berth_route) var(txn.berth_host),map_str(%s)", m)
 	for d := 1; d <= MaxPrefixSegments; d++ {
@@ -250,14 +383,14 @@ func renderFrontends(w *cfgWriter, o Options) {
 	w.in("http-request set-var(txn.berth_redirect) var(txn.berth_route),field(3,|),add(0)")
 	w.in("http-request set-var(txn.berth_maxbody) var(txn.berth_route),field(4,|),add(0)")
 	w.in("http-request set-var(txn.berth_timeout) var(txn.berth_route),field(5,|),add(0)")
-	// Without a TLS bind ssl_fc is always false; the ACME challenge path is
-	// never redirected so HTTP-01 keeps working.
-	w.in("http-request redirect scheme https code 308 if { var(txn.berth_redirect) -m int 1 } !{ ssl_fc } !{ path_beg /.well-known/acme-challenge/ }")
+	// Without a TLS bind ssl_fc is always false.
+	w.in("http-request redirect scheme https code 308 if { var(txn.berth_redirect) -m int 1 } !{ ssl_fc } !berth_acme")
 	// Judged by Content-Length: chunked bodies without one are not limited.
-	w.in("http-request deny deny_status 413 if { var(txn.berth_maxbody) -m int gt 0 } { req.hdr_val(content-length),sub(txn.berth_maxbody) gt 0 }")
+	w.in("http-request deny deny_status 413 if { var(txn.berth_maxbody) -m int gt 0 } { req.hdr_val(content-length),sub(txn.berth_maxbody) gt 0 } !berth_acme")
 	for d := 1; d <= MaxPrefixSegments; d++ {
-		w.in("http-request set-path /%%[path,field(%d,/,0)] if { var(txn.berth_strip) -m int %d }", d+2, d)
+		w.in("http-request set-path /%%[path,field(%d,/,0)] if { var(txn.berth_strip) -m int %d } !berth_acme", d+2, d)
 	}
+	w.in("use_backend %s if berth_acme", ACMEBackend)
 	w.in("use_backend %%[var(txn.berth_route),field(1,|)] if { var(txn.berth_route) -m found }")
 	w.in("default_backend %s", DefaultBackend)
 	w.line("")
@@ -277,6 +410,12 @@ const unroutedPage = `<!doctype html><html lang="en"><head><meta charset="utf-8"
 func renderDefaultBackend(w *cfgWriter) {
 	w.line("backend %s", DefaultBackend)
 	w.in("http-request return status 503 content-type %s string %s", quote("text/html; charset=utf-8"), quote(unroutedPage))
+	w.line("")
+}
+
+func renderACMEBackend(w *cfgWriter, o Options) {
+	w.line("backend %s", ACMEBackend)
+	w.in("server controller %s", netip.MustParseAddrPort(o.ChallengeAddr))
 	w.line("")
 }
 
@@ -303,7 +442,9 @@ func renderApp(w *cfgWriter, a App, o Options) {
 		if r.Health != nil {
 			check = " inter " + dur(cmp.Or(r.Health.Interval, DefaultHealthInterval))
 		}
-		w.in("server-template %s %d %s resolvers docker resolve-prefer ipv4 init-addr none check%s weight %d",
+		// init-addr last: after a reload, start from the address the old
+		// worker had (server-state-file), not unresolved until DNS answers.
+		w.in("server-template %s %d %s resolvers docker resolve-prefer ipv4 init-addr last,none check%s weight %d",
 			quote(ServerPrefix(r.Service)), o.SlotsPerRelease, quote("tasks."+r.Service+":"+strconv.Itoa(r.Port)), check, r.Weight)
 	}
 	w.line("")

@@ -1,10 +1,13 @@
 package haproxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -58,9 +61,10 @@ func (e *ValidationError) Error() string {
 var (
 	nameRe    = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
 	mapPathRe = regexp.MustCompile(`^(/[A-Za-z0-9_.@+-]+)+$|^#[0-9]+$`)
-	// Hostnames and URL paths. No whitespace, control characters, quotes,
-	// backslash (the CLI's escape) or ';' (the CLI's command separator).
-	mapKeyRe = regexp.MustCompile(`^[A-Za-z0-9._~:/?&=%@!$()*+,\[\]-]+$`)
+	// Hostnames and URL paths, and '|' for values made of several fields. No
+	// whitespace, control characters, quotes, backslash (the CLI's escape) or
+	// ';' (the CLI's command separator).
+	mapKeyRe = regexp.MustCompile(`^[A-Za-z0-9._~:/?&=%@!$()*+,|\[\]-]+$`)
 )
 
 func checkName(field, v string) error {
@@ -454,4 +458,282 @@ func (c *Client) WaitDrained(ctx context.Context, backend, server string, poll t
 		case <-t.C:
 		}
 	}
+}
+
+// ServerStat is one server row of `show stat`.
+type ServerStat struct {
+	Backend string
+	Server  string
+	// Sessions is scur: current sessions (requests in flight, for HTTP).
+	Sessions int
+	// Status is the operational status: "UP", "DOWN", "MAINT (resolution)",
+	// "no check", "UP 1/3" …
+	Status string
+	// Addr is "ip:port", or "" while the server has no address (a
+	// server-template slot with no task behind it).
+	Addr string
+}
+
+// Stats returns every server of every backend in one `show stat -1 4 -1`.
+func (c *Client) Stats(ctx context.Context) ([]ServerStat, error) {
+	const cmd = "show stat -1 4 -1"
+	out, err := c.do(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	rows, col, err := parseStatCSV(out, "pxname", "svname", "scur", "status", "addr")
+	if err != nil {
+		return nil, &CommandError{Command: cmd, Reply: out}
+	}
+	stats := make([]ServerStat, 0, len(rows))
+	for _, row := range rows {
+		n, _ := strconv.Atoi(row[col["scur"]])
+		stats = append(stats, ServerStat{
+			Backend: row[col["pxname"]], Server: row[col["svname"]],
+			Sessions: n, Status: row[col["status"]], Addr: row[col["addr"]],
+		})
+	}
+	return stats, nil
+}
+
+// parseStatCSV parses `show stat` CSV output ("# pxname,svname,…" header),
+// returning the rows that have every needed column and the column indexes.
+func parseStatCSV(out string, need ...string) ([][]string, map[string]int, error) {
+	if !strings.HasPrefix(out, "# ") {
+		return nil, nil, errors.New("no CSV header")
+	}
+	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(out, "# ")))
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	if err != nil || len(rows) == 0 {
+		return nil, nil, errors.New("bad CSV")
+	}
+	col := make(map[string]int)
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	last := 0
+	for _, n := range need {
+		i, ok := col[n]
+		if !ok {
+			return nil, nil, fmt.Errorf("missing column %s", n)
+		}
+		last = max(last, i)
+	}
+	var kept [][]string
+	for _, row := range rows[1:] {
+		if len(row) > last {
+			kept = append(kept, row)
+		}
+	}
+	return kept, col, nil
+}
+
+// ServersStateFile returns `show servers state` for all backends, verbatim:
+// the format the server-state-file directive loads.
+func (c *Client) ServersStateFile(ctx context.Context) ([]byte, error) {
+	const cmd = "show servers state"
+	out, err := c.do(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(out, "1\n# ") {
+		return nil, &CommandError{Command: cmd, Reply: out}
+	}
+	return []byte(out), nil
+}
+
+// Certificates. HAProxy 2.6 updates TLS certificates at runtime in
+// transactions named by the certificate's file path: a new one is
+// NewSSLCert, SetSSLCert, CommitSSLCert, then AddCrtListEntry; an update is
+// SetSSLCert and CommitSSLCert; a removal is DelCrtListEntry then DelSSLCert.
+// As with maps, the files on disk are not touched: write them too.
+
+// certPathRe is what certificate and crt-list paths may look like.
+var certPathRe = regexp.MustCompile(`^(/[A-Za-z0-9_.@+-]+)+$`)
+
+func checkCertPath(field, v string) error {
+	if len(v) <= 1024 && certPathRe.MatchString(v) && !strings.Contains(v+"/", "/../") && !strings.Contains(v+"/", "/./") {
+		return nil
+	}
+	return &ValidationError{Field: field, Value: v, Allow: "an absolute path of [A-Za-z0-9_.@+-/]"}
+}
+
+// NewSSLCert creates an empty certificate store named file (`new ssl cert`).
+func (c *Client) NewSSLCert(ctx context.Context, file string) error {
+	if err := checkCertPath("certificate", file); err != nil {
+		return err
+	}
+	_, err := c.expectPrefix(ctx, "new ssl cert "+file, "New empty certificate store")
+	return err
+}
+
+// SetSSLCert starts (or updates) the transaction that replaces file's
+// certificate chain and key with pemData (`set ssl cert <file> <<`). Only
+// CERTIFICATE and PRIVATE KEY blocks are accepted; they are re-encoded, so
+// nothing but PEM reaches the CLI (an empty line would end the payload).
+func (c *Client) SetSSLCert(ctx context.Context, file string, pemData []byte) error {
+	if err := checkCertPath("certificate", file); err != nil {
+		return err
+	}
+	payload, err := cleanPEM(pemData)
+	if err != nil {
+		return err
+	}
+	cmd := "set ssl cert " + file
+	out, err := c.doPayload(ctx, cmd, payload)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(out, "Transaction created") && !strings.HasPrefix(out, "Transaction updated") {
+		return &CommandError{Command: cmd, Reply: out}
+	}
+	return nil
+}
+
+// cleanPEM re-encodes the PEM blocks of data, refusing anything else.
+func cleanPEM(data []byte) ([]byte, error) {
+	notPEM := &ValidationError{Field: "pem", Value: fmt.Sprintf("%d bytes", len(data)), Allow: "only PEM blocks"}
+	var out bytes.Buffer
+	rest := data
+	for {
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		if len(rest) == 0 {
+			break
+		}
+		var b *pem.Block
+		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
+			return nil, notPEM
+		}
+		if b, rest = pem.Decode(rest); b == nil {
+			return nil, notPEM
+		}
+		switch {
+		case len(b.Headers) != 0:
+			return nil, &ValidationError{Field: "pem", Value: b.Type, Allow: "PEM blocks without headers"}
+		case b.Type == "CERTIFICATE", strings.HasSuffix(b.Type, "PRIVATE KEY") && len(b.Type) <= 32:
+		default:
+			return nil, &ValidationError{Field: "pem", Value: b.Type, Allow: "CERTIFICATE and PRIVATE KEY blocks"}
+		}
+		if err := pem.Encode(&out, b); err != nil {
+			return nil, err
+		}
+	}
+	if out.Len() == 0 {
+		return nil, notPEM
+	}
+	return out.Bytes(), nil
+}
+
+// CommitSSLCert applies the pending transaction of file (`commit ssl
+// cert`). On failure, HAProxy keeps the transaction: AbortSSLCert it.
+func (c *Client) CommitSSLCert(ctx context.Context, file string) error {
+	if err := checkCertPath("certificate", file); err != nil {
+		return err
+	}
+	cmd := "commit ssl cert " + file
+	out, err := c.do(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(out, "\nSuccess!") {
+		return &CommandError{Command: cmd, Reply: out}
+	}
+	return nil
+}
+
+// AbortSSLCert drops the pending transaction of file (`abort ssl cert`).
+func (c *Client) AbortSSLCert(ctx context.Context, file string) error {
+	if err := checkCertPath("certificate", file); err != nil {
+		return err
+	}
+	_, err := c.expectPrefix(ctx, "abort ssl cert "+file, "Transaction aborted")
+	return err
+}
+
+// AddCrtListEntry adds the committed certificate file to crtList (`add ssl
+// crt-list`): every TLS listener using the list serves it for the names it
+// covers from now on.
+func (c *Client) AddCrtListEntry(ctx context.Context, crtList, file string) error {
+	if err := errors.Join(checkCertPath("crt-list", crtList), checkCertPath("certificate", file)); err != nil {
+		return err
+	}
+	cmd := "add ssl crt-list " + crtList + " " + file
+	out, err := c.do(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(out, "\nSuccess!") {
+		return &CommandError{Command: cmd, Reply: out}
+	}
+	return nil
+}
+
+// DelCrtListEntry removes file from crtList (`del ssl crt-list`).
+func (c *Client) DelCrtListEntry(ctx context.Context, crtList, file string) error {
+	if err := errors.Join(checkCertPath("crt-list", crtList), checkCertPath("certificate", file)); err != nil {
+		return err
+	}
+	cmd := "del ssl crt-list " + crtList + " " + file
+	out, err := c.do(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(out, "Entry ") || !strings.Contains(out, " deleted in crtlist ") {
+		return &CommandError{Command: cmd, Reply: out}
+	}
+	return nil
+}
+
+// DelSSLCert deletes an unused certificate store (`del ssl cert`): remove it
+// from every crt-list first.
+func (c *Client) DelSSLCert(ctx context.Context, file string) error {
+	if err := checkCertPath("certificate", file); err != nil {
+		return err
+	}
+	cmd := "del ssl cert " + file
+	out, err := c.do(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(out, "Certificate ") || !strings.Contains(out, " deleted!") {
+		return &CommandError{Command: cmd, Reply: out}
+	}
+	return nil
+}
+
+// doPayload sends a command with a payload (`<command> <<`, the payload's
+// lines, an empty line) on one connection and returns HAProxy's reply. The
+// payload must not contain an empty line, which would end it early and turn
+// the rest into commands.
+func (c *Client) doPayload(ctx context.Context, command string, payload []byte) (string, error) {
+	if strings.ContainsAny(command, "\r\n;") || bytes.Contains(payload, []byte("\n\n")) || bytes.ContainsRune(payload, '\r') ||
+		len(payload) == 0 || payload[0] == '\n' {
+		return "", fmt.Errorf("haproxy: refusing payload command %q: separator or empty line", command)
+	}
+	msg := command + " <<\n" + strings.TrimSuffix(string(payload), "\n") + "\n\n"
+	var d net.Dialer
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "unix", c.Socket)
+	if err != nil {
+		return "", fmt.Errorf("haproxy: %q: %w", command, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		return "", fmt.Errorf("haproxy: %q: %w", command, err)
+	}
+	if uc, ok := conn.(*net.UnixConn); ok {
+		if err := uc.CloseWrite(); err != nil {
+			return "", fmt.Errorf("haproxy: %q: %w", command, err)
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(conn); err != nil {
+		return "", fmt.Errorf("haproxy: %q: %w", command, err)
+	}
+	return buf.String(), nil
 }

@@ -1,0 +1,263 @@
+// Package controller is `berth proxy`, the edge controller that runs next to
+// the HAProxy it supervises in the proxy container (decision 7). It owns the
+// proxy's state directory: it pulls the routing table from the control plane,
+// applies it (through the Runtime API when only routes, weights, certificates
+// or challenges changed, by a validated seamless reload otherwise), keeps the
+// last good table on disk so a restart serves without the control plane,
+// answers ACME HTTP-01 challenges and reports its status every second.
+package controller
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/berthpaas/berth/internal/proxy"
+	"github.com/berthpaas/berth/internal/proxy/haproxy"
+)
+
+// Config is the operator's configuration of one proxy replica.
+type Config struct {
+	// ControlURL is the control plane's internal listener, e.g.
+	// "http://172.18.0.1:8081"; proxy.TablePath and proxy.StatusPath are
+	// appended.
+	ControlURL string
+	// TokenFile holds the proxy token (surrounding white space ignored). It
+	// is read for every request, so a rotated token needs no restart.
+	TokenFile string
+	// StateDir holds everything the proxy writes: the HAProxy configuration
+	// and its files, certificates, sockets and the last good table.
+	StateDir string
+	// HTTPPort and HTTPSPort are the public listeners (HTTPSPort 0: no TLS);
+	// StatsPort serves the Prometheus exporter at /metrics.
+	HTTPPort, HTTPSPort, StatsPort int
+	// ChallengeAddr is where the ACME HTTP-01 responder listens, for HAProxy
+	// only (default proxy.DefaultChallengeAddr).
+	ChallengeAddr string
+	// Nameserver resolves tasks.<service> (default proxy.DefaultNameserver,
+	// Docker's embedded DNS).
+	Nameserver string
+	// HAProxyBinary is the haproxy executable ("haproxy" from PATH if empty).
+	HAProxyBinary string
+	// ID and Node identify the replica in its status reports.
+	ID, Node string
+	// Log receives the controller's logs and HAProxy's output; access log
+	// lines become "access" records with the request as a JSON object.
+	Log *slog.Logger
+	// SlotsPerRelease is passed to the renderer (0: its default).
+	SlotsPerRelease int
+	// StopTimeout bounds the graceful stop of HAProxy when ctx ends; in-flight
+	// requests still running then are cut (default DefaultStopTimeout).
+	StopTimeout time.Duration
+}
+
+// DefaultStopTimeout is Config.StopTimeout's default: within the proxy
+// service's default 10 s stop grace period, after which Docker kills it.
+const DefaultStopTimeout = 8 * time.Second
+
+// controller is one running proxy replica. Only the pull loop changes what
+// HAProxy serves; the status loop and the challenge responder read it.
+type controller struct {
+	cfg       Config
+	log       *slog.Logger
+	opts      proxy.Options
+	hcfg      haproxy.Config
+	proc      *haproxy.Process
+	rt        *haproxy.Client
+	http      *http.Client
+	tablePath string // last good table, as received
+
+	startedAt      time.Time
+	haproxyVersion string
+
+	challenges atomic.Pointer[map[string]string]
+	kick       chan struct{} // asks the status loop to report now
+
+	mu      sync.Mutex
+	current *plan    // what HAProxy serves
+	errs    []string // what of the last table received was not applied
+}
+
+// Run runs the proxy until ctx ends, then stops HAProxy gracefully. It
+// returns an error only when the proxy cannot start.
+func Run(ctx context.Context, cfg Config) error {
+	c, err := newController(cfg)
+	if err != nil {
+		return err
+	}
+	return c.run(ctx)
+}
+
+func newController(cfg Config) (*controller, error) {
+	if cfg.ControlURL == "" || cfg.TokenFile == "" || cfg.StateDir == "" {
+		return nil, errors.New("proxy controller: ControlURL, TokenFile and StateDir are required")
+	}
+	cfg.ControlURL = strings.TrimSuffix(cfg.ControlURL, "/")
+	cfg.ChallengeAddr = cmp.Or(cfg.ChallengeAddr, proxy.DefaultChallengeAddr)
+	cfg.Nameserver = cmp.Or(cfg.Nameserver, proxy.DefaultNameserver)
+	cfg.HAProxyBinary = cmp.Or(cfg.HAProxyBinary, "haproxy")
+	cfg.StopTimeout = cmp.Or(cfg.StopTimeout, DefaultStopTimeout)
+	if cfg.ID == "" {
+		cfg.ID, _ = os.Hostname()
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if _, err := netip.ParseAddrPort(cfg.ChallengeAddr); err != nil {
+		return nil, fmt.Errorf("proxy controller: challenge address: %w", err)
+	}
+	dir, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("proxy controller: state dir: %w", err)
+	}
+	path := func(name string) string { return filepath.Join(dir, name) }
+	c := &controller{
+		cfg: cfg,
+		log: cfg.Log,
+		opts: proxy.Options{
+			HTTPPort:        cfg.HTTPPort,
+			HTTPSPort:       cfg.HTTPSPort,
+			StatsPort:       cfg.StatsPort,
+			RuntimeSocket:   path("haproxy.sock"),
+			MapPath:         path("routes.map"),
+			SlotsPerRelease: cfg.SlotsPerRelease,
+			DefaultCertPath: path("default.pem"),
+			CertDir:         path("certs"),
+			CrtListPath:     path("certs.list"),
+			ServerStatePath: path("server-state"),
+			ChallengeAddr:   cfg.ChallengeAddr,
+			Nameserver:      cfg.Nameserver,
+		},
+		hcfg: haproxy.Config{
+			Binary:     cfg.HAProxyBinary,
+			ConfigPath: path("haproxy.cfg"),
+			PIDFile:    path("haproxy.pid"),
+			Socket:     path("master.sock"),
+		},
+		// A little above the control plane's 25 s long poll.
+		http:      &http.Client{Timeout: 35 * time.Second},
+		tablePath: path("table.json"),
+		kick:      make(chan struct{}, 1),
+	}
+	// HAProxy's output goes through the access log handler.
+	c.proc = haproxy.NewProcess(slog.New(accessLogHandler{cfg.Log.Handler()}))
+	c.rt = haproxy.NewClient(c.opts.RuntimeSocket)
+	if _, err := proxy.Render(proxy.Table{}, c.opts); err != nil {
+		return nil, fmt.Errorf("proxy controller: %w", err)
+	}
+	return c, nil
+}
+
+func (c *controller) run(ctx context.Context) error {
+	c.startedAt = time.Now()
+	if err := os.MkdirAll(c.opts.CertDir, 0o700); err != nil {
+		return fmt.Errorf("proxy controller: state dir: %w", err)
+	}
+	if err := ensureDefaultCert(c.opts.DefaultCertPath); err != nil {
+		return err
+	}
+	c.haproxyVersion = haproxyVersion(ctx, c.cfg.HAProxyBinary)
+
+	// The responder listens before HAProxy starts routing challenges to it.
+	ln, err := net.Listen("tcp", c.cfg.ChallengeAddr)
+	if err != nil {
+		return fmt.Errorf("proxy controller: challenge responder: %w", err)
+	}
+	acme := &http.Server{Handler: http.HandlerFunc(c.serveChallenge), ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = acme.Serve(ln) }) // ends with Close
+	defer func() {
+		acme.Close()
+		wg.Wait()
+	}()
+
+	// Serve the last good table before asking the control plane anything.
+	if err := c.start(ctx); err != nil {
+		return err
+	}
+	c.log.Info("proxy started", "version", c.appliedVersion(), "haproxy", c.haproxyVersion,
+		"http_port", c.opts.HTTPPort, "https_port", c.opts.HTTPSPort)
+
+	var loops sync.WaitGroup
+	loops.Go(func() { c.pullLoop(ctx) })
+	loops.Go(func() { c.statusLoop(ctx) })
+	<-ctx.Done()
+	loops.Wait()
+
+	// Soft stop: the listeners close, requests in flight finish (challenge
+	// requests too: the responder stops after HAProxy).
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.StopTimeout)
+	defer cancel()
+	if err := c.proc.Stop(stopCtx); err != nil {
+		c.log.Warn("haproxy did not stop gracefully", "err", err)
+	}
+	c.log.Info("proxy stopped")
+	return nil
+}
+
+// start starts HAProxy on the table saved by the last successful apply, or
+// an empty one. A saved table HAProxy refuses is set aside, not fatal.
+func (c *controller) start(ctx context.Context) error {
+	t, err := loadTable(c.tablePath)
+	if err != nil {
+		c.log.Error("last good table unreadable, starting with an empty one", "path", c.tablePath, "err", err)
+	}
+	if err := writeServerStateHeader(c.opts.ServerStatePath); err != nil {
+		return err
+	}
+	p, err := c.startWith(ctx, t)
+	if err != nil && t.Version != 0 && ctx.Err() == nil {
+		c.log.Error("haproxy refused the last good table, starting with an empty one", "version", t.Version, "err", err)
+		p, err = c.startWith(ctx, proxy.Table{})
+	}
+	if err != nil {
+		return fmt.Errorf("proxy controller: start haproxy: %w", err)
+	}
+	c.commit(p)
+	return nil
+}
+
+func (c *controller) startWith(ctx context.Context, t proxy.Table) (*plan, error) {
+	p, err := c.prepare(t)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.writeFiles(p); err != nil {
+		return nil, err
+	}
+	return p, c.proc.Start(ctx, c.hcfg)
+}
+
+// appliedVersion is the version of the table HAProxy serves.
+func (c *controller) appliedVersion() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.current.table.Version
+}
+
+// haproxyVersion returns the upstream version `haproxy -v` prints ("2.6.12"
+// from "HAProxy version 2.6.12-1+deb12u4 2026/10/17 …"), or "" when unknown.
+func haproxyVersion(ctx context.Context, binary string) string {
+	out, err := exec.CommandContext(ctx, binary, "-v").Output()
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 3 || f[0] != "HAProxy" || f[1] != "version" {
+		return ""
+	}
+	v, _, _ := strings.Cut(f[2], "-")
+	return v
+}
