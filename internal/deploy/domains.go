@@ -227,13 +227,21 @@ func (m *Manager) RemoveDomain(ctx context.Context, p auth.Principal, ref AppRef
 	return nil
 }
 
-// routesChanged republishes the routing table after a change users made.
-// The change is stored either way; a failed publish is retried by the
-// periodic one.
+// routesChanged republishes the routing table after a change users made and
+// waits (briefly) until the proxies serve it, so that a domain works when
+// the call returns. The change is stored either way; a failed publish is
+// retried by the periodic one, a slow proxy is shown on the proxy page.
 func (m *Manager) routesChanged(ctx context.Context) {
-	if r := m.engine.opts.Router; r != nil {
-		if _, err := r.Publish(ctx); err != nil {
-			m.engine.log.Warn("deploy: publish routing table", "err", err)
-		}
+	r := m.engine.opts.Router
+	if r == nil {
+		return
 	}
+	v, err := r.Publish(ctx)
+	if err != nil {
+		m.engine.log.Warn("deploy: publish routing table", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	r.AwaitLive(ctx, v)
 }

@@ -52,6 +52,8 @@ type Router interface {
 	Publish(ctx context.Context) (int64, error)
 	// AwaitLive waits until every running proxy serves version or newer.
 	AwaitLive(ctx context.Context, version int64) error
+	// AwaitReady waits until every running proxy sees n servers of service up.
+	AwaitReady(ctx context.Context, service string, n int) error
 	// AwaitDrained waits until no proxy has requests in flight to service.
 	AwaitDrained(ctx context.Context, service string) error
 }
@@ -364,16 +366,27 @@ func (e *Engine) switchTraffic(ctx context.Context, d store.Deployment) error {
 	if err != nil {
 		return err
 	}
-	if want := wantedReplicas(a); want != d.Spec.Replicas {
+	want := wantedReplicas(a)
+	if want != d.Spec.Replicas {
 		e.step(ctx, d, "Scaling release %s to %d replica(s), as the app was changed meanwhile", d.Service, want)
 		if err := e.releases.ScaleRelease(ctx, d.Service, want); err != nil {
 			return err
 		}
 	}
+	r := e.opts.Router
+	if r != nil && d.Spec.Port > 0 && want > 0 {
+		// The release joined the proxies' table at weight 0 when it started;
+		// their own health checks must pass before it gets traffic.
+		if err := r.AwaitReady(ctx, d.Service, want); ctx.Err() != nil {
+			return ctx.Err()
+		} else if err != nil {
+			return failf("the edge proxy cannot reach the new release: %v", err)
+		}
+	}
 	if err := e.db.SetCurrentDeployment(ctx, e.now(), d.AppID, d.ID); err != nil {
 		return err
 	}
-	if r := e.opts.Router; r != nil && a.Spec.Port > 0 {
+	if r != nil && d.Spec.Port > 0 {
 		began := time.Now()
 		v, err := r.Publish(ctx)
 		if err != nil {

@@ -238,6 +238,19 @@ func (r *Router) AwaitLive(ctx context.Context, v int64) error {
 	})
 }
 
+// AwaitReady waits until every running proxy sees at least n servers of
+// service pass their health check, so that moving traffic to it cannot meet
+// a backend with nothing up.
+func (r *Router) AwaitReady(ctx context.Context, service string, n int) error {
+	n = min(n, proxy.DefaultSlotsPerRelease) // a release gets that many servers
+	return r.await(ctx, r.opts.LiveTimeout, func(st proxy.Status) string {
+		if up := st.Releases[service].Up; up < n {
+			return fmt.Sprintf("proxy %s sees %d of %d servers of %s up", st.ID, up, n, service)
+		}
+		return ""
+	})
+}
+
 // AwaitDrained waits until no running proxy has requests in flight to
 // service. It returns ErrTimeout (wrapped) after the drain timeout.
 func (r *Router) AwaitDrained(ctx context.Context, service string) error {
