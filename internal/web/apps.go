@@ -20,12 +20,13 @@ import (
 type appView struct {
 	Layout
 	Head        appHead
-	Tab         string // overview|deployments|deployment|logs|env|settings|delete-volumes
+	Tab         string // overview|deployments|deployment|logs|env|domains|settings|delete-volumes
 	Overview    *overviewView
 	Deployments []deploymentRow
 	Deployment  *deploymentDetail
 	Logs        *logsView
 	Env         *envView
+	Domains     *domainsView
 	Settings    *appSettingsView
 }
 
@@ -78,6 +79,9 @@ type overviewView struct {
 	Tasks      []taskRow
 	EngineErr  string
 	Spec       specView
+	WebFacing  bool        // the app has an HTTP port, so domains apply
+	Domains    []domainRow // links only
+	DomainsURL string
 }
 
 type taskRow struct {
@@ -237,7 +241,7 @@ func (u *ui) appPage(r *http.Request, p auth.Principal, tab string) (appView, de
 	}
 	for _, t := range []struct{ label, suffix, tab string }{
 		{"Overview", "", "overview"}, {"Deployments", "/deployments", "deployments"}, {"Logs", "/logs", "logs"},
-		{"Environment", "/env", "env"}, {"Settings", "/settings", "settings"},
+		{"Environment", "/env", "env"}, {"Domains", "/domains", "domains"}, {"Settings", "/settings", "settings"},
 	} {
 		current := t.tab == tab || tab == "deployment" && t.tab == "deployments" || tab == "delete-volumes" && t.tab == "settings"
 		h.Tabs = append(h.Tabs, tabLink{Label: t.label, URL: appURL(ref, t.suffix), Current: current})
@@ -261,7 +265,11 @@ func stateView(st deploy.Status, state string) appStateView {
 func (u *ui) overview(r *http.Request, p auth.Principal, v appView, st deploy.Status) *overviewView {
 	ref := appRefOf(r)
 	now := time.Now()
-	o := &overviewView{RefreshURL: appURL(ref, "/overview"), State: v.Head.State, Problem: st.Release.Problem, Spec: specOf(st.App.Spec)}
+	o := &overviewView{RefreshURL: appURL(ref, "/overview"), State: v.Head.State, Problem: st.Release.Problem, Spec: specOf(st.App.Spec),
+		WebFacing: st.App.Spec.Port > 0, DomainsURL: appURL(ref, "/domains")}
+	if o.WebFacing {
+		o.Domains = u.overviewDomains(r, p, ref)
+	}
 	if st.Current != nil {
 		row := u.deploymentRow(ref, p.CSRFToken, *st.Current, st.App.CurrentDeploymentID, now)
 		o.Current = &row

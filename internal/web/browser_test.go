@@ -17,7 +17,9 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/berthpaas/berth/internal/edge"
 	"github.com/berthpaas/berth/internal/orchestrator"
+	"github.com/berthpaas/berth/internal/store"
 )
 
 // reportCSP turns every CSP violation into a console error the test listens
@@ -110,7 +112,8 @@ func chromiumPath(t *testing.T) string {
 
 // TestBrowser drives the UI in a real Chromium under the production CSP:
 // setup → dashboard → sign out → sign in → account → create a token with
-// htmx. It fails on any console error, uncaught exception or CSP
+// htmx → projects, apps and their tabs (domains added with htmx) → the
+// proxy page. It fails on any console error, uncaught exception or CSP
 // violation, and saves screenshots to $BERTH_SCREENSHOT_DIR.
 func TestBrowser(t *testing.T) {
 	if testing.Short() {
@@ -132,7 +135,9 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e := newTestEnv(t)
+	e := newTestEnv(t, func(d *Deps) {
+		d.ProxyStatus = func(context.Context, string) (edge.ProxyStatus, error) { return sampleProxyStatus(time.Now()), nil }
+	})
 	e.runDeployments()
 	now := time.Now()
 	for i, l := range []string{
@@ -160,7 +165,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1440, 900),
 	)
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Second)
 	defer cancel()
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	defer cancelAlloc()
@@ -378,6 +383,106 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("revealed editor: %q", v)
 	}
 	screenshot("env-light")
+
+	// Domains: added through the form with htmx. A pending certificate
+	// makes the list poll until the issuer (here the test, writing to the
+	// store) records it; then the polling stops.
+	org := e.owner().Organization.ID
+	saveCert := func(c store.Certificate) {
+		t.Helper()
+		c.OrganizationID, c.Source = org, store.CertACME
+		if err := e.db.SaveCertificate(t.Context(), time.Now(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step("domains",
+		chromedp.Navigate(base+"/projects/shop/apps/web/domains"),
+		chromedp.WaitVisible(chromedp.ID("domain-host")),
+		chromedp.Evaluate[chromedp.Void](`window.berthMarker = "domains"`),
+	)
+	screenshot("domains-empty-light")
+	step("add domain",
+		chromedp.SendKeys(chromedp.ID("domain-host"), "shop.example.com"),
+		chromedp.Click(chromedp.CSS(`.domain-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#domain-list .domain-link`)),
+	)
+	if m := eval(`String(window.berthMarker)`); m != "domains" {
+		t.Errorf("adding a domain reloaded the page (marker %q); htmx did not handle the form", m)
+	}
+	if row := eval(`document.querySelector("#domain-list tbody").innerText`); !strings.Contains(row, "shop.example.com") || !strings.Contains(row, "Requesting from the ACME CA") {
+		t.Errorf("new domain row: %q", row)
+	}
+	if trig := eval(`String(document.querySelector("#domain-list").getAttribute("hx-trigger"))`); trig != "every 2s" {
+		t.Errorf("a pending certificate does not make the list poll: hx-trigger %q", trig)
+	}
+	saveCert(store.Certificate{Host: "shop.example.com", CertPEM: "-----BEGIN CERTIFICATE-----", Issuer: "Let's Encrypt R11", NotAfter: time.Now().Add(89*24*time.Hour + time.Hour)})
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!document.querySelector("#domain-list .badge-ok") && !document.querySelector("#domain-list").hasAttribute("hx-trigger")`, chromedp.WithPollingTimeout(6*time.Second))); err != nil {
+		t.Fatalf("the domain list did not pick up the issued certificate and stop polling: %v", err)
+	}
+	step("add domain with a path",
+		chromedp.SendKeys(chromedp.ID("domain-host"), "api.example.com"),
+		chromedp.SendKeys(chromedp.ID("domain-path"), "/v1"),
+		chromedp.Click(chromedp.ID("domain-strip")),
+		chromedp.SendKeys(chromedp.ID("domain-port"), "9090"),
+		chromedp.Click(chromedp.CSS(`.domain-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#domain-list tbody tr:nth-child(2)`)),
+	)
+	saveCert(store.Certificate{Host: "api.example.com", Failures: 3, NextAttemptAt: time.Now().Add(16 * time.Minute),
+		LastError: "certificate for api.example.com: the CA could not reach http://api.example.com/.well-known/acme-challenge/ (connection refused): point the host's DNS at this cluster and open port 80"})
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!document.querySelector("#domain-list .badge-fail")`, chromedp.WithPollingTimeout(6*time.Second))); err != nil {
+		t.Fatalf("the failed certificate did not show: %v", err)
+	}
+	step("settle domains", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
+	screenshot("domains-light")
+	stepExpecting("422", "invalid domain",
+		chromedp.SendKeys(chromedp.ID("domain-host"), "10.0.0.1"),
+		chromedp.Click(chromedp.CSS(`.domain-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("domain-host-error")),
+		chromedp.ScrollIntoView(chromedp.ID("add-domain")),
+	)
+	if msg := eval(`document.querySelector("#domain-host-error").innerText`); !strings.Contains(msg, "is an IP address") {
+		t.Errorf("host error: %q", msg)
+	}
+	screenshot("domains-error-light")
+	step("plain HTTP domain",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("domain-host").value = ""`),
+		chromedp.SendKeys(chromedp.ID("domain-host"), "www.example.com"),
+		chromedp.Click(chromedp.ID("domain-https")),
+		chromedp.Click(chromedp.CSS(`.domain-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#domain-list tbody tr:nth-child(3)`)),
+		chromedp.Click(chromedp.CSS(`#domain-list tbody tr:nth-child(3) details.confirm-inline summary`)),
+		chromedp.WaitVisible(chromedp.CSS(`#domain-list tbody tr:nth-child(3) details.confirm-inline button[type=submit]`)),
+		chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`),
+	)
+	screenshot("domains-remove-light")
+	step("remove domain",
+		chromedp.Click(chromedp.CSS(`#domain-list tbody tr:nth-child(3) details.confirm-inline button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#domains .notice-ok`)),
+	)
+	if n := eval(`String(document.querySelectorAll("#domain-list tbody tr").length)`); n != "2" {
+		t.Errorf("after removing one of three domains the list has %s rows", n)
+	}
+	if txt := eval(`document.querySelector("#domains .notice-ok").innerText`); !strings.Contains(txt, "www.example.com removed") {
+		t.Errorf("remove notice: %q", txt)
+	}
+
+	// The proxy page refreshes itself every 5 s without reloading.
+	step("proxy",
+		chromedp.Click(chromedp.CSS(`.nav a[href="/proxy"]`)),
+		chromedp.WaitVisible(chromedp.ID("proxy-replicas-title")),
+		chromedp.Evaluate[chromedp.Void](`window.berthMarker = "proxy"; document.querySelector("#proxy-status").dataset.stale = "yes"`),
+	)
+	if txt := eval(`document.querySelector("#proxy-replicas").innerText`); !strings.Contains(txt, "worker-eu-2") || !strings.Contains(txt, "Behind") {
+		t.Errorf("proxy replicas: %q", txt)
+	}
+	screenshot("proxy-light")
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!document.querySelector("#proxy-status").dataset.stale`, chromedp.WithPollingTimeout(8*time.Second))); err != nil {
+		t.Errorf("the proxy page did not refresh itself: %v", err)
+	}
+	if m := eval(`String(window.berthMarker)`); m != "proxy" {
+		t.Errorf("the proxy refresh reloaded the page (marker %q)", m)
+	}
+	step("proxy refreshed", chromedp.Sleep(100*time.Millisecond))
 	step("project page", chromedp.Navigate(base+"/projects/shop"), chromedp.WaitVisible(chromedp.ID("env-production")))
 	screenshot("project-light")
 	step("projects list", chromedp.Navigate(base+"/projects"), chromedp.WaitVisible(chromedp.ID("projects-title")))
@@ -400,6 +505,10 @@ func TestBrowser(t *testing.T) {
 	screenshot("project-dark")
 	step("logs dark", chromedp.Navigate(base+"/projects/shop/apps/web/logs"), chromedp.WaitVisible(chromedp.CSS(".log-line")))
 	screenshot("logs-dark")
+	step("domains dark", chromedp.Navigate(base+"/projects/shop/apps/web/domains"), chromedp.WaitVisible(chromedp.ID("domain-list")))
+	screenshot("domains-dark")
+	step("proxy dark", chromedp.Navigate(base+"/proxy"), chromedp.WaitVisible(chromedp.ID("proxy-replicas-title")))
+	screenshot("proxy-dark")
 
 	step("dashboard dark", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("engine-title")))
 	if bg := eval(`getComputedStyle(document.body).backgroundColor`); bg == "rgb(246, 247, 249)" {
@@ -470,6 +579,16 @@ func TestBrowser(t *testing.T) {
 	if w := eval(overflowing); w != "" {
 		t.Errorf("mobile deployments page scrolls sideways; too wide: %s", w)
 	}
+	step("mobile domains", chromedp.Navigate(base+"/projects/shop/apps/web/domains"), chromedp.WaitVisible(chromedp.ID("domain-list")))
+	if w := eval(overflowing); w != "" {
+		t.Errorf("mobile domains tab scrolls sideways; too wide: %s", w)
+	}
+	screenshot("domains-mobile")
+	step("mobile proxy", chromedp.Navigate(base+"/proxy"), chromedp.WaitVisible(chromedp.ID("proxy-replicas-title")))
+	if w := eval(overflowing); w != "" {
+		t.Errorf("mobile proxy page scrolls sideways; too wide: %s", w)
+	}
+	screenshot("proxy-mobile")
 
 	// The watcher must be able to fail: an inline style attribute is a CSP
 	// violation it has to report.

@@ -208,9 +208,14 @@ func (b *browser) do(req *http.Request) reply {
 	return reply{status: resp.StatusCode, header: resp.Header, body: string(body)}
 }
 
-func (b *browser) get(path string) reply {
+// get fetches path; headers are given as "Name: value" strings.
+func (b *browser) get(path string, headers ...string) reply {
 	b.e.t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, b.e.srv.URL+path, nil)
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
 	return b.do(req)
 }
 

@@ -50,6 +50,10 @@ func (u *ui) registerProjects(mux *http.ServeMux) {
 	h("GET /projects/{project}/apps/{app}/env", u.appEnv)
 	h("POST /projects/{project}/apps/{app}/env/reveal", u.revealEnv)
 	h("POST /projects/{project}/apps/{app}/env", u.saveEnv)
+	h("GET /projects/{project}/apps/{app}/domains", u.appDomains)
+	h("GET /projects/{project}/apps/{app}/domains/list", u.appDomainList)
+	h("POST /projects/{project}/apps/{app}/domains", u.addDomain)
+	h("POST /projects/{project}/apps/{app}/domains/{id}/remove", u.removeDomain)
 	h("GET /projects/{project}/apps/{app}/settings", u.appSettings)
 	h("POST /projects/{project}/apps/{app}/delete", u.deleteApp)
 }

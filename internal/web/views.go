@@ -17,6 +17,7 @@ type Layout struct {
 	User    *UserView // nil when nobody is signed in
 	CSRF    string    // the session's CSRF token, for forms and htmx
 	HTMX    bool      // htmx is part of this build
+	Proxy   bool      // the server runs the edge proxy page
 	Version string
 	Notice  *Notice
 }
@@ -57,6 +58,7 @@ type Field struct {
 	Rows                  int      // Type "textarea"
 	Min, Max, Step        string   // Type "number"
 	Code                  bool     // monospace, no spellcheck: image names, paths, .env text
+	Checked               bool     // Type "checkbox"
 }
 
 // Option is one choice of a select field.
@@ -94,7 +96,7 @@ func (e fieldErrors) apply(fields ...*Field) {
 }
 
 func (u *ui) layout(r *http.Request, p *auth.Principal, title, active string) Layout {
-	l := Layout{Title: title, Active: active, HTMX: u.assets.has("vendor/htmx.min.js"), Version: version.Get().Version}
+	l := Layout{Title: title, Active: active, HTMX: u.assets.has("vendor/htmx.min.js"), Proxy: u.d.ProxyStatus != nil, Version: version.Get().Version}
 	if p != nil {
 		l.User = userView(*p)
 		l.CSRF = p.CSRFToken

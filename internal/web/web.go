@@ -38,7 +38,8 @@ type Deps struct {
 
 // Register mounts the UI on mux: /, /setup, /login, /logout, /account (+ token
 // and password actions), /settings (+ registries), /projects (+ projects, environments, apps
-// and their deployments, logs and variables), /system, /api/docs, /static/.
+// and their deployments, logs, variables and domains), /system, /proxy (with
+// Deps.ProxyStatus), /api/docs, /static/.
 func Register(mux *http.ServeMux, d Deps) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
@@ -64,6 +65,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.HandleFunc("GET /system", u.signedIn(u.system))
 	u.registerProjects(mux)
 	u.registerSettings(mux)
+	u.registerProxy(mux)
 	mux.HandleFunc("GET /account", u.signedIn(u.account))
 	mux.HandleFunc("POST /account/password", u.signedIn(u.changePassword))
 	mux.HandleFunc("POST /account/tokens", u.signedIn(u.createToken))

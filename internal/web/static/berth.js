@@ -90,6 +90,14 @@
     });
   });
 
+  // A section that refreshes itself (data-poll-pauses) would close a
+  // confirmation open in it: skip the refresh until it is closed.
+  document.addEventListener("htmx:beforeRequest", function (ev) {
+    var elt = ev.detail && ev.detail.elt;
+    if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-poll-pauses")) return;
+    if (elt.querySelector("details[open]")) ev.preventDefault();
+  });
+
   // Log viewer: htmx refreshes the lines every 2 s. Pause skips those
   // requests; the filter hides lines client-side and survives refreshes;
   // the view sticks to the bottom unless the reader scrolled up.

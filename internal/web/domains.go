@@ -1,0 +1,413 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/store"
+)
+
+// domainsView is an app's Domains tab: the list (which refreshes itself
+// while a certificate is being requested) and the add form. htmx swaps it
+// as a whole after an add or a removal.
+type domainsView struct {
+	CSRF        string
+	AppName     string
+	AppPort     int // the app's HTTP port; 0 hides the form
+	URL         string
+	ListURL     string // the list alone, polled while Pending
+	SettingsURL string
+	Notice      *Notice
+	FormError   string
+	Rows        []domainRow
+	Pending     bool // a certificate is being requested: the list polls
+	Host        Field
+	PathPrefix  Field
+	Port        Field
+	StripPrefix Field
+	HTTPS       Field
+}
+
+// domainRow is one route to the app.
+type domainRow struct {
+	ID           string
+	Host         string
+	PathPrefix   string // "/" for every path
+	Stripped     bool
+	Link         string // where the domain answers, as a browser would open it
+	Port         int
+	HTTPS        bool
+	Cert         *certView // nil for plain-HTTP domains
+	RemoveAction string
+	CSRF         string
+}
+
+// Label is the domain as people write it: shop.example.com/api.
+func (d domainRow) Label() string {
+	if d.PathPrefix == "/" {
+		return d.Host
+	}
+	return d.Host + d.PathPrefix
+}
+
+// certView is a certificate's state in words, shared by the Domains tab and
+// the proxy page.
+type certView struct {
+	Badge   Badge
+	Source  string // "ACME" or "Custom"
+	Issued  bool
+	Pending bool
+	Issuer  string
+	Expires time.Time // zero until issued
+	Left    string    // "in 89 days", "expired 2 days ago"
+	Error   string    // the last failure, in the CA's words
+	Retry   string    // when Berth tries again: "in 5 minutes"
+}
+
+// ExpiresOn is the expiry as a date.
+func (c certView) ExpiresOn() string {
+	return c.Expires.UTC().Format("2 Jan 2006")
+}
+
+// certState reads a certificate: status is "issued", "pending" or
+// "failed"; next (optional) is Berth's next attempt to issue or renew.
+func certState(source, status, issuer string, notAfter time.Time, lastErr string, next *time.Time, now time.Time) certView {
+	c := certView{Source: strings.ToUpper(source), Issuer: issuer, Error: sentence(lastErr)}
+	if source == store.CertCustom {
+		c.Source = "Custom"
+	}
+	if next != nil && !next.IsZero() {
+		if next.After(now) {
+			c.Retry = relativeTo(*next, now)
+		} else {
+			c.Retry = "shortly"
+		}
+	}
+	switch status {
+	case "issued":
+		c.Issued, c.Expires = true, notAfter
+		c.Badge = Badge{"Issued", "ok"}
+		left := notAfter.Sub(now)
+		switch days := int(left / (24 * time.Hour)); {
+		case left <= 0:
+			c.Badge = Badge{"Expired", "fail"}
+			c.Left = "expired " + relativeTo(notAfter, now)
+		case days == 0:
+			c.Left = "in less than a day"
+		case days == 1:
+			c.Left = "in 1 day"
+		default:
+			c.Left = "in " + strconv.Itoa(days) + " days"
+		}
+		// Renewal starts a month ahead: two weeks left means it keeps failing.
+		if left > 0 && left < 14*24*time.Hour {
+			c.Badge.Tone = "warn"
+		}
+	case "failed":
+		c.Badge = Badge{"Failed", "fail"}
+	default:
+		c.Pending = true
+		c.Badge = Badge{"Pending", "info"}
+	}
+	return c
+}
+
+func domainCert(s *deploy.CertStatus, now time.Time) *certView {
+	if s == nil {
+		return nil
+	}
+	var notAfter time.Time
+	if s.NotAfter != nil {
+		notAfter = *s.NotAfter
+	}
+	c := certState(s.Source, s.Status, s.Issuer, notAfter, s.LastError, s.NextAttempt, now)
+	return &c
+}
+
+// domainLink is where a domain answers: https once its certificate is
+// there (Berth redirects to it then), plain http before.
+func domainLink(d deploy.Domain) string {
+	scheme := "http"
+	if d.HTTPS && d.Certificate != nil && d.Certificate.Status == "issued" {
+		scheme = "https"
+	}
+	return (&url.URL{Scheme: scheme, Host: d.Host, Path: d.PathPrefix}).String()
+}
+
+// domainFields are the add form's controls, holding what was typed.
+func (v *domainsView) domainFields(host, prefix, port string, strip, https bool) {
+	v.Host = Field{ID: "domain-host", Name: "host", Label: "Host", Type: "text", Value: host, Required: true, MaxLength: 253,
+		Placeholder: "shop.example.com", Code: true, Autocomplete: "off",
+		Hint: "A DNS name whose A or AAAA record points at this cluster. No IP addresses or wildcards."}
+	v.PathPrefix = Field{ID: "domain-path", Name: "path_prefix", Label: "Path prefix", Type: "text", Value: prefix, MaxLength: 256,
+		Placeholder: "/", Code: true, Autocomplete: "off",
+		Hint: "Route only this path and below, on whole segments, such as /api. Empty for every path."}
+	v.Port = Field{ID: "domain-port", Name: "port", Label: "Container port", Type: "number", Value: port, Min: "1", Max: "65535"}
+	if v.AppPort > 0 {
+		v.Port.Placeholder = strconv.Itoa(v.AppPort)
+		v.Port.Hint = "Where requests go in the container. Empty for the app's HTTP port, " + strconv.Itoa(v.AppPort) + "."
+	}
+	v.StripPrefix = Field{ID: "domain-strip", Name: "strip_prefix", Label: "Strip prefix", Type: "checkbox", Checked: strip,
+		Hint: "Remove the path prefix before the request reaches the app: /api/users arrives as /users."}
+	v.HTTPS = Field{ID: "domain-https", Name: "https", Label: "HTTPS", Type: "checkbox", Checked: https,
+		Hint: "Request a certificate from the ACME CA and redirect HTTP to HTTPS once it is issued."}
+}
+
+// newDomainsView builds the tab for app a (at ref) from its domains, with
+// an empty add form.
+func newDomainsView(ref deploy.AppRef, csrf string, a store.App, ds []deploy.Domain, now time.Time) *domainsView {
+	v := &domainsView{
+		CSRF: csrf, AppName: a.Name, AppPort: a.Spec.Port,
+		URL: appURL(ref, "/domains"), ListURL: appURL(ref, "/domains/list"), SettingsURL: appURL(ref, "/settings"),
+	}
+	v.domainFields("", "", "", false, true)
+	for _, d := range ds {
+		row := domainRow{
+			ID: d.ID, Host: d.Host, PathPrefix: d.PathPrefix, Stripped: d.StripPrefix, Link: domainLink(d),
+			Port: d.Port, HTTPS: d.HTTPS, Cert: domainCert(d.Certificate, now),
+			RemoveAction: appURL(ref, "/domains/"+url.PathEscape(d.ID)+"/remove"), CSRF: csrf,
+		}
+		if row.Cert != nil && row.Cert.Pending {
+			v.Pending = true
+		}
+		v.Rows = append(v.Rows, row)
+	}
+	return v
+}
+
+// Count is the list's "2 domains" caption.
+func (v domainsView) Count() string {
+	if len(v.Rows) == 1 {
+		return "1 domain"
+	}
+	return strconv.Itoa(len(v.Rows)) + " domains"
+}
+
+// domainNotices are the messages a redirect back to the tab can ask for.
+var domainNotices = map[string]Notice{
+	"domain-added":   {Tone: "ok", Title: "Domain added.", Message: "The edge proxy routes it within a few seconds. With HTTPS, Berth requests its certificate now; the list shows when it is issued."},
+	"domain-removed": {Tone: "ok", Message: "Domain removed. The proxy no longer routes it to this app; a certificate no other domain uses is deleted and not renewed."},
+	"domain-missing": {Tone: "info", Message: "That domain no longer exists. It may have been removed in another tab."},
+}
+
+func (u *ui) domainsOf(r *http.Request, p auth.Principal, a store.App) (*domainsView, error) {
+	ref := appRefOf(r)
+	ds, err := u.d.Apps.Domains(r.Context(), p, ref)
+	if err != nil {
+		return nil, err
+	}
+	return newDomainsView(ref, p.CSRFToken, a, ds, time.Now()), nil
+}
+
+func (u *ui) appDomains(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	v, st, err := u.appPage(r, p, "domains")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	if v.Domains, err = u.domainsOf(r, p, st.App); err != nil {
+		u.failed(w, r, p, "list domains", err)
+		return
+	}
+	if n, ok := domainNotices[r.URL.Query().Get("notice")]; ok {
+		v.Domains.Notice = &n
+	}
+	v.Title = "Domains · " + v.Head.Name
+	u.render(w, r, http.StatusOK, "app", v)
+}
+
+// appDomainList is the list's refresh while a certificate is pending; the
+// fragment it returns stops polling once none is.
+func (u *ui) appDomainList(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	if !isHTMX(r) {
+		http.Redirect(w, r, appURL(ref, "/domains"), http.StatusSeeOther)
+		return
+	}
+	a, err := u.d.Apps.App(r.Context(), p, ref)
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	v, err := u.domainsOf(r, p, a)
+	if err != nil {
+		u.failed(w, r, p, "list domains", err)
+		return
+	}
+	u.renderTemplate(w, r, http.StatusOK, "app", "domain-list", v)
+}
+
+// parseDomainForm reads the add form. An unreadable port is the form's own
+// error; everything else the manager judges.
+func parseDomainForm(get func(string) string) (deploy.DomainInput, fieldErrors) {
+	in := deploy.DomainInput{
+		Host:        strings.TrimSpace(get("host")),
+		PathPrefix:  strings.TrimSpace(get("path_prefix")),
+		StripPrefix: get("strip_prefix") == "on",
+		HTTPS:       get("https") == "on",
+	}
+	errs := fieldErrors{}
+	if raw := strings.TrimSpace(get("port")); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 65535 {
+			errs["port"] = "must be a whole number between 1 and 65535, or empty for the app's HTTP port"
+		}
+		in.Port = n
+	}
+	return in, errs
+}
+
+func (u *ui) addDomain(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	in, errs := parseDomainForm(r.PostFormValue)
+	var formError string
+	if len(errs) == 0 {
+		d, err := u.d.Apps.AddDomain(r.Context(), p, ref, in)
+		var conflict *deploy.ConflictError
+		switch {
+		case err == nil:
+			u.d.Log.InfoContext(r.Context(), "domain added", "user_id", p.User.ID, "app", ref.String(), "host", d.Host, "path_prefix", d.PathPrefix)
+			u.domainAdded(w, r, p, d)
+			return
+		case errors.As(err, &conflict):
+			formError = "Not added: " + conflict.Message + "."
+		case !addAppFieldError(errs, err):
+			u.failed(w, r, p, "add domain", err)
+			return
+		}
+	}
+	v, st, err := u.appPage(r, p, "domains")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	dv, err := u.domainsOf(r, p, st.App)
+	if err != nil {
+		u.failed(w, r, p, "list domains", err)
+		return
+	}
+	get := r.PostFormValue
+	dv.domainFields(get("host"), get("path_prefix"), get("port"), in.StripPrefix, in.HTTPS)
+	errs.apply(&dv.Host, &dv.PathPrefix, &dv.Port, &dv.StripPrefix, &dv.HTTPS)
+	dv.FormError = formError
+	if len(errs) > 0 {
+		dv.FormError = "Not added. " + formErrorSummary(errs)
+	}
+	v.Domains = dv
+	u.renderDomains(w, r, http.StatusUnprocessableEntity, v)
+}
+
+func (u *ui) domainAdded(w http.ResponseWriter, r *http.Request, p auth.Principal, d deploy.Domain) {
+	ref := appRefOf(r)
+	if !isHTMX(r) {
+		http.Redirect(w, r, withNotice(appURL(ref, "/domains"), "domain-added")+"#domains", http.StatusSeeOther)
+		return
+	}
+	v, st, err := u.appPage(r, p, "domains")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	if v.Domains, err = u.domainsOf(r, p, st.App); err != nil {
+		u.failed(w, r, p, "list domains", err)
+		return
+	}
+	label := domainRow{Host: d.Host, PathPrefix: d.PathPrefix}.Label()
+	n := Notice{Tone: "ok", Title: label + " now routes to " + st.App.Name + ".", Message: "The edge proxy picks it up within a few seconds."}
+	if d.HTTPS {
+		n.Message += " Berth is requesting its certificate; this list updates when it is issued."
+	}
+	v.Domains.Notice = &n
+	u.renderDomains(w, r, http.StatusOK, v)
+}
+
+func (u *ui) removeDomain(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	id := r.PathValue("id")
+	ds, err := u.d.Apps.Domains(r.Context(), p, ref)
+	if err != nil {
+		u.failed(w, r, p, "remove domain", err)
+		return
+	}
+	var host string
+	for _, d := range ds {
+		if d.ID == id {
+			host = domainRow{Host: d.Host, PathPrefix: d.PathPrefix}.Label()
+		}
+	}
+	// A domain that is gone (removed in another tab) is no error: the
+	// list, as it is now, says so.
+	notice := "domain-missing"
+	if host != "" {
+		err := u.d.Apps.RemoveDomain(r.Context(), p, ref, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			u.failed(w, r, p, "remove domain", err)
+			return
+		default:
+			notice = "domain-removed"
+			u.d.Log.InfoContext(r.Context(), "domain removed", "user_id", p.User.ID, "app", ref.String(), "domain_id", id, "host", host)
+		}
+	}
+	if !isHTMX(r) {
+		http.Redirect(w, r, withNotice(appURL(ref, "/domains"), notice)+"#domains", http.StatusSeeOther)
+		return
+	}
+	v, st, err := u.appPage(r, p, "domains")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	if v.Domains, err = u.domainsOf(r, p, st.App); err != nil {
+		u.failed(w, r, p, "list domains", err)
+		return
+	}
+	n := domainNotices[notice]
+	if notice == "domain-removed" {
+		n = Notice{Tone: "ok", Title: host + " removed.", Message: "The edge proxy no longer routes it to " + st.App.Name + ". A certificate no other domain uses is deleted and not renewed."}
+	}
+	v.Domains.Notice = &n
+	u.renderDomains(w, r, http.StatusOK, v)
+}
+
+// renderDomains answers htmx with the tab's section alone and a plain form
+// post with the whole app page.
+func (u *ui) renderDomains(w http.ResponseWriter, r *http.Request, status int, v appView) {
+	if isHTMX(r) {
+		u.renderTemplate(w, r, status, "app", "domains", v.Domains)
+		return
+	}
+	u.render(w, r, status, "app", v)
+}
+
+// overviewDomains lists an app's domains for its overview; a failure only
+// leaves them out.
+func (u *ui) overviewDomains(r *http.Request, p auth.Principal, ref deploy.AppRef) []domainRow {
+	ds, err := u.d.Apps.Domains(r.Context(), p, ref)
+	if err != nil {
+		u.d.Log.WarnContext(r.Context(), "web: list domains", "app", ref.String(), "err", err)
+		return nil
+	}
+	rows := make([]domainRow, len(ds))
+	for i, d := range ds {
+		rows[i] = domainRow{ID: d.ID, Host: d.Host, PathPrefix: d.PathPrefix, Link: domainLink(d), HTTPS: d.HTTPS}
+	}
+	return rows
+}
+
+// sentence ends s with a full stop unless it already ends a sentence, so a
+// message from elsewhere reads well before another sentence.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.HasSuffix(s, ".") || strings.HasSuffix(s, "!") || strings.HasSuffix(s, "?") {
+		return s
+	}
+	return s + "."
+}

@@ -1,0 +1,436 @@
+package web
+
+import (
+	"html"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/store"
+)
+
+const domainsPath = "/projects/shop/apps/web/domains"
+
+// domainForm is the add-domain form as a browser sends it: a checkbox that
+// is not ticked is not sent at all.
+func domainForm(tok, host, prefix, port string, strip, https bool) url.Values {
+	f := url.Values{"csrf_token": {tok}, "host": {host}, "path_prefix": {prefix}, "port": {port}}
+	if strip {
+		f.Set("strip_prefix", "on")
+	}
+	if https {
+		f.Set("https", "on")
+	}
+	return f
+}
+
+// shopWithWeb sets up the owner, project shop and its app web on port 8080,
+// and returns the CSRF token.
+func shopWithWeb(e *testEnv, b *browser) string {
+	e.t.Helper()
+	b.setupOwner()
+	b.createProject("shop")
+	b.createApp("shop", appFormValues(b.csrf("/projects/shop/apps/new"), "web"))
+	return b.csrf(domainsPath)
+}
+
+func (e *testEnv) domains(ref deploy.AppRef) []deploy.Domain {
+	e.t.Helper()
+	ds, err := e.apps.Domains(e.t.Context(), e.owner(), ref)
+	if err != nil {
+		e.t.Fatalf("list domains: %v", err)
+	}
+	return ds
+}
+
+// setCert stores a certificate's state as the issuer would.
+func (e *testEnv) setCert(c store.Certificate) {
+	e.t.Helper()
+	c.OrganizationID = e.owner().Organization.ID
+	if c.Source == "" {
+		c.Source = store.CertACME
+	}
+	if err := e.db.SaveCertificate(e.t.Context(), time.Now(), c); err != nil {
+		e.t.Fatalf("save certificate: %v", err)
+	}
+}
+
+var webRef = deploy.AppRef{Project: "shop", Environment: deploy.Production, Name: "web"}
+
+func TestDomainsAddListRemove(t *testing.T) {
+	e := newTestEnv(t)
+	b := e.browser()
+	tok := shopWithWeb(e, b)
+
+	p := b.get(domainsPath)
+	if p.status != http.StatusOK {
+		t.Fatalf("domains tab: %d\n%s", p.status, p.body)
+	}
+	mustContain(t, "empty tab", p.body, `<a href="/projects/shop/apps/web/domains" aria-current="page">Domains</a>`,
+		"No domains yet", `id="domain-host"`, `placeholder="8080"`, "Empty for the app&#39;s HTTP port, 8080.",
+		`<input id="domain-https" name="https" type="checkbox" value="on" checked`, `<input id="domain-strip" name="strip_prefix" type="checkbox" value="on" aria-describedby`)
+	mustNotContain(t, "empty tab", p.body, `hx-trigger="every 2s"`)
+
+	// Plain form post: the host is lowercased, the port defaults to the app's.
+	p = b.post(domainsPath, domainForm(tok, "Shop.Example.com", "/api", "", true, true))
+	if p.status != http.StatusSeeOther || p.location() != domainsPath+"?notice=domain-added#domains" {
+		t.Fatalf("plain add: %d → %q\n%s", p.status, p.location(), p.body)
+	}
+	ds := e.domains(webRef)
+	if len(ds) != 1 {
+		t.Fatalf("after add: %d domains", len(ds))
+	}
+	if d := ds[0]; d.Host != "shop.example.com" || d.PathPrefix != "/api" || !d.StripPrefix || d.Port != 8080 || !d.HTTPS ||
+		d.Certificate == nil || d.Certificate.Status != "pending" {
+		t.Errorf("stored domain: %+v cert %+v", d.Domain, d.Certificate)
+	}
+	shopID := ds[0].ID
+	p = b.get(p.location())
+	mustContain(t, "after plain add", p.body, "Domain added.", `href="http://shop.example.com/api"`, "<code>/api</code>", ">stripped<",
+		"Pending", "Requesting from the ACME CA…", `hx-get="/projects/shop/apps/web/domains/list"`, `hx-trigger="every 2s"`, "1 domain")
+
+	// htmx: the tab's section alone, with the new row and the form empty again.
+	p = b.post(domainsPath, domainForm(tok, "www.example.com", "", "9090", false, false), "HX-Request: true")
+	if p.status != http.StatusOK {
+		t.Fatalf("htmx add: %d\n%s", p.status, p.body)
+	}
+	mustNotContain(t, "htmx add", p.body, "<html", `value="www.example.com"`)
+	mustContain(t, "htmx add", p.body, `<div id="domains" class="stack">`, "www.example.com now routes to web.",
+		`href="http://www.example.com/"`, "every path", ">9090<", "none, plain HTTP", "2 domains",
+		`hx-trigger="every 2s"`) // shop's certificate is still pending
+	mustNotContain(t, "htmx add, plain HTTP", p.body, "Berth is requesting its certificate")
+
+	// The list refreshes itself until no certificate is pending.
+	list := b.get(domainsPath+"/list", "HX-Request: true")
+	if list.status != http.StatusOK || !strings.HasPrefix(list.body, `<section class="card card-flush" id="domain-list"`) {
+		t.Fatalf("list fragment: %d\n%s", list.status, list.body)
+	}
+	mustContain(t, "pending list", list.body, `hx-trigger="every 2s"`, "Pending")
+	notAfter := time.Now().Add(89*24*time.Hour + time.Hour)
+	e.setCert(store.Certificate{Host: "shop.example.com", CertPEM: "-----BEGIN CERTIFICATE-----", Issuer: "Pebble Intermediate CA", NotAfter: notAfter})
+	list = b.get(domainsPath+"/list", "HX-Request: true")
+	mustContain(t, "issued list", list.body, "Issued", "Pebble Intermediate CA", "Expires on", notAfter.UTC().Format("2 Jan 2006"), "in 89 days",
+		`href="https://shop.example.com/api"`)
+	mustNotContain(t, "issued list", list.body, "hx-trigger", "<html")
+	if p := b.get(domainsPath + "/list"); p.status != http.StatusSeeOther || p.location() != domainsPath {
+		t.Errorf("list without htmx: %d → %q", p.status, p.location())
+	}
+
+	// The overview links them.
+	mustContain(t, "overview", b.get("/projects/shop/apps/web").body, "<dt>Domains</dt>",
+		`<a href="https://shop.example.com/api" rel="noopener noreferrer" target="_blank">shop.example.com/api</a>`, `>www.example.com</a>`)
+
+	// Remove with htmx: the section comes back without the row.
+	var wwwID string
+	for _, d := range e.domains(webRef) {
+		if d.Host == "www.example.com" {
+			wwwID = d.ID
+		}
+	}
+	p = b.post(domainsPath+"/"+wwwID+"/remove", url.Values{"csrf_token": {tok}}, "HX-Request: true")
+	if p.status != http.StatusOK {
+		t.Fatalf("htmx remove: %d\n%s", p.status, p.body)
+	}
+	mustContain(t, "htmx remove", p.body, "www.example.com removed.", "no longer routes it to web", "1 domain", `id="domain-`+shopID+`"`)
+	mustNotContain(t, "htmx remove", p.body, `id="domain-`+wwwID+`"`, "<html")
+
+	// Remove without JavaScript: redirect, then the empty state; the
+	// certificate goes too, so nothing renews it.
+	p = b.post(domainsPath+"/"+shopID+"/remove", url.Values{"csrf_token": {tok}})
+	if p.status != http.StatusSeeOther || p.location() != domainsPath+"?notice=domain-removed#domains" {
+		t.Fatalf("plain remove: %d → %q", p.status, p.location())
+	}
+	mustContain(t, "after removing all", b.get(p.location()).body, "Domain removed.", "No domains yet")
+	if ds := e.domains(webRef); len(ds) != 0 {
+		t.Errorf("domains left: %+v", ds)
+	}
+	if certs, err := e.db.Certificates(t.Context(), e.owner().Organization.ID); err != nil || len(certs) != 0 {
+		t.Errorf("certificates left after removing the domain: %+v, %v", certs, err)
+	}
+
+	// Removing it again, from a stale tab.
+	if p := b.post(domainsPath+"/"+shopID+"/remove", url.Values{"csrf_token": {tok}}); p.location() != domainsPath+"?notice=domain-missing#domains" {
+		t.Errorf("remove twice, plain: %d → %q", p.status, p.location())
+	}
+	p = b.post(domainsPath+"/"+shopID+"/remove", url.Values{"csrf_token": {tok}}, "HX-Request: true")
+	if p.status != http.StatusOK || !strings.Contains(p.body, "That domain no longer exists") {
+		t.Errorf("remove twice, htmx: %d\n%s", p.status, p.body)
+	}
+	// A domain of an app that does not exist.
+	if p := b.post("/projects/shop/apps/nope/domains/"+shopID+"/remove", url.Values{"csrf_token": {tok}}); p.status != http.StatusNotFound {
+		t.Errorf("remove on a missing app: %d, want 404", p.status)
+	}
+}
+
+func TestDomainsOfOtherEnvironment(t *testing.T) {
+	e := newTestEnv(t)
+	b := e.browser()
+	b.setupOwner()
+	b.createProject("shop")
+	if p := b.post("/projects/shop/environments", url.Values{"csrf_token": {b.csrf("/projects/shop")}, "name": {"staging"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("create environment: %d", p.status)
+	}
+	form := appFormValues(b.csrf("/projects/shop/apps/new"), "web")
+	form.Set("environment", "staging")
+	b.createApp("shop", form)
+
+	tab := domainsPath + "?env=staging"
+	page := b.get(tab).body
+	mustContain(t, "staging tab", page, `action="/projects/shop/apps/web/domains?env=staging"`)
+	p := b.post(tab, domainForm(b.csrf(tab), "staging.example.com", "", "", false, true))
+	if p.status != http.StatusSeeOther || p.location() != tab+"&notice=domain-added#domains" {
+		t.Fatalf("add in staging: %d → %q", p.status, p.location())
+	}
+	staging := deploy.AppRef{Project: "shop", Environment: "staging", Name: "web"}
+	if ds := e.domains(staging); len(ds) != 1 || ds[0].Host != "staging.example.com" {
+		t.Fatalf("staging domains: %+v", ds)
+	}
+	mustContain(t, "staging list", b.get(tab).body, `hx-get="/projects/shop/apps/web/domains/list?env=staging"`,
+		`action="/projects/shop/apps/web/domains/`+e.domains(staging)[0].ID+`/remove?env=staging"`)
+}
+
+func TestDomainValidationIsInline(t *testing.T) {
+	e := newTestEnv(t)
+	b := e.browser()
+	tok := shopWithWeb(e, b)
+
+	ids := map[string]string{"host": "domain-host", "path_prefix": "domain-path", "port": "domain-port", "strip_prefix": "domain-strip"}
+	cases := []struct {
+		name               string
+		host, prefix, port string
+		strip, https, htmx bool
+		field, want        string
+	}{
+		{"no host", "", "/api", "", false, true, false, "host", "Host is required, e.g. shop.example.com."},
+		{"wildcard", "*.example.com", "", "", false, true, true, "host", "is a wildcard; wildcard domains need DNS-01 validation"},
+		{"IP address", "10.0.0.1", "", "", false, false, false, "host", "is an IP address; a domain needs a DNS name"},
+		{"bad label", "shop_1.example.com", "", "", false, true, true, "host", "letters a–z, digits and inner hyphens only"},
+		{"relative path", "shop.example.com", "api", "", false, true, false, "path_prefix", "Path prefix must start with &#39;/&#39;"},
+		{"trailing slash", "shop.example.com", "/api/", "", false, true, true, "path_prefix", "must not end with &#39;/&#39;"},
+		{"dot segment", "shop.example.com", "/a/../b", "", false, true, false, "path_prefix", "segments are not allowed"},
+		{"strip without prefix", "shop.example.com", "", "", true, true, true, "strip_prefix", "Strip prefix needs a path prefix to strip."},
+		{"port too big", "shop.example.com", "", "70000", false, true, false, "port", "Container port must be a whole number between 1 and 65535"},
+		{"port not a number", "shop.example.com", "", "http", false, false, true, "port", "must be a whole number between 1 and 65535, or empty"},
+		{"port zero", "shop.example.com", "", "0", false, true, true, "port", "must be a whole number between 1 and 65535"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var headers []string
+			if c.htmx {
+				headers = []string{"HX-Request: true"}
+			}
+			p := b.post(domainsPath, domainForm(tok, c.host, c.prefix, c.port, c.strip, c.https), headers...)
+			if p.status != http.StatusUnprocessableEntity {
+				t.Fatalf("status %d, want 422\n%s", p.status, p.body)
+			}
+			if c.htmx == strings.Contains(p.body, "<html") {
+				t.Errorf("htmx %v, but a whole page %v", c.htmx, strings.Contains(p.body, "<html"))
+			}
+			id := ids[c.field]
+			mustContain(t, c.name, p.body, `id="`+id+`-error"`, c.want, "Not added. Please correct the highlighted field.")
+			if m := regexp.MustCompile(`(?s)<input id="` + id + `"[^>]*>`).FindString(p.body); !strings.Contains(m, `aria-invalid="true"`) || !strings.Contains(m, id+"-error") {
+				t.Errorf("input %s is not marked invalid and described by its error: %s", id, m)
+			}
+			// What was typed stays, checkboxes included.
+			for _, v := range []string{c.host, c.prefix, c.port} {
+				if v != "" {
+					mustContain(t, c.name+" keeps input", html.UnescapeString(p.body), `value="`+v+`"`)
+				}
+			}
+			https := regexp.MustCompile(`<input id="domain-https"[^>]*>`).FindString(p.body)
+			if strings.Contains(https, "checked") != c.https {
+				t.Errorf("HTTPS box: sent %v, shown %s", c.https, https)
+			}
+			strip := regexp.MustCompile(`<input id="domain-strip"[^>]*>`).FindString(p.body)
+			if strings.Contains(strip, "checked") != c.strip {
+				t.Errorf("strip box: sent %v, shown %s", c.strip, strip)
+			}
+		})
+	}
+	if ds := e.domains(webRef); len(ds) != 0 {
+		t.Errorf("refused adds stored domains: %+v", ds)
+	}
+}
+
+func TestDomainConflictIsShownAtFormTop(t *testing.T) {
+	e := newTestEnv(t)
+	b := e.browser()
+	tok := shopWithWeb(e, b)
+	b.createApp("shop", appFormValues(b.csrf("/projects/shop/apps/new"), "api"))
+	if p := b.post(domainsPath, domainForm(tok, "shop.example.com", "", "", false, true)); p.status != http.StatusSeeOther {
+		t.Fatalf("add to web: %d\n%s", p.status, p.body)
+	}
+
+	apiDomains := "/projects/shop/apps/api/domains"
+	for _, htmx := range []bool{false, true} {
+		var headers []string
+		if htmx {
+			headers = []string{"HX-Request: true"}
+		}
+		p := b.post(apiDomains, domainForm(tok, "shop.example.com", "", "", false, true), headers...)
+		if p.status != http.StatusUnprocessableEntity {
+			t.Fatalf("htmx %v: conflict answered %d, want 422\n%s", htmx, p.status, p.body)
+		}
+		mustContain(t, "conflict", p.body, `class="notice notice-fail" role="alert"`,
+			"Not added: shop.example.com is already routed to app shop/web.", `value="shop.example.com"`)
+		mustNotContain(t, "conflict", p.body, `aria-invalid="true"`)
+		// The message sits above the form, not under a field.
+		if i, j := strings.Index(p.body, "is already routed"), strings.Index(p.body, `<form class="form domain-form"`); i < 0 || j < 0 || i > j {
+			t.Errorf("htmx %v: the conflict is not at the top of the form", htmx)
+		}
+	}
+	if ds := e.domains(deploy.AppRef{Project: "shop", Environment: deploy.Production, Name: "api"}); len(ds) != 0 {
+		t.Errorf("the conflicting domain was added: %+v", ds)
+	}
+	// Another path under the same host is a route of its own, and fine.
+	if p := b.post(apiDomains, domainForm(tok, "shop.example.com", "/api", "", true, true)); p.status != http.StatusSeeOther {
+		t.Errorf("another path under the host: %d\n%s", p.status, p.body)
+	}
+}
+
+func TestDomainActionsNeedCSRF(t *testing.T) {
+	e := newTestEnv(t)
+	b := e.browser()
+	tok := shopWithWeb(e, b)
+	if p := b.post(domainsPath, domainForm(tok, "shop.example.com", "", "", false, true)); p.status != http.StatusSeeOther {
+		t.Fatalf("add: %d", p.status)
+	}
+	id := e.domains(webRef)[0].ID
+	remove := domainsPath + "/" + id + "/remove"
+	cases := []struct {
+		name    string
+		path    string
+		form    url.Values
+		headers []string
+	}{
+		{"add without token", domainsPath, domainForm("", "www.example.com", "", "", false, true), nil},
+		{"add with wrong token", domainsPath, domainForm("nope", "www.example.com", "", "", false, true), nil},
+		{"add htmx without header", domainsPath, domainForm("", "www.example.com", "", "", false, true), []string{"HX-Request: true"}},
+		{"add cross-site with token", domainsPath, domainForm(tok, "www.example.com", "", "", false, true), []string{"Sec-Fetch-Site: cross-site"}},
+		{"remove without token", remove, url.Values{}, nil},
+		{"remove from another origin", remove, url.Values{"csrf_token": {tok}}, []string{"Origin: https://evil.example"}},
+	}
+	for _, c := range cases {
+		if p := b.post(c.path, c.form, c.headers...); p.status != http.StatusForbidden {
+			t.Errorf("%s: status %d, want 403", c.name, p.status)
+		}
+	}
+	if ds := e.domains(webRef); len(ds) != 1 || ds[0].ID != id {
+		t.Errorf("a forbidden request changed the domains: %+v", ds)
+	}
+	// htmx sends the token as a header.
+	p := b.post(domainsPath, domainForm("", "www.example.com", "", "", false, true), "HX-Request: true", "X-CSRF-Token: "+tok)
+	if p.status != http.StatusOK || len(e.domains(webRef)) != 2 {
+		t.Errorf("htmx add with X-CSRF-Token header: %d", p.status)
+	}
+}
+
+func TestDomainCertificateStates(t *testing.T) {
+	e := newTestEnv(t)
+	b := e.browser()
+	tok := shopWithWeb(e, b)
+	for _, h := range []string{"ok.example.com", "soon.example.com", "failed.example.com", "renewing.example.com"} {
+		if p := b.post(domainsPath, domainForm(tok, h, "", "", false, true)); p.status != http.StatusSeeOther {
+			t.Fatalf("add %s: %d", h, p.status)
+		}
+	}
+	now := time.Now()
+	e.setCert(store.Certificate{Host: "ok.example.com", CertPEM: "pem", Issuer: "R11", NotAfter: now.Add(60*24*time.Hour + time.Hour)})
+	e.setCert(store.Certificate{Host: "soon.example.com", CertPEM: "pem", Issuer: "R11", NotAfter: now.Add(5*24*time.Hour + time.Hour)})
+	e.setCert(store.Certificate{Host: "failed.example.com", LastError: "certificate for failed.example.com: the CA could not reach http://failed.example.com/.well-known/acme-challenge/: connection refused",
+		Failures: 2, NextAttemptAt: now.Add(11 * time.Minute)})
+	e.setCert(store.Certificate{Host: "renewing.example.com", CertPEM: "pem", Issuer: "R11", NotAfter: now.Add(20*24*time.Hour + time.Hour),
+		LastError: "rate limited.", NextAttemptAt: now.Add(2*time.Hour + 10*time.Minute)})
+
+	page := b.get(domainsPath).body
+	row := func(host string) string {
+		t.Helper()
+		m := regexp.MustCompile(`(?s)<tr id="domain-[^"]+">\s*<td class="cell-main"><a class="domain-link" href="[^"]*` + regexp.QuoteMeta(host) + `.*?</tr>`).FindString(page)
+		if m == "" {
+			t.Fatalf("no row for %s", host)
+		}
+		return m
+	}
+	mustContain(t, "issued", row("ok.example.com"), "badge-ok", "Issued", "R11", "in 60 days")
+	mustContain(t, "expiring", row("soon.example.com"), "badge-warn", "Issued", "in 5 days")
+	mustContain(t, "failed", row("failed.example.com"), "badge-fail", "Failed", "cert-error", "connection refused.", "Berth retries in 11 minutes.")
+	mustContain(t, "renewal failed", row("renewing.example.com"), "badge-ok", "in 20 days", "Renewal failed: rate limited. Berth retries in 2 hours.")
+	// Nothing is pending, so the list does not poll.
+	mustNotContain(t, "settled list", page, `hx-trigger="every 2s"`)
+}
+
+func TestCertStateWords(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	next := now.Add(-time.Minute)
+	for _, c := range []struct {
+		name   string
+		got    certView
+		badge  Badge
+		left   string
+		retry  string
+		errMsg string
+	}{
+		{"issued", certState("acme", "issued", "R11", now.Add(30*24*time.Hour), "", nil, now), Badge{"Issued", "ok"}, "in 30 days", "", ""},
+		{"one day", certState("acme", "issued", "R11", now.Add(36*time.Hour), "", nil, now), Badge{"Issued", "warn"}, "in 1 day", "", ""},
+		{"hours", certState("custom", "issued", "", now.Add(3*time.Hour), "", nil, now), Badge{"Issued", "warn"}, "in less than a day", "", ""},
+		{"expired", certState("custom", "issued", "", now.Add(-72*time.Hour), "", nil, now), Badge{"Expired", "fail"}, "expired 3 days ago", "", ""},
+		{"failed, retry due", certState("acme", "failed", "", time.Time{}, "timeout", &next, now), Badge{"Failed", "fail"}, "", "shortly", "timeout."},
+		{"pending", certState("acme", "pending", "", time.Time{}, "", nil, now), Badge{"Pending", "info"}, "", "", ""},
+	} {
+		if c.got.Badge != c.badge || c.got.Left != c.left || c.got.Retry != c.retry || c.got.Error != c.errMsg {
+			t.Errorf("%s: %+v", c.name, c.got)
+		}
+	}
+	if s := certState("custom", "issued", "", now, "", nil, now).Source; s != "Custom" {
+		t.Errorf("custom source reads %q", s)
+	}
+}
+
+func TestDomainsWithoutHTTPPort(t *testing.T) {
+	e := newTestEnv(t)
+	b := e.browser()
+	b.setupOwner()
+	b.createProject("shop")
+	form := appFormValues(b.csrf("/projects/shop/apps/new"), "worker")
+	form.Set("port", "")
+	form.Set("health", "none")
+	form.Set("health_arg", "")
+	b.createApp("shop", form)
+
+	tab := "/projects/shop/apps/worker/domains"
+	p := b.get(tab)
+	if p.status != http.StatusOK {
+		t.Fatalf("tab: %d\n%s", p.status, p.body)
+	}
+	mustContain(t, "no port", p.body, "This app has no HTTP port", "Set an HTTP port in Settings to add domains.", `href="/projects/shop/apps/worker/settings"`)
+	mustNotContain(t, "no port", p.body, `id="domain-host"`, "No domains yet")
+	mustNotContain(t, "overview without port", b.get("/projects/shop/apps/worker").body, "<dt>Domains</dt>")
+
+	// A form from before the port was removed: refused, nothing stored.
+	p = b.post(tab, domainForm(b.csrf(tab), "jobs.example.com", "", "", false, true))
+	if p.status != http.StatusUnprocessableEntity {
+		t.Errorf("add without a port: %d, want 422", p.status)
+	}
+	mustContain(t, "add without a port", p.body, "This app has no HTTP port")
+	if ds := e.domains(deploy.AppRef{Project: "shop", Environment: deploy.Production, Name: "worker"}); len(ds) != 0 {
+		t.Errorf("domains stored for an app without a port: %+v", ds)
+	}
+}
+
+func TestDomainsNoInlineScriptOrStyle(t *testing.T) {
+	e := newTestEnv(t)
+	b := e.browser()
+	tok := shopWithWeb(e, b)
+	pages := map[string]string{"domains empty": b.get(domainsPath).body}
+	pages["domain errors"] = b.post(domainsPath, domainForm(tok, "10.0.0.1", "api", "x", true, false)).body
+	pages["domain errors fragment"] = b.post(domainsPath, domainForm(tok, "*.example.com", "", "", false, true), "HX-Request: true").body
+	pages["domain added fragment"] = b.post(domainsPath, domainForm(tok, "shop.example.com", "/api", "", true, true), "HX-Request: true").body
+	pages["domain list fragment"] = b.get(domainsPath+"/list", "HX-Request: true").body
+	pages["domains with rows"] = b.get(domainsPath).body
+	pages["overview with domains"] = b.get("/projects/shop/apps/web").body
+	assertNoInline(t, pages)
+}
