@@ -119,7 +119,7 @@ func newAppEnv(t *testing.T) *appEnv {
 	api.Register(mux, api.Deps{
 		Auth:         auth.New(db, auth.Options{Now: e.clock.Now}),
 		Engine:       fakeEngine{},
-		Apps:         deploy.NewManager(db, keys, rel, engine),
+		Apps:         deploy.NewManager(db, keys, rel, engine).WithCertRoots(testCA.pool),
 		Log:          slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		SetupAllowed: func(*http.Request) bool { return true },
 	})

@@ -47,9 +47,22 @@ type addDomainInput struct {
 	Body DomainRequest
 }
 
-type domainInput struct {
+// DomainParams address one domain of an app. (Exported because huma only
+// reads parameters of exported embedded types.)
+type DomainParams struct {
 	AppParams
 	Domain string `path:"domain" maxLength:"300" example:"shop.example.com" doc:"Domain id, host, or host/path for a host with several paths"`
+}
+
+// CertificateUpload is a certificate the user brings for an HTTPS domain.
+type CertificateUpload struct {
+	CertPEM string `json:"cert_pem" maxLength:"65536" doc:"PEM certificate chain: the certificate first, then its intermediates"`
+	KeyPEM  string `json:"key_pem" maxLength:"65536" doc:"PEM private key of the certificate (PKCS#1, PKCS#8 or SEC1); stored encrypted, never returned"`
+}
+
+type uploadCertificateInput struct {
+	DomainParams
+	Body CertificateUpload
 }
 
 type domainOutput struct{ Body Domain }
@@ -91,6 +104,27 @@ func (s *server) registerDomains() {
 		DefaultStatus: http.StatusNoContent,
 		Errors:        []int{http.StatusConflict},
 	}), s.removeDomain)
+
+	register(s, op(huma.Operation{
+		OperationID: "upload-certificate",
+		Method:      http.MethodPut,
+		Path:        Prefix + "/projects/{project}/apps/{app}/domains/{domain}/certificate",
+		Summary:     "Use your own certificate for an HTTPS domain",
+		Description: "Replaces the host's ACME certificate with an uploaded one, served without a reload and never renewed by Berth. " +
+			"It must chain to a trusted root through the intermediates sent along, cover the host, match the key and be valid now; " +
+			"otherwise 422 names `cert_pem` or `key_pem` and nothing changes. The key is stored encrypted and never returned.",
+		Errors:       []int{http.StatusConflict},
+		MaxBodyBytes: 160 << 10,
+	}), s.uploadCertificate)
+
+	register(s, op(huma.Operation{
+		OperationID: "use-acme-certificate",
+		Method:      http.MethodDelete,
+		Path:        Prefix + "/projects/{project}/apps/{app}/domains/{domain}/certificate",
+		Summary:     "Go back to an ACME certificate",
+		Description: "Drops an uploaded certificate: Berth requests one from the ACME CA at once; the uploaded one serves until it is issued.",
+		Errors:      []int{http.StatusConflict},
+	}), s.useACME)
 
 	if s.deps.ProxyStatus != nil {
 		register(s, huma.Operation{
@@ -151,7 +185,7 @@ func (s *server) addDomain(ctx context.Context, in *addDomainInput) (*domainOutp
 	return &domainOutput{Body: domainOf(d)}, nil
 }
 
-func (s *server) removeDomain(ctx context.Context, in *domainInput) (*struct{}, error) {
+func (s *server) removeDomain(ctx context.Context, in *DomainParams) (*struct{}, error) {
 	p, err := principal(ctx)
 	if err != nil {
 		return nil, err
@@ -161,4 +195,29 @@ func (s *server) removeDomain(ctx context.Context, in *domainInput) (*struct{}, 
 	}
 	s.log.InfoContext(ctx, "domain removed", "user_id", p.User.ID, "app", in.ref().String(), "domain", in.Domain)
 	return nil, nil
+}
+
+func (s *server) uploadCertificate(ctx context.Context, in *uploadCertificateInput) (*domainOutput, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.deps.Apps.UploadCertificate(ctx, p, in.ref(), in.Domain, in.Body.CertPEM, in.Body.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "certificate uploaded", "user_id", p.User.ID, "app", in.ref().String(), "host", d.Host)
+	return &domainOutput{Body: domainOf(d)}, nil
+}
+
+func (s *server) useACME(ctx context.Context, in *DomainParams) (*domainOutput, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.deps.Apps.UseACME(ctx, p, in.ref(), in.Domain)
+	if err != nil {
+		return nil, err
+	}
+	return &domainOutput{Body: domainOf(d)}, nil
 }

@@ -1,9 +1,17 @@
 package api_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berthpaas/berth/internal/api"
 )
@@ -85,5 +93,82 @@ func TestDomains(t *testing.T) {
 	certs, err := a.db.AllCertificates(t.Context())
 	if err != nil || len(certs) != 0 {
 		t.Errorf("certificate of a removed domain kept (would be renewed): %+v %v", certs, err)
+	}
+}
+
+// testCA signs the certificates the upload tests bring.
+var testCA = newCA()
+
+type ca struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newCA() ca {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Berth Test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return ca{cert, key, pool}
+}
+
+// leaf returns a PEM certificate for host signed by the CA, and its key.
+func (c ca) leaf(t *testing.T, host string) (string, string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(12 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, _ := x509.MarshalPKCS8PrivateKey(key)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}))
+}
+
+func TestUploadCertificate(t *testing.T) {
+	a := newAppEnv(t)
+	a.call(http.StatusCreated, "POST", "/projects", map[string]string{"name": "shop"})
+	a.createApp("shop", "web", nil)
+	const web = "/projects/shop/apps/web/domains"
+	a.call(http.StatusCreated, "POST", web, map[string]any{"host": "shop.example.com"})
+	a.call(http.StatusCreated, "POST", web, map[string]any{"host": "plain.example.com", "https": false})
+	cert, key := testCA.leaf(t, "shop.example.com")
+	otherCert, otherKey := testCA.leaf(t, "other.example.com")
+	a.remember(key, otherKey)
+
+	fieldError(t, a.call(http.StatusUnprocessableEntity, "PUT", web+"/shop.example.com/certificate", map[string]string{"cert_pem": cert, "key_pem": otherKey}), "body.key_pem", "does not match")
+	fieldError(t, a.call(http.StatusUnprocessableEntity, "PUT", web+"/shop.example.com/certificate", map[string]string{"cert_pem": otherCert, "key_pem": otherKey}), "body.cert_pem", "shop.example.com")
+	fieldError(t, a.call(http.StatusUnprocessableEntity, "PUT", web+"/shop.example.com/certificate", map[string]string{"cert_pem": "not a certificate", "key_pem": key}), "body.cert_pem", "PEM")
+	a.call(http.StatusConflict, "PUT", web+"/plain.example.com/certificate", map[string]string{"cert_pem": cert, "key_pem": key})
+	var d api.Domain
+	a.call(http.StatusOK, "GET", web, nil)
+	stored, _ := a.db.AllCertificates(t.Context())
+	if len(stored) != 1 || stored[0].Source != "acme" || stored[0].CertPEM != "" {
+		t.Fatalf("a refused upload changed the certificate: %+v", stored)
+	}
+
+	res := a.call(http.StatusOK, "PUT", web+"/shop.example.com/certificate", map[string]string{"cert_pem": cert, "key_pem": key})
+	res.json(t, &d)
+	if c := d.Certificate; c == nil || c.Source != "custom" || c.Status != "issued" || c.Issuer != "Berth Test CA" || c.NotAfter == nil {
+		t.Errorf("after upload: %+v", d.Certificate)
+	}
+	if strings.Contains(string(res.body), "PRIVATE KEY") {
+		t.Errorf("the key came back: %s", res.body)
+	}
+	stored, _ = a.db.AllCertificates(t.Context())
+	if len(stored) != 1 || stored[0].CertPEM != cert || strings.Contains(stored[0].SealedKey, "PRIVATE KEY") {
+		t.Errorf("stored %+v", stored)
+	}
+
+	a.call(http.StatusOK, "DELETE", web+"/shop.example.com/certificate", nil).json(t, &d)
+	if c := d.Certificate; c == nil || c.Source != "acme" {
+		t.Errorf("after going back to ACME: %+v", d.Certificate)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,6 +33,18 @@ func (c *Client) RemoveDomain(ctx context.Context, ref appRef, domain string) er
 	return c.do(ctx, http.MethodDelete, appPath(ref, "/domains/"+url.PathEscape(domain)), nil, nil)
 }
 
+// UploadCertificate sets a domain's certificate.
+func (c *Client) UploadCertificate(ctx context.Context, ref appRef, domain string, in api.CertificateUpload) (api.Domain, error) {
+	var out api.Domain
+	return out, c.do(ctx, http.MethodPut, appPath(ref, "/domains/"+url.PathEscape(domain)+"/certificate"), in, &out)
+}
+
+// UseACME drops a domain's uploaded certificate.
+func (c *Client) UseACME(ctx context.Context, ref appRef, domain string) (api.Domain, error) {
+	var out api.Domain
+	return out, c.do(ctx, http.MethodDelete, appPath(ref, "/domains/"+url.PathEscape(domain)+"/certificate"), nil, &out)
+}
+
 // ProxyStatus describes the edge proxy.
 func (c *Client) ProxyStatus(ctx context.Context) (edge.ProxyStatus, error) {
 	var out edge.ProxyStatus
@@ -46,7 +59,7 @@ func domainCmd() *cobra.Command {
 		Long:    "Route domains (and path prefixes under them) to apps through the edge proxy. " + appRefHelp,
 		Args:    cobra.NoArgs,
 	}
-	cmd.AddCommand(domainAddCmd(), domainListCmd(), domainRemoveCmd())
+	cmd.AddCommand(domainAddCmd(), domainListCmd(), domainRemoveCmd(), domainCertCmd())
 	return cmd
 }
 
@@ -168,6 +181,48 @@ func domainRemoveCmd() *cobra.Command {
 		return nil
 	})
 	cmd.Aliases = []string{"rm"}
+	return cmd
+}
+
+func domainCertCmd() *cobra.Command {
+	var (
+		certFile, keyFile string
+		acme              bool
+	)
+	cmd, _ := appCommand("cert REF DOMAIN (--cert FILE --key FILE | --acme)", "Use your own certificate for an HTTPS domain, or go back to ACME", 2,
+		func(cmd *cobra.Command, t *target, ref appRef, args []string) error {
+			out := cmd.OutOrStdout()
+			if acme {
+				d, err := t.client().UseACME(cmd.Context(), ref, args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "%s now gets its certificate from the ACME CA\n", d.Host)
+				return awaitCertificate(cmd, t, ref, d)
+			}
+			if certFile == "" || keyFile == "" {
+				return fmt.Errorf("give --cert and --key (PEM files), or --acme")
+			}
+			certPEM, err := os.ReadFile(certFile)
+			if err != nil {
+				return err
+			}
+			keyPEM, err := os.ReadFile(keyFile)
+			if err != nil {
+				return err
+			}
+			d, err := t.client().UploadCertificate(cmd.Context(), ref, args[0], api.CertificateUpload{CertPEM: string(certPEM), KeyPEM: string(keyPEM)})
+			if err != nil {
+				return err
+			}
+			c := d.Certificate
+			fmt.Fprintf(out, "%s now serves your certificate (issuer %s, expires %s); Berth will not renew it\n", d.Host, printable(c.Issuer), formatTime(c.NotAfter))
+			return nil
+		})
+	cmd.Args = cobra.ExactArgs(2)
+	cmd.Flags().StringVar(&certFile, "cert", "", "PEM file: the certificate, then its intermediates")
+	cmd.Flags().StringVar(&keyFile, "key", "", "PEM file: its private key")
+	cmd.Flags().BoolVar(&acme, "acme", false, "drop the uploaded certificate and get one from the ACME CA")
 	return cmd
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/certs"
 	"github.com/berthpaas/berth/internal/proxy"
 	"github.com/berthpaas/berth/internal/store"
 )
@@ -194,30 +195,38 @@ func (m *Manager) Domains(ctx context.Context, p auth.Principal, ref AppRef) ([]
 	return out, nil
 }
 
-// RemoveDomain removes one of an app's domains, by id or by host (with an
-// optional path prefix: "shop.example.com/api"). A certificate no HTTPS
-// domain uses any more is deleted, so it is not renewed.
-func (m *Manager) RemoveDomain(ctx context.Context, p auth.Principal, ref AppRef, which string) error {
+// findDomain picks one of an app's domains by id, host, or host/path.
+func (m *Manager) findDomain(ctx context.Context, p auth.Principal, ref AppRef, which string) (Domain, error) {
 	ds, err := m.Domains(ctx, p, ref)
 	if err != nil {
-		return err
+		return Domain{}, err
 	}
-	host, prefix, _ := strings.Cut(strings.ToLower(which), "/")
-	prefix = "/" + prefix
-	var match []store.Domain
+	host, prefix, withPath := strings.Cut(strings.ToLower(which), "/")
+	var match []Domain
 	for _, d := range ds {
-		if d.ID == which || (d.Host == host && (d.PathPrefix == prefix || prefix == "/" && !strings.Contains(which, "/"))) {
-			match = append(match, d.Domain)
+		if d.ID == which || d.Host == host && (!withPath || d.PathPrefix == "/"+prefix) {
+			match = append(match, d)
 		}
 	}
 	switch len(match) {
 	case 0:
-		return store.ErrNotFound
+		return Domain{}, store.ErrNotFound
 	case 1:
+		return match[0], nil
 	default:
-		return conflictf("%s has %d routes; name one as host/path or by id", which, len(match))
+		return Domain{}, conflictf("%s has %d routes; name one as host/path or by id", which, len(match))
 	}
-	if err := m.db.DeleteDomain(ctx, p.Organization.ID, match[0].ID); err != nil {
+}
+
+// RemoveDomain removes one of an app's domains, by id or by host (with an
+// optional path prefix: "shop.example.com/api"). A certificate no HTTPS
+// domain uses any more is deleted, so it is not renewed.
+func (m *Manager) RemoveDomain(ctx context.Context, p auth.Principal, ref AppRef, which string) error {
+	d, err := m.findDomain(ctx, p, ref, which)
+	if err != nil {
+		return err
+	}
+	if err := m.db.DeleteDomain(ctx, p.Organization.ID, d.ID); err != nil {
 		return err
 	}
 	if err := m.db.DeleteUnusedCertificates(ctx); err != nil {
@@ -225,6 +234,58 @@ func (m *Manager) RemoveDomain(ctx context.Context, p auth.Principal, ref AppRef
 	}
 	m.routesChanged(ctx)
 	return nil
+}
+
+// UploadCertificate replaces the ACME certificate of an HTTPS domain's host
+// with one the user brings (PEM chain, leaf first, and its key). It must
+// verify to a trusted root, cover the host, match the key and be valid now;
+// Berth then serves it and does not renew it. UseACME goes back.
+func (m *Manager) UploadCertificate(ctx context.Context, p auth.Principal, ref AppRef, which, certPEM, keyPEM string) (Domain, error) {
+	d, err := m.findDomain(ctx, p, ref, which)
+	if err != nil {
+		return Domain{}, err
+	}
+	if !d.HTTPS {
+		return Domain{}, conflictf("%s serves plain HTTP; add it with HTTPS to give it a certificate", d.Host)
+	}
+	now := m.now()
+	info, err := certs.ValidateUpload([]byte(certPEM), []byte(keyPEM), d.Host, now, m.certRoots)
+	var fe *certs.FieldError
+	if errors.As(err, &fe) {
+		field := map[string]string{"certificate": "cert_pem", "key": "key_pem"}[fe.Field]
+		return Domain{}, fieldErrf(cmp.Or(field, fe.Field), fe.Message)
+	} else if err != nil {
+		return Domain{}, err
+	}
+	sealed, err := m.keys.Seal([]byte(keyPEM), store.CertKeyAAD(d.Host))
+	if err != nil {
+		return Domain{}, err
+	}
+	err = m.db.SaveCertificate(ctx, now, store.Certificate{Host: d.Host, OrganizationID: p.Organization.ID, Source: store.CertCustom,
+		CertPEM: certPEM, SealedKey: sealed, Issuer: info.Issuer, NotBefore: info.NotBefore, NotAfter: info.NotAfter})
+	if err != nil {
+		return Domain{}, err
+	}
+	m.routesChanged(ctx)
+	return m.domain(ctx, d.Domain)
+}
+
+// UseACME drops an uploaded certificate: Berth requests one from the ACME CA
+// at once (the uploaded one serves until then).
+func (m *Manager) UseACME(ctx context.Context, p auth.Principal, ref AppRef, which string) (Domain, error) {
+	d, err := m.findDomain(ctx, p, ref, which)
+	if err != nil {
+		return Domain{}, err
+	}
+	if d.Certificate == nil {
+		return Domain{}, conflictf("%s serves plain HTTP; add it with HTTPS to give it a certificate", d.Host)
+	}
+	if d.Certificate.Source != store.CertACME {
+		if err := m.db.UseACMECertificate(ctx, m.now(), p.Organization.ID, d.Host); err != nil {
+			return Domain{}, err
+		}
+	}
+	return m.domain(ctx, d.Domain)
 }
 
 // routesChanged republishes the routing table after a change users made and

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
@@ -97,6 +98,16 @@ type Manager struct {
 	releases orchestrator.Releases
 	engine   *Engine
 	now      func() time.Time
+	// certRoots are the roots uploaded certificates must chain to; nil
+	// means the system's.
+	certRoots *x509.CertPool
+}
+
+// WithCertRoots makes uploaded certificates chain to roots instead of the
+// system's (a private CA; tests).
+func (m *Manager) WithCertRoots(roots *x509.CertPool) *Manager {
+	m.certRoots = roots
+	return m
 }
 
 // NewManager returns a Manager that queues work for engine.

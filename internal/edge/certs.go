@@ -80,7 +80,7 @@ func (r *Router) obtain(ctx context.Context, issuer *certs.Issuer, cfg ACMEConfi
 		r.certFailed(ctx, c, err)
 		return
 	}
-	key, err := r.keys.Seal(got.KeyPEM, certAAD(c.Host))
+	key, err := r.keys.Seal(got.KeyPEM, store.CertKeyAAD(c.Host))
 	if err != nil {
 		r.certFailed(ctx, c, err)
 		return

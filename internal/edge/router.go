@@ -183,7 +183,7 @@ func (r *Router) state(ctx context.Context) (State, error) {
 		if c.CertPEM == "" {
 			continue
 		}
-		key, err := r.keys.Open(c.SealedKey, certAAD(c.Host))
+		key, err := r.keys.Open(c.SealedKey, store.CertKeyAAD(c.Host))
 		if err != nil {
 			r.log.Error("edge: open certificate key; the host is served with the fallback certificate", "host", c.Host, "err", err)
 			continue
@@ -198,8 +198,6 @@ func (r *Router) state(ctx context.Context) (State, error) {
 	r.mu.Unlock()
 	return s, nil
 }
-
-func certAAD(host string) string { return "certificate:" + host }
 
 // Replica is one proxy as its reports describe it.
 type Replica struct {

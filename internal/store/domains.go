@@ -186,3 +186,13 @@ func (db *DB) DeleteUnusedCertificates(ctx context.Context) error {
 	_, err := db.q().exec(ctx, `DELETE FROM certificates WHERE host NOT IN (SELECT host FROM domains WHERE https = 1)`)
 	return err
 }
+
+// CertKeyAAD is the associated data a host's sealed private key is bound to.
+func CertKeyAAD(host string) string { return "certificate:" + host }
+
+// UseACMECertificate turns a host's uploaded certificate back into an ACME
+// one, due now; the uploaded certificate keeps serving until it is replaced.
+func (db *DB) UseACMECertificate(ctx context.Context, now time.Time, orgID, host string) error {
+	return db.q().execOne(ctx, `UPDATE certificates SET source = ?, next_attempt_at = ?, failures = 0, last_error = '', updated_at = ? WHERE host = ? AND organization_id = ?`,
+		CertACME, millis(now), millis(now), host, orgID)
+}
