@@ -12,6 +12,7 @@ step "dependencies"
 scripts/deps.sh
 step "fixture images"
 test/fixtures/build.sh
+bash test/pebble/install.sh
 step "test registry"
 test/registry/start.sh
 step "browser assets"
