@@ -240,6 +240,9 @@ func (r *Router) AwaitLive(ctx context.Context, v int64) error {
 // service pass their health check, so that moving traffic to it cannot meet
 // a backend with nothing up.
 func (r *Router) AwaitReady(ctx context.Context, service string, n int) error {
+	if !r.routed(service) {
+		return nil // no domain leads to it: the proxies do not know it
+	}
 	n = min(n, proxy.DefaultSlotsPerRelease) // a release gets that many servers
 	return r.await(ctx, r.opts.LiveTimeout, func(st proxy.Status) string {
 		if up := st.Releases[service].Up; up < n {
@@ -250,14 +253,35 @@ func (r *Router) AwaitReady(ctx context.Context, service string, n int) error {
 }
 
 // AwaitDrained waits until no running proxy has requests in flight to
-// service. It returns ErrTimeout (wrapped) after the drain timeout.
+// service, and no HAProxy worker older than the last reload is left (such a
+// worker routes one more request per idle connection by the table it
+// started with, which may still name service). It returns ErrTimeout
+// (wrapped) after the drain timeout.
 func (r *Router) AwaitDrained(ctx context.Context, service string) error {
+	if !r.routed(service) {
+		return nil
+	}
 	return r.await(ctx, r.opts.DrainTimeout, func(st proxy.Status) string {
 		if n := st.Releases[service].Sessions; n > 0 {
 			return fmt.Sprintf("proxy %s still has %d request(s) in flight to %s", st.ID, n, service)
 		}
+		if st.OldWorkers > 0 {
+			return fmt.Sprintf("proxy %s still has %d HAProxy worker(s) from before its last reload", st.ID, st.OldWorkers)
+		}
 		return ""
 	})
+}
+
+// routed reports whether the current table sends traffic to service.
+func (r *Router) routed(service string) bool {
+	for _, a := range r.Table().Apps {
+		for _, rel := range a.Releases {
+			if rel.Service == service {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // await polls the fresh reports until pending finds nothing pending in any.

@@ -33,6 +33,11 @@ type Status struct {
 	Errors []string `json:"errors,omitempty"`
 	// Releases are per release service: requests in flight and servers up.
 	Releases map[string]ReleaseStatus `json:"releases,omitempty"`
+	// OldWorkers counts HAProxy processes a reload left behind. They still
+	// hold connections accepted under an earlier table, on which they route
+	// one more request by that table, so a release they may send it to must
+	// not go away before they do.
+	OldWorkers int `json:"old_workers"`
 }
 
 // ReleaseStatus is one release's load on one proxy replica.

@@ -166,6 +166,9 @@ func (c *controller) status(ctx context.Context) proxy.Status {
 		ID: c.cfg.ID, Node: c.cfg.Node, Version: t.Version, HAProxyVersion: c.haproxyVersion,
 		StartedAt: c.startedAt, Errors: errs,
 	}
+	if old, err := c.proc.OldWorkers(ctx); err == nil {
+		s.OldWorkers = len(old)
+	}
 	stats, err := c.rt.Stats(ctx)
 	if err != nil {
 		c.log.Debug("reading server stats failed", "err", err)

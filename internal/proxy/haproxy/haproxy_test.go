@@ -718,8 +718,8 @@ func TestParseShowProc(t *testing.T) {
 1606            worker          1               0d00h10m00s     2.6.12-1+deb12u4
 # programs
 `
-	got := parseShowProc(out)
-	if len(got) != 1 || got[0] != 10469 {
-		t.Fatalf("parseShowProc = %v, want [10469]", got)
+	got, old := parseShowProc(out)
+	if len(got) != 1 || got[0] != 10469 || len(old) != 1 || old[0] != 1606 {
+		t.Fatalf("parseShowProc = %v, %v; want [10469], [1606]", got, old)
 	}
 }

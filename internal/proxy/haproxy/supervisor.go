@@ -251,17 +251,31 @@ func (p *Process) Stop(ctx context.Context) error {
 // Workers returns the PIDs of the current (not old, draining) workers, from
 // the master CLI's `show proc`.
 func (p *Process) Workers(ctx context.Context) ([]int, error) {
+	cur, _, err := p.workers(ctx)
+	return cur, err
+}
+
+// OldWorkers returns the PIDs of the workers a reload left behind: they
+// still hold connections accepted under an earlier configuration.
+func (p *Process) OldWorkers(ctx context.Context) ([]int, error) {
+	_, old, err := p.workers(ctx)
+	return old, err
+}
+
+func (p *Process) workers(ctx context.Context) (cur, old []int, err error) {
 	p.mu.Lock()
 	sock := p.cfg.Socket
 	p.mu.Unlock()
 	out, err := masterCommand(ctx, sock, "show proc")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return parseShowProc(out), nil
+	cur, old = parseShowProc(out)
+	return cur, old, nil
 }
 
-// parseShowProc returns the PIDs listed under "# workers" in `show proc`:
+// parseShowProc returns the PIDs listed under "# workers" and under
+// "# old workers" in `show proc`:
 //
 //	#<PID>          <type>          <reloads>       <uptime>        <version>
 //	1162            master          5               0d00h02m07s     2.6.12
@@ -269,8 +283,7 @@ func (p *Process) Workers(ctx context.Context) ([]int, error) {
 //	1271            worker          0               0d00h00m00s     2.6.12
 //	# old workers
 //	1233            worker          3               0d00h00m43s     2.6.12
-func parseShowProc(out string) []int {
-	var pids []int
+func parseShowProc(out string) (cur, old []int) {
 	section := ""
 	for line := range strings.Lines(out) {
 		line = strings.TrimSpace(line)
@@ -278,18 +291,22 @@ func parseShowProc(out string) []int {
 			section = strings.TrimSpace(strings.TrimPrefix(line, "#"))
 			continue
 		}
-		if section != "workers" {
-			continue
-		}
 		f := strings.Fields(line)
 		if len(f) < 2 || f[1] != "worker" {
 			continue
 		}
-		if pid, err := strconv.Atoi(f[0]); err == nil {
-			pids = append(pids, pid)
+		pid, err := strconv.Atoi(f[0])
+		if err != nil {
+			continue
+		}
+		switch section {
+		case "workers":
+			cur = append(cur, pid)
+		case "old workers":
+			old = append(old, pid)
 		}
 	}
-	return pids
+	return cur, old
 }
 
 // waitWorker polls the master CLI until a current worker exists that is not
@@ -417,7 +434,7 @@ func (p *Process) spawn(cfg Config) (cmd *exec.Cmd, exited, ready chan struct{},
 			cancel()
 			// The socket path may still be the dead master's: require
 			// this master's PID in the answer.
-			if err == nil && len(parseShowProc(out)) > 0 && strings.Contains(out, strconv.Itoa(cmd.Process.Pid)) {
+			if err == nil && len(first(parseShowProc(out))) > 0 && strings.Contains(out, strconv.Itoa(cmd.Process.Pid)) {
 				close(ready)
 				return
 			}
@@ -602,3 +619,5 @@ func (w *logWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+func first(cur, _ []int) []int { return cur }
