@@ -457,8 +457,11 @@ func TestBrowser(t *testing.T) {
 	screenshot("domains-remove-light")
 	step("remove domain",
 		chromedp.Click(chromedp.CSS(`#domain-list tbody tr:nth-child(3) details.confirm-inline button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#domains .notice-ok`)),
 	)
+	// The add's notice is still up: wait for the removal's own.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!document.querySelector("#domains .notice-ok")?.innerText.includes("removed")`, chromedp.WithPollingTimeout(6*time.Second))); err != nil {
+		t.Fatalf("no removal notice: %v", err)
+	}
 	if n := eval(`String(document.querySelectorAll("#domain-list tbody tr").length)`); n != "2" {
 		t.Errorf("after removing one of three domains the list has %s rows", n)
 	}
