@@ -36,6 +36,9 @@ type Deps struct {
 	SecureCookies   bool                     // Secure flag on the session cookie
 	SessionLifetime time.Duration            // Max-Age of the session cookie
 	SetupAllowed    func(*http.Request) bool // auth.SetupAllowed bound to the public URL
+	// Requests is an app's traffic through the edge over a window
+	// (edge.Router.AppRequests); the requests operation needs it.
+	Requests func(appID string, window time.Duration) edge.AppRequests
 }
 
 const (
@@ -118,6 +121,7 @@ func Register(mux *http.ServeMux, d Deps) huma.API {
 		s.registerLogs()
 		s.registerRegistries()
 		s.registerDomains()
+		s.registerRequests()
 	}
 
 	mux.Handle("GET "+SpecPath, s.specHandler())

@@ -1,14 +1,18 @@
 package api
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/edge"
+	"github.com/berthpaas/berth/internal/store"
 )
 
 // DomainRequest adds a domain to an app.
@@ -18,18 +22,57 @@ type DomainRequest struct {
 	StripPrefix bool   `json:"strip_prefix,omitempty" doc:"Remove the path prefix before the request reaches the app"`
 	Port        int    `json:"port,omitempty" minimum:"0" maximum:"65535" doc:"Container port requests go to; 0 means the app's HTTP port"`
 	HTTPS       *bool  `json:"https,omitempty" doc:"Obtain a certificate through ACME and redirect HTTP to HTTPS once it is issued (default true)"`
+	// Options of a domain that routes to the app.
+	TimeoutSeconds int   `json:"timeout_seconds,omitempty" minimum:"0" maximum:"3600" doc:"How long the app may take to answer, 1–3600 seconds; 0 or absent for the proxy's default (60)"`
+	MaxBodyBytes   int64 `json:"max_body_bytes,omitempty" minimum:"0" doc:"Largest request body accepted, in bytes (at least 1024), judged by Content-Length; larger ones answer 413. 0 or absent for no limit"`
+	Compress       bool  `json:"compress,omitempty" doc:"Gzip text responses (HTML, CSS, JavaScript, JSON, XML, SVG, plain text) for clients that accept it, unless the app already compressed them"`
+	// Options of every domain.
+	Redirect  *DomainRedirect   `json:"redirect,omitempty" doc:"Answer with a redirect instead of routing to the app: www ↔ apex, an old domain, a path moved elsewhere. Needs no HTTP port; port, timeout, body limit and compression do not apply"`
+	BasicAuth *BasicAuthRequest `json:"basic_auth,omitempty" doc:"Ask every request for this username and password (HTTP basic auth, 401 otherwise); ACME challenges stay open. Only a bcrypt hash is stored; the password is never returned"`
+	Headers   []DomainHeader    `json:"headers,omitempty" maxItems:"10" doc:"Response headers set on every answer, the proxy's own (redirects, 401) included; they replace the app's of the same name"`
+}
+
+// DomainRedirect makes a domain a redirect.
+type DomainRedirect struct {
+	To       string `json:"to" maxLength:"512" example:"https://www.example.com" doc:"Absolute http or https URL: a DNS name, optional port and path of A–Z a–z 0–9 . _ ~ / - (no query, fragment, spaces or quotes)"`
+	Code     int    `json:"code,omitempty" enum:"0,301,302,307,308" doc:"301 or 308 (permanent, 308 keeps the method), 302 or 307 (temporary, 307 keeps the method); 0 or absent for 308"`
+	KeepPath *bool  `json:"keep_path,omitempty" doc:"Append the request's path and query to the URL (after strip_prefix); default true"`
+}
+
+// BasicAuthRequest is the user a domain lets in.
+type BasicAuthRequest struct {
+	Username string `json:"username" maxLength:"64" example:"preview" doc:"A–Z a–z 0–9 . _ @ + -"`
+	Password string `json:"password" maxLength:"72" doc:"8–72 bytes, no control characters; write-only"`
+}
+
+// DomainHeader is a response header.
+type DomainHeader struct {
+	Name  string `json:"name" maxLength:"64" example:"Strict-Transport-Security" doc:"Letters, digits and inner hyphens. Hop-by-hop and framing headers, Set-Cookie, Location, WWW-Authenticate and Date are refused"`
+	Value string `json:"value" maxLength:"512" example:"max-age=63072000" doc:"Printable ASCII without %, no leading or trailing space"`
+}
+
+// DomainAuth is what the API shows of a domain's basic auth.
+type DomainAuth struct {
+	Username string `json:"username"`
 }
 
 // Domain is a route from a host (and path) to an app.
 type Domain struct {
-	ID          string             `json:"id"`
-	Host        string             `json:"host"`
-	PathPrefix  string             `json:"path_prefix"`
-	StripPrefix bool               `json:"strip_prefix"`
-	Port        int                `json:"port"`
-	HTTPS       bool               `json:"https"`
-	Certificate *deploy.CertStatus `json:"certificate,omitempty" doc:"The host's certificate; absent for plain-HTTP domains"`
-	CreatedAt   time.Time          `json:"created_at"`
+	ID          string `json:"id"`
+	Host        string `json:"host"`
+	PathPrefix  string `json:"path_prefix"`
+	StripPrefix bool   `json:"strip_prefix"`
+	Port        int    `json:"port"`
+	HTTPS       bool   `json:"https"`
+	// Zero when unset.
+	TimeoutSeconds int                `json:"timeout_seconds,omitempty"`
+	MaxBodyBytes   int64              `json:"max_body_bytes,omitempty"`
+	Compress       bool               `json:"compress,omitempty"`
+	Redirect       *DomainRedirect    `json:"redirect,omitempty" doc:"Where the domain redirects; absent for a domain that routes to the app"`
+	BasicAuth      *DomainAuth        `json:"basic_auth,omitempty" doc:"The user basic auth lets in (never the password)"`
+	Headers        []DomainHeader     `json:"headers,omitempty"`
+	Certificate    *deploy.CertStatus `json:"certificate,omitempty" doc:"The host's certificate; absent for plain-HTTP domains"`
+	CreatedAt      time.Time          `json:"created_at"`
 }
 
 // DomainList is an app's domains.
@@ -38,9 +81,43 @@ type DomainList struct {
 }
 
 func domainOf(d deploy.Domain) Domain {
-	return Domain{ID: d.ID, Host: d.Host, PathPrefix: d.PathPrefix, StripPrefix: d.StripPrefix, Port: d.Port,
-		HTTPS: d.HTTPS, Certificate: d.Certificate, CreatedAt: d.CreatedAt}
+	out := Domain{ID: d.ID, Host: d.Host, PathPrefix: d.PathPrefix, StripPrefix: d.StripPrefix, Port: d.Port,
+		HTTPS: d.HTTPS, Certificate: d.Certificate, CreatedAt: d.CreatedAt,
+		TimeoutSeconds: int(d.Timeout / time.Second), MaxBodyBytes: d.MaxBody, Compress: d.Compress}
+	if d.RedirectTo != "" {
+		keep := d.RedirectKeepPath
+		out.Redirect = &DomainRedirect{To: d.RedirectTo, Code: d.RedirectCode, KeepPath: &keep}
+	}
+	if d.AuthUser != "" {
+		out.BasicAuth = &DomainAuth{Username: d.AuthUser}
+	}
+	for _, h := range d.Headers {
+		out.Headers = append(out.Headers, DomainHeader{Name: h.Name, Value: h.Value})
+	}
+	return out
 }
+
+// DomainInput turns a request into the deploy engine's input.
+func (b DomainRequest) DomainInput() deploy.DomainInput {
+	in := deploy.DomainInput{
+		Host: b.Host, PathPrefix: b.PathPrefix, StripPrefix: b.StripPrefix, Port: b.Port, HTTPS: b.HTTPS == nil || *b.HTTPS,
+		Timeout: time.Duration(b.TimeoutSeconds) * time.Second, MaxBody: b.MaxBodyBytes, Compress: b.Compress,
+	}
+	if r := b.Redirect; r != nil {
+		in.Redirect = &deploy.RedirectInput{To: r.To, Code: r.Code, KeepPath: r.KeepPath == nil || *r.KeepPath}
+	}
+	if a := b.BasicAuth; a != nil {
+		in.BasicAuth = &deploy.BasicAuthInput{User: a.Username, Password: a.Password}
+	}
+	for _, h := range b.Headers {
+		in.Headers = append(in.Headers, store.Header{Name: h.Name, Value: h.Value})
+	}
+	return in
+}
+
+// domainFields are the API's names of the engine's domain fields that
+// differ.
+var domainFields = map[string]string{"timeout": "timeout_seconds", "max_body": "max_body_bytes"}
 
 type addDomainInput struct {
 	AppParams
@@ -90,7 +167,11 @@ func (s *server) registerDomains() {
 		Summary:     "Add a domain to an app",
 		Description: "Routes a host, optionally only a path prefix under it, to the app through the edge proxy; live within about a second. " +
 			"A host is unique across the platform: one another app routes answers 409 naming it. With `https`, a certificate is requested from the configured ACME CA " +
-			"and HTTP redirects to HTTPS once it is issued. Invalid hosts, IP addresses, wildcards and paths with `..` or unusual characters answer 422 naming the field.",
+			"and HTTP redirects to HTTPS once it is issued. Invalid hosts, IP addresses, wildcards and paths with `..` or unusual characters answer 422 naming the field.\n\n" +
+			"Per domain: a timeout and a request body limit; gzip compression; a `redirect` instead of the app (www ↔ apex: add example.com redirecting to https://www.example.com); " +
+			"HTTP basic auth for one user; up to 10 response headers. Every value is checked against a narrow alphabet before it reaches the proxy, and anything refused answers 422 " +
+			"naming the field, with nothing stored. Timeouts, body limits and redirects apply without a proxy reload; basic auth, headers and compression change the proxy configuration " +
+			"and take a seamless reload.",
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusConflict},
 	}), s.addDomain)
@@ -174,11 +255,11 @@ func (s *server) addDomain(ctx context.Context, in *addDomainInput) (*domainOutp
 	if err != nil {
 		return nil, err
 	}
-	b := in.Body
-	d, err := s.deps.Apps.AddDomain(ctx, p, in.ref(), deploy.DomainInput{
-		Host: b.Host, PathPrefix: b.PathPrefix, StripPrefix: b.StripPrefix, Port: b.Port, HTTPS: b.HTTPS == nil || *b.HTTPS,
-	})
-	if err != nil {
+	d, err := s.deps.Apps.AddDomain(ctx, p, in.ref(), in.Body.DomainInput())
+	var fe *app.FieldError
+	if errors.As(err, &fe) {
+		return nil, &app.FieldError{Field: cmp.Or(domainFields[fe.Field], fe.Field), Message: fe.Message}
+	} else if err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "domain added", "user_id", p.User.ID, "app", in.ref().String(), "host", d.Host, "path_prefix", d.PathPrefix)

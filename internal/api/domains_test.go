@@ -44,6 +44,21 @@ func TestDomains(t *testing.T) {
 		{"relative path", map[string]any{"host": "a.example.com", "path_prefix": "api"}, "body.path_prefix", "start with"},
 		{"strip without prefix", map[string]any{"host": "a.example.com", "strip_prefix": true}, "body.strip_prefix", "prefix"},
 		{"port", map[string]any{"host": "a.example.com", "port": 70000}, "body.port", "65535"},
+		{"timeout", map[string]any{"host": "a.example.com", "timeout_seconds": 3601}, "body.timeout_seconds", "3600"},
+		{"max body", map[string]any{"host": "a.example.com", "max_body_bytes": 100}, "body.max_body_bytes", "1024"},
+		{"redirect code", map[string]any{"host": "a.example.com", "redirect": map[string]any{"to": "https://b.example.com", "code": 303}}, "body.redirect.code", "308"},
+		{"redirect newline", map[string]any{"host": "a.example.com", "redirect": map[string]any{"to": "https://b.example.com/\r\nSet-Cookie: a=1"}}, "body.redirect.to", "no query"},
+		{"redirect quote", map[string]any{"host": "a.example.com", "redirect": map[string]any{"to": `https://b.example.com/"`}}, "body.redirect.to", "no query"},
+		{"redirect sample fetch", map[string]any{"host": "a.example.com", "redirect": map[string]any{"to": "https://b.example.com/%[env(HOME)]"}}, "body.redirect.to", "no query"},
+		{"redirect hash", map[string]any{"host": "a.example.com", "redirect": map[string]any{"to": "https://b.example.com/#x"}}, "body.redirect.to", "no query"},
+		{"redirect space", map[string]any{"host": "a.example.com", "redirect": map[string]any{"to": "https://b.example.com/a b"}}, "body.redirect.to", "no query"},
+		{"redirect with port", map[string]any{"host": "a.example.com", "port": 80, "redirect": map[string]any{"to": "https://b.example.com"}}, "body.port", "redirect"},
+		{"auth user", map[string]any{"host": "a.example.com", "basic_auth": map[string]any{"username": "a b", "password": "long enough"}}, "body.basic_auth.username", "allowed"},
+		{"auth password", map[string]any{"host": "a.example.com", "basic_auth": map[string]any{"username": "a", "password": "short"}}, "body.basic_auth.password", "8"},
+		{"header name", map[string]any{"host": "a.example.com", "headers": []map[string]string{{"name": "X A", "value": "1"}}}, "body.headers[0].name", "hyphens"},
+		{"header set-cookie", map[string]any{"host": "a.example.com", "headers": []map[string]string{{"name": "Set-Cookie", "value": "a=1"}}}, "body.headers[0].name", "cookies"},
+		{"header newline", map[string]any{"host": "a.example.com", "headers": []map[string]string{{"name": "X-A", "value": "1\r\nX-B: 2"}}}, "body.headers[0].value", "printable"},
+		{"header sample fetch", map[string]any{"host": "a.example.com", "headers": []map[string]string{{"name": "X-A", "value": "%[src]"}}}, "body.headers[0].value", "%"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,6 +91,37 @@ func TestDomains(t *testing.T) {
 	}
 	// Another path of the same host may go to another app of the organization.
 	a.call(http.StatusCreated, "POST", "/projects/shop/apps/api/domains", map[string]any{"host": "shop.example.com", "path_prefix": "/api", "https": false})
+
+	// Options: a redirect (no HTTP port needed), and a domain with every
+	// option of a route to the app. The password is stored hashed and never
+	// shown.
+	var r api.Domain
+	a.call(http.StatusCreated, "POST", "/projects/shop/apps/worker/domains", map[string]any{"host": "example.com", "https": false,
+		"redirect": map[string]any{"to": "https://www.example.com/", "code": 301}}).json(t, &r)
+	if r.Redirect == nil || r.Redirect.To != "https://www.example.com" || r.Redirect.Code != 301 || r.Redirect.KeepPath == nil || !*r.Redirect.KeepPath || r.Port != 0 {
+		t.Errorf("redirect domain = %+v (%+v)", r, r.Redirect)
+	}
+	res = a.call(http.StatusCreated, "POST", "/projects/shop/apps/api/domains", map[string]any{"host": "www.example.com", "https": false,
+		"timeout_seconds": 90, "max_body_bytes": 1 << 20, "compress": true,
+		"basic_auth": map[string]any{"username": "preview", "password": "s3cret-preview"},
+		"headers":    []map[string]string{{"name": "X-Frame-Options", "value": "DENY"}}})
+	res.json(t, &r)
+	if r.TimeoutSeconds != 90 || r.MaxBodyBytes != 1<<20 || !r.Compress || r.BasicAuth == nil || r.BasicAuth.Username != "preview" ||
+		len(r.Headers) != 1 || r.Headers[0] != (api.DomainHeader{Name: "X-Frame-Options", Value: "DENY"}) {
+		t.Errorf("domain with options = %+v", r)
+	}
+	all, _ := a.db.AllDomains(t.Context())
+	for _, d := range all {
+		if d.Host == "www.example.com" && (d.AuthHash == "" || strings.Contains(d.AuthHash, "s3cret")) {
+			t.Errorf("stored auth hash %q", d.AuthHash)
+		}
+	}
+	listed := a.call(http.StatusOK, "GET", "/projects/shop/apps/api/domains", nil)
+	if strings.Contains(string(res.body)+string(listed.body), "s3cret") || strings.Contains(string(listed.body), "$2a$") {
+		t.Errorf("the password or its hash came back: %s", listed.body)
+	}
+	a.call(http.StatusNoContent, "DELETE", "/projects/shop/apps/worker/domains/example.com", nil)
+	a.call(http.StatusNoContent, "DELETE", "/projects/shop/apps/api/domains/www.example.com", nil)
 
 	a.call(http.StatusOK, "GET", web, nil).json(t, &list)
 	if len(list.Domains) != 2 || list.Domains[1].PathPrefix != "/static" || !list.Domains[1].StripPrefix || list.Domains[1].Certificate != nil {

@@ -52,7 +52,8 @@ func appCmd() *cobra.Command {
 		Args:    cobra.NoArgs,
 	}
 	cmd.AddCommand(appCreateCmd(), appListCmd(), appStatusCmd(), appDeployCmd(), appRollbackCmd(), appRestartCmd(),
-		appStopCmd(), appStartCmd(), appScaleCmd(), appCancelCmd(), appDeploymentsCmd(), appDeploymentCmd(), appDeleteCmd())
+		appStopCmd(), appStartCmd(), appScaleCmd(), appCancelCmd(), appDeploymentsCmd(), appDeploymentCmd(), appDeleteCmd(),
+		appRequestsCmd())
 	return cmd
 }
 

@@ -65,17 +65,74 @@ func domainCmd() *cobra.Command {
 
 func domainAddCmd() *cobra.Command {
 	var (
-		in            api.DomainRequest
-		https, noWait bool
+		in                     api.DomainRequest
+		https, noWait          bool
+		timeout                time.Duration
+		maxBody, redirectTo    string
+		redirectCode           int
+		keepPath, fromApex     bool
+		fromWWW, passwordStdin bool
+		authUser               string
+		headers                []string
 	)
-	cmd, _ := appCommand("add REF HOST", "Route a domain to an app", 2, func(cmd *cobra.Command, t *target, ref appRef, args []string) error {
+	cmd, _ := appCommand("add REF HOST", "Route a domain to an app, or redirect it", 2, func(cmd *cobra.Command, t *target, ref appRef, args []string) error {
 		in.Host, in.HTTPS = args[0], &https
+		in.TimeoutSeconds = int(timeout / time.Second)
+		if timeout%time.Second != 0 {
+			return fmt.Errorf("--timeout must be whole seconds, got %s", timeout)
+		}
+		if maxBody != "" {
+			n, err := parseSize(maxBody)
+			if err != nil {
+				return fmt.Errorf("--max-body: %w", err)
+			}
+			in.MaxBodyBytes = n
+		}
+		if redirectTo != "" {
+			in.Redirect = &api.DomainRedirect{To: redirectTo, Code: redirectCode, KeepPath: &keepPath}
+		}
+		for _, h := range headers {
+			name, value, ok := strings.Cut(h, ":")
+			if !ok {
+				return fmt.Errorf("--header %q: want \"Name: value\"", h)
+			}
+			in.Headers = append(in.Headers, api.DomainHeader{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)})
+		}
+		// The alias is checked before anything is added, so a bad one adds nothing.
+		alias, err := redirectAlias(in.Host, fromApex, fromWWW)
+		if err != nil {
+			return err
+		}
+		if authUser != "" {
+			pw, err := readPassword(cmd, passwordStdin, !passwordStdin)
+			if err != nil {
+				return err
+			}
+			in.BasicAuth = &api.BasicAuthRequest{Username: authUser, Password: pw}
+		}
 		d, err := t.client().AddDomain(cmd.Context(), ref, in)
 		if err != nil {
 			return err
 		}
 		out := cmd.OutOrStdout()
-		fmt.Fprintf(out, "Routed %s%s to %s (container port %d)\n", d.Host, pathSuffix(d.PathPrefix), ref, d.Port)
+		if d.Redirect != nil {
+			fmt.Fprintf(out, "%s%s now redirects to %s (%d)\n", d.Host, pathSuffix(d.PathPrefix), d.Redirect.To, d.Redirect.Code)
+		} else {
+			fmt.Fprintf(out, "Routed %s%s to %s (container port %d)\n", d.Host, pathSuffix(d.PathPrefix), ref, d.Port)
+		}
+		if alias != "" {
+			scheme := "http"
+			if d.HTTPS {
+				scheme = "https"
+			}
+			keep := true
+			a, err := t.client().AddDomain(cmd.Context(), ref, api.DomainRequest{Host: alias, HTTPS: &https,
+				Redirect: &api.DomainRedirect{To: scheme + "://" + d.Host, Code: 308, KeepPath: &keep}})
+			if err != nil {
+				return fmt.Errorf("%s was added, its redirect from %s was not: %w", d.Host, alias, err)
+			}
+			fmt.Fprintf(out, "%s now redirects to %s (%d)\n", a.Host, a.Redirect.To, a.Redirect.Code)
+		}
 		if !d.HTTPS || noWait {
 			return nil
 		}
@@ -83,12 +140,46 @@ func domainAddCmd() *cobra.Command {
 	})
 	fl := cmd.Flags()
 	fl.StringVar(&in.PathPrefix, "path", "", "route only this path prefix and below, e.g. /api")
-	fl.BoolVar(&in.StripPrefix, "strip-prefix", false, "remove the path prefix before the request reaches the app")
+	fl.BoolVar(&in.StripPrefix, "strip-prefix", false, "remove the path prefix before the request reaches the app (or before a kept path is appended to a redirect)")
 	fl.IntVar(&in.Port, "port", 0, "container port to send requests to (default: the app's HTTP port)")
 	fl.BoolVar(&https, "https", true, "obtain a certificate through ACME and redirect HTTP to HTTPS once issued")
 	fl.BoolVar(&noWait, "no-wait", false, "do not wait for the certificate")
-	cmd.Example = "  berth domain add shop/web shop.example.com\n  berth domain add shop/api example.com --path /api --strip-prefix --https=false"
+	fl.DurationVar(&timeout, "timeout", 0, "how long the app may take to answer, 1s–1h (default: the proxy's 60s)")
+	fl.StringVar(&maxBody, "max-body", "", "largest request body accepted, e.g. 10m or 512k (default: no limit)")
+	fl.BoolVar(&in.Compress, "compress", false, "gzip text responses for clients that accept it")
+	fl.StringVar(&redirectTo, "redirect-to", "", "redirect to this URL instead of routing to the app, e.g. https://www.example.com")
+	fl.IntVar(&redirectCode, "redirect-code", 308, "redirect status: 301, 302, 307 or 308")
+	fl.BoolVar(&keepPath, "keep-path", true, "append the request's path and query to the redirect URL")
+	fl.BoolVar(&fromApex, "redirect-from-apex", false, "also redirect the apex domain (HOST without www.) to HOST")
+	fl.BoolVar(&fromWWW, "redirect-from-www", false, "also redirect www.HOST to HOST")
+	fl.StringVar(&authUser, "basic-auth-user", "", "ask every request for this user's password (prompted, or --basic-auth-password-stdin)")
+	fl.BoolVar(&passwordStdin, "basic-auth-password-stdin", false, "read the basic auth password from stdin")
+	fl.StringArrayVar(&headers, "header", nil, `set a response header, "Name: value" (repeatable)`)
+	cmd.Example = "  berth domain add shop/web shop.example.com\n" +
+		"  berth domain add shop/api example.com --path /api --strip-prefix --https=false\n" +
+		"  berth domain add shop/web www.example.com --redirect-from-apex --compress --header 'Strict-Transport-Security: max-age=63072000'\n" +
+		"  berth domain add shop/web old.example.com --redirect-to https://www.example.com --redirect-code 301\n" +
+		"  echo \"$PREVIEW_PASSWORD\" | berth domain add shop/web preview.example.com --basic-auth-user preview --basic-auth-password-stdin"
 	return cmd
+}
+
+// redirectAlias is the other host of a www ↔ apex pair, or "" without
+// either flag.
+func redirectAlias(host string, fromApex, fromWWW bool) (string, error) {
+	host = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(host), "."))
+	switch {
+	case fromApex && fromWWW:
+		return "", fmt.Errorf("give --redirect-from-apex or --redirect-from-www, not both")
+	case fromApex && !strings.HasPrefix(host, "www."):
+		return "", fmt.Errorf("--redirect-from-apex needs a www. host, e.g. www.example.com")
+	case fromApex:
+		return strings.TrimPrefix(host, "www."), nil
+	case fromWWW && strings.HasPrefix(host, "www."):
+		return "", fmt.Errorf("--redirect-from-www needs a host without www., e.g. example.com")
+	case fromWWW:
+		return "www." + host, nil
+	}
+	return "", nil
 }
 
 // awaitCertificate follows a new HTTPS domain until its certificate is
@@ -132,7 +223,7 @@ func pathSuffix(p string) string { return strings.TrimSuffix(p, "/") }
 func domainListCmd() *cobra.Command {
 	return listVerb[api.Domain]{
 		use: "list REF", short: "List an app's domains and their certificates", args: cobra.ExactArgs(1),
-		header: []string{"HOST", "PATH", "PORT", "HTTPS", "CERTIFICATE", "ISSUER", "EXPIRES"},
+		header: []string{"HOST", "PATH", "TARGET", "HTTPS", "OPTIONS", "CERTIFICATE", "ISSUER", "EXPIRES"},
 		fetch: func(ctx context.Context, t *target, args []string) ([]api.Domain, error) {
 			ref, err := parseAppRef(args[0])
 			if err != nil {
@@ -160,9 +251,40 @@ func domainListCmd() *cobra.Command {
 			if d.StripPrefix {
 				path += " (stripped)"
 			}
-			return []string{d.Host, path, fmt.Sprint(d.Port), yesNo(d.HTTPS), cert, issuer, expires}
+			target := fmt.Sprintf("port %d", d.Port)
+			if r := d.Redirect; r != nil {
+				target = fmt.Sprintf("%d %s", r.Code, r.To)
+				if r.KeepPath != nil && *r.KeepPath {
+					target += "/…"
+				}
+			}
+			return []string{d.Host, path, target, yesNo(d.HTTPS), domainOptions(d), cert, issuer, expires}
 		},
 	}.command()
+}
+
+// domainOptions sums up a domain's options in one cell: "-" for none.
+func domainOptions(d api.Domain) string {
+	var o []string
+	if d.TimeoutSeconds != 0 {
+		o = append(o, fmt.Sprintf("timeout %ds", d.TimeoutSeconds))
+	}
+	if d.MaxBodyBytes != 0 {
+		o = append(o, "max body "+formatBytes(d.MaxBodyBytes))
+	}
+	if d.Compress {
+		o = append(o, "gzip")
+	}
+	if d.BasicAuth != nil {
+		o = append(o, "auth "+printable(d.BasicAuth.Username))
+	}
+	if n := len(d.Headers); n > 0 {
+		o = append(o, fmt.Sprintf("%d header(s)", n))
+	}
+	if len(o) == 0 {
+		return "-"
+	}
+	return strings.Join(o, ", ")
 }
 
 func yesNo(b bool) string {
@@ -314,4 +436,18 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// formatBytes writes n in the largest binary unit that holds it exactly, as
+// parseSize reads it back: 1048576 → "1MiB".
+func formatBytes(n int64) string {
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{40, "TiB"}, {30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d%s", n>>u.shift, u.name)
+		}
+	}
+	return fmt.Sprintf("%dB", n)
 }

@@ -4,9 +4,12 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
@@ -26,7 +29,49 @@ type DomainInput struct {
 	// HTTPS obtains a certificate (ACME) and redirects HTTP to HTTPS once
 	// it is there.
 	HTTPS bool
+	// Timeout is how long the app may take to answer (1s–1h); 0 is the
+	// proxy's default (60s).
+	Timeout time.Duration
+	// MaxBody is the largest request body in bytes (at least 1024); 0 is
+	// unlimited.
+	MaxBody int64
+	// Redirect, when set, makes the domain a redirect instead of a route
+	// to the app.
+	Redirect *RedirectInput
+	// BasicAuth, when set, asks every request for this user's password.
+	BasicAuth *BasicAuthInput
+	// Headers are set on every response (at most proxy.MaxHeaders).
+	Headers []store.Header
+	// Compress gzips text responses for clients that accept it.
+	Compress bool
 }
+
+// RedirectInput makes a domain a redirect.
+type RedirectInput struct {
+	// To is an absolute http(s) URL: https://www.example.com.
+	To string
+	// Code is 301, 302, 307 or 308; 0 means 308.
+	Code int
+	// KeepPath appends the request's path and query to To.
+	KeepPath bool
+}
+
+// BasicAuthInput is the user basic auth lets in. Only a bcrypt hash of the
+// password is kept.
+type BasicAuthInput struct {
+	User, Password string
+}
+
+// Password limits of basic auth: bcrypt reads 72 bytes at most.
+const (
+	MinAuthPasswordLen = 8
+	MaxAuthPasswordLen = 72
+)
+
+// authHashCost is the bcrypt cost of basic auth passwords. HAProxy verifies
+// the hash on every request, in its event loop, so it is kept low: about a
+// millisecond per request (the default cost 10 would take ~60 ms).
+const authHashCost = 5
 
 // Domain is a domain with its certificate's state.
 type Domain struct {
@@ -85,15 +130,102 @@ func normalizeDomain(in DomainInput, a store.App) (store.Domain, error) {
 	if in.StripPrefix && prefix == "/" {
 		return store.Domain{}, fieldErrf("strip_prefix", "needs a path prefix to strip")
 	}
-	port := cmp.Or(in.Port, a.Spec.Port)
-	switch {
-	case a.Spec.Port == 0:
-		return store.Domain{}, fieldErrf("port", "the app has no HTTP port; set spec.port on the app before adding domains")
-	case port < 1 || port > 65535:
-		return store.Domain{}, fieldErrf("port", "must be 1–65535")
+	d := store.Domain{OrganizationID: a.OrganizationID, AppID: a.ID, Host: host, PathPrefix: prefix,
+		StripPrefix: in.StripPrefix, HTTPS: in.HTTPS, Headers: in.Headers}
+	if err := normalizeOptions(in, a, &d); err != nil {
+		return store.Domain{}, err
 	}
-	return store.Domain{OrganizationID: a.OrganizationID, AppID: a.ID, Host: host, PathPrefix: prefix,
-		StripPrefix: in.StripPrefix, Port: port, HTTPS: in.HTTPS}, nil
+	return d, nil
+}
+
+// normalizeOptions checks and stores the options of a domain: what requests
+// to the app may do, or where the domain redirects, and what applies to both
+// (basic auth, headers). Every check is the proxy's own, so a stored domain
+// always renders.
+func normalizeOptions(in DomainInput, a store.App, d *store.Domain) error {
+	if r := in.Redirect; r != nil {
+		to := strings.TrimSpace(r.To)
+		if r.KeepPath {
+			// The request path brings its own leading slash.
+			to = strings.TrimSuffix(to, "/")
+		}
+		switch {
+		case in.Port != 0:
+			return fieldErrf("port", "a redirect domain sends nothing to the app; leave the port empty")
+		case in.Timeout != 0:
+			return fieldErrf("timeout", "a redirect domain sends nothing to the app; leave the timeout empty")
+		case in.MaxBody != 0:
+			return fieldErrf("max_body", "a redirect domain sends nothing to the app; leave the body limit empty")
+		case in.Compress:
+			return fieldErrf("compress", "a redirect domain has no responses to compress")
+		}
+		if err := proxy.CheckRedirectURL(to, r.KeepPath); err != nil {
+			return fieldErrf("redirect.to", err.Error())
+		}
+		code := cmp.Or(r.Code, 308)
+		if code != 301 && code != 302 && code != 307 && code != 308 {
+			return fieldErrf("redirect.code", "must be 301, 302, 307 or 308 (308 and 301 are permanent, 307 and 302 temporary)")
+		}
+		target, _, _ := strings.Cut(to[strings.Index(to, "://")+3:], "/")
+		if target, _, _ = strings.Cut(target, ":"); target == d.Host && d.PathPrefix == "/" {
+			return fieldErrf("redirect.to", "points at the domain itself, which would redirect forever; to redirect HTTP to HTTPS, turn on https")
+		}
+		d.RedirectTo, d.RedirectCode, d.RedirectKeepPath = to, code, r.KeepPath
+	} else {
+		port := cmp.Or(in.Port, a.Spec.Port)
+		switch {
+		case a.Spec.Port == 0:
+			return fieldErrf("port", "the app has no HTTP port; set spec.port on the app before adding domains")
+		case port < 1 || port > 65535:
+			return fieldErrf("port", "must be 1–65535")
+		}
+		d.Port = port
+		if in.Timeout != 0 && (in.Timeout < proxy.MinTimeout || in.Timeout > proxy.MaxTimeout || in.Timeout%time.Second != 0) {
+			return fieldErrf("timeout", fmt.Sprintf("must be whole seconds from %s to %s, or empty for the default (60s)", proxy.MinTimeout, proxy.MaxTimeout))
+		}
+		if in.MaxBody != 0 && in.MaxBody < proxy.MinMaxBody {
+			return fieldErrf("max_body", fmt.Sprintf("must be at least %d bytes, or empty for no limit", proxy.MinMaxBody))
+		}
+		d.Timeout, d.MaxBody, d.Compress = in.Timeout, in.MaxBody, in.Compress
+	}
+	if b := in.BasicAuth; b != nil {
+		if err := proxy.CheckAuthUser(b.User); err != nil {
+			return fieldErrf("basic_auth.username", err.Error())
+		}
+		if n := len(b.Password); n < MinAuthPasswordLen || n > MaxAuthPasswordLen {
+			return fieldErrf("basic_auth.password", fmt.Sprintf("must be %d–%d bytes", MinAuthPasswordLen, MaxAuthPasswordLen))
+		}
+		for _, c := range []byte(b.Password) {
+			if c < 0x20 || c == 0x7f {
+				return fieldErrf("basic_auth.password", "must not contain control characters")
+			}
+		}
+		hash, err := bcrypt.GenerateFromPassword([]byte(b.Password), authHashCost)
+		if err != nil {
+			return err
+		}
+		d.AuthUser, d.AuthHash = b.User, string(hash)
+	}
+	if err := proxy.CheckHeaders(proxyHeaders(in.Headers)); err != nil {
+		var fe *proxy.FieldError
+		if errors.As(err, &fe) {
+			return fieldErrf(fe.Field, fe.Message)
+		}
+		return err
+	}
+	return nil
+}
+
+// proxyHeaders converts stored headers to the routing table's.
+func proxyHeaders(hs []store.Header) []proxy.Header {
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make([]proxy.Header, len(hs))
+	for i, h := range hs {
+		out[i] = proxy.Header{Name: h.Name, Value: h.Value}
+	}
+	return out
 }
 
 func isIP(h string) bool {

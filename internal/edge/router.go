@@ -58,6 +58,8 @@ type Router struct {
 	changed    chan struct{} // closed and replaced when the table changes
 	challenges map[string]string
 	reports    map[string]report
+	traffic    *trafficStats // the reports' traffic added up (metrics.go)
+	pruned     time.Time     // when traffic was last pruned
 
 	proxy proxyState
 }
@@ -83,7 +85,7 @@ func NewRouter(ctx context.Context, db *store.DB, keys *secrets.Keyring, log *sl
 		opts.LongPoll = 25 * time.Second
 	}
 	r := &Router{db: db, keys: keys, log: log, opts: opts, changed: make(chan struct{}),
-		challenges: map[string]string{}, reports: map[string]report{}}
+		challenges: map[string]string{}, reports: map[string]report{}, traffic: newTrafficStats(time.Now())}
 	tok := make([]byte, 32)
 	rand.Read(tok)
 	sealed, err := keys.Seal([]byte(base64.RawURLEncoding.EncodeToString(tok)), settingToken)
@@ -379,7 +381,11 @@ func (r *Router) serveStatus(w http.ResponseWriter, req *http.Request) {
 			delete(r.reports, id)
 		}
 	}
-	r.reports[st.ID] = report{status: st, at: time.Now()}
+	now := time.Now()
+	r.observeTraffic(st, now)
+	// The traffic is added up; the reports keep what the proxy serves.
+	st.Traffic, st.Recent = nil, nil
+	r.reports[st.ID] = report{status: st, at: now}
 	r.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }

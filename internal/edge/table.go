@@ -74,30 +74,49 @@ func Build(s State) proxy.Table {
 	slices.SortFunc(t.Challenges, func(a, b proxy.Challenge) int { return strings.Compare(a.Token, b.Token) })
 
 	byID := map[string]store.App{}
-	ports := map[string][]int{} // app id → ports routed to
-	used := map[string]bool{}   // hosts with a stored domain
+	exists := map[string]bool{}
+	targets := map[string][]target{} // app id → targets routed to
+	used := map[string]bool{}        // hosts with a stored domain
 	for _, a := range s.Apps {
+		exists[a.ID] = true
 		if a.Spec.Port > 0 {
 			byID[a.ID] = a
 		}
 	}
 	for _, d := range s.Domains {
 		used[d.Host] = true
+		r := proxy.Route{
+			Host: d.Host, PathPrefix: d.PathPrefix, StripPrefix: d.StripPrefix,
+			// Redirect only once a certificate is there: before, HTTPS would
+			// answer with the fallback certificate.
+			HTTPSRedirect: d.HTTPS && certs[d.Host],
+			Timeout:       d.Timeout, MaxBody: d.MaxBody,
+		}
+		if d.AuthUser != "" {
+			r.BasicAuth = &proxy.BasicAuth{User: d.AuthUser, PasswordHash: d.AuthHash}
+		}
+		for _, h := range d.Headers {
+			r.Headers = append(r.Headers, proxy.Header{Name: h.Name, Value: h.Value})
+		}
+		if d.RedirectTo != "" {
+			// A redirect needs its app to exist, not to be web-facing.
+			if !exists[d.AppID] {
+				continue
+			}
+			r.Redirect = &proxy.Redirect{To: d.RedirectTo, Code: d.RedirectCode, KeepPath: d.RedirectKeepPath}
+			t.Routes = append(t.Routes, r)
+			continue
+		}
 		a, ok := byID[d.AppID]
 		if !ok {
 			continue
 		}
-		port := cmp.Or(d.Port, a.Spec.Port)
-		if !slices.Contains(ports[a.ID], port) {
-			ports[a.ID] = append(ports[a.ID], port)
+		tg := target{port: cmp.Or(d.Port, a.Spec.Port), compress: d.Compress}
+		if !slices.Contains(targets[a.ID], tg) {
+			targets[a.ID] = append(targets[a.ID], tg)
 		}
-		t.Routes = append(t.Routes, proxy.Route{
-			Host: d.Host, PathPrefix: d.PathPrefix, StripPrefix: d.StripPrefix,
-			AppID: TargetID(a, port),
-			// Redirect only once a certificate is there: before, HTTPS would
-			// answer with the fallback certificate.
-			HTTPSRedirect: d.HTTPS && certs[d.Host],
-		})
+		r.AppID = tg.id(a)
+		t.Routes = append(t.Routes, r)
 	}
 	if s.BaseDomain != "" {
 		for _, a := range s.Apps {
@@ -107,32 +126,46 @@ func Build(s State) proxy.Table {
 				continue
 			}
 			used[host] = true
-			if !slices.Contains(ports[a.ID], a.Spec.Port) {
-				ports[a.ID] = append(ports[a.ID], a.Spec.Port)
+			if tg := (target{port: a.Spec.Port}); !slices.Contains(targets[a.ID], tg) {
+				targets[a.ID] = append(targets[a.ID], tg)
 			}
 			t.Routes = append(t.Routes, proxy.Route{Host: host, AppID: TargetID(a, a.Spec.Port)})
 		}
 	}
 	for _, a := range s.Apps {
-		if len(ports[a.ID]) == 0 {
+		if len(targets[a.ID]) == 0 {
 			continue
 		}
 		rels := releases(cur[a.ID], active[a.ID])
 		health := healthOf(cur[a.ID].Spec, a.Spec)
-		slices.Sort(ports[a.ID])
-		for _, port := range ports[a.ID] {
-			target := proxy.App{ID: TargetID(a, port), Name: a.Name}
+		slices.SortFunc(targets[a.ID], func(x, y target) int { return strings.Compare(x.id(a), y.id(a)) })
+		for _, tg := range targets[a.ID] {
+			pa := proxy.App{ID: tg.id(a), Name: a.Name, Compress: tg.compress}
 			for _, r := range rels {
-				rel := proxy.Release{Service: r.service, Port: port, Weight: r.weight}
-				if port == a.Spec.Port {
+				rel := proxy.Release{Service: r.service, Port: tg.port, Weight: r.weight}
+				if tg.port == a.Spec.Port {
 					rel.Health = health
 				}
-				target.Releases = append(target.Releases, rel)
+				pa.Releases = append(pa.Releases, rel)
 			}
-			t.Apps = append(t.Apps, target)
+			t.Apps = append(t.Apps, pa)
 		}
 	}
 	return t
+}
+
+// target is one backend of an app: HAProxy compresses per backend, so a
+// compressing domain gets its own.
+type target struct {
+	port     int
+	compress bool
+}
+
+func (tg target) id(a store.App) string {
+	if tg.compress {
+		return TargetID(a, tg.port) + "-gz"
+	}
+	return TargetID(a, tg.port)
 }
 
 type weighted struct {
@@ -177,7 +210,8 @@ func healthOf(deployed, spec app.Spec) *proxy.HealthCheck {
 }
 
 // TargetID names an app's routing target for a container port: the app id for
-// its own HTTP port, the id and the port for others.
+// its own HTTP port, the id and the port for others (and "-gz" after either
+// for the target of compressing domains).
 func TargetID(a store.App, port int) string {
 	if port == a.Spec.Port {
 		return a.ID

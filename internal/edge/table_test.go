@@ -1,7 +1,9 @@
 package edge
 
 import (
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/proxy"
@@ -146,7 +148,64 @@ func TestBuildRoutesDomainsPortsAndDefaults(t *testing.T) {
 	if err := tbl.Validate(); err != nil {
 		t.Errorf("table does not validate: %v", err)
 	}
-	if got := Build(s); len(got.Routes) != len(tbl.Routes) || got.Routes[0] != tbl.Routes[0] {
+	if got := Build(s); !reflect.DeepEqual(got, tbl) {
 		t.Errorf("Build is not deterministic")
+	}
+}
+
+// A domain's options reach its route; a compressing domain gets a target
+// of its own; a redirect domain needs no target (nor a web-facing app).
+func TestBuildDomainOptions(t *testing.T) {
+	web := webApp("app_web", "web", 8080)
+	worker := store.App{ID: "app_worker", Name: "worker"}
+	hs := []store.Header{{Name: "X-Frame-Options", Value: "DENY"}}
+	s := State{
+		Apps:    []store.App{web, worker},
+		Current: []store.Deployment{dep("app_web", store.DeployLive, "web-r1", "", 8080)},
+		Domains: []store.Domain{
+			{AppID: "app_web", Host: "www.example.com", PathPrefix: "/", Port: 8080, Timeout: 90 * time.Second, MaxBody: 4096,
+				Compress: true, Headers: hs, AuthUser: "alice", AuthHash: "$2a$05$abcdefghijklmnopqrstuuE7ZfIHTCaDIGdV1wSlEwN1Y.RO6WKVO"},
+			{AppID: "app_web", Host: "www.example.com", PathPrefix: "/api", Port: 8080},
+			{AppID: "app_web", Host: "example.com", PathPrefix: "/", HTTPS: true, RedirectTo: "https://www.example.com", RedirectCode: 308, RedirectKeepPath: true},
+			{AppID: "app_worker", Host: "old.example.com", PathPrefix: "/", RedirectTo: "https://www.example.com/moved", RedirectCode: 302},
+			{AppID: "app_gone", Host: "gone.example.com", PathPrefix: "/", RedirectTo: "https://www.example.com", RedirectCode: 302},
+		},
+		Certs: []Cert{{Host: "example.com", CertPEM: "C", KeyPEM: "K"}},
+	}
+	tbl := Build(s)
+	if err := tbl.Validate(); err != nil {
+		t.Fatalf("table does not validate: %v", err)
+	}
+	routes := map[string]proxy.Route{}
+	for _, r := range tbl.Routes {
+		routes[proxy.MapKey(r)] = r
+	}
+	if len(routes) != 4 {
+		t.Errorf("routes %+v; want 4 (no redirect for a deleted app)", tbl.Routes)
+	}
+	www := routes["www.example.com"]
+	if www.AppID != "app_web-gz" || www.Timeout != 90*time.Second || www.MaxBody != 4096 || www.Redirect != nil ||
+		www.BasicAuth == nil || www.BasicAuth.User != "alice" || !reflect.DeepEqual(www.Headers, []proxy.Header{{Name: "X-Frame-Options", Value: "DENY"}}) {
+		t.Errorf("www route = %+v", www)
+	}
+	if routes["www.example.com/api"].AppID != "app_web" {
+		t.Errorf("uncompressed route of the same app → %q, want app_web", routes["www.example.com/api"].AppID)
+	}
+	apex := routes["example.com"]
+	if apex.AppID != "" || !apex.HTTPSRedirect || apex.Redirect == nil || *apex.Redirect != (proxy.Redirect{To: "https://www.example.com", Code: 308, KeepPath: true}) {
+		t.Errorf("apex route = %+v (%+v)", apex, apex.Redirect)
+	}
+	if r := routes["old.example.com"]; r.Redirect == nil || r.Redirect.Code != 302 {
+		t.Errorf("redirect of an app without HTTP port = %+v", r)
+	}
+	ids := map[string]bool{}
+	for _, a := range tbl.Apps {
+		ids[a.ID] = a.Compress
+	}
+	if want := map[string]bool{"app_web": false, "app_web-gz": true}; !reflect.DeepEqual(ids, want) {
+		t.Errorf("targets (id → compress) = %v, want %v", ids, want)
+	}
+	if got := releasesOf(t, tbl, "app_web-gz"); got["web-r1"] != FullWeight {
+		t.Errorf("compressing target releases %v", got)
 	}
 }

@@ -97,6 +97,32 @@ var goldenCases = []struct {
 		},
 		Challenges: []Challenge{{Token: "tok_1", KeyAuth: "tok_1.thumb"}},
 	}, true},
+	{"domain_options", Table{
+		// Redirects (apex to www, a path to another site), basic auth,
+		// response headers and a compressing target.
+		Version: 8,
+		Apps: []App{app("app_web", rel("web-r1", 100)),
+			{ID: "app_web-gz", Name: "Web", Compress: true, Releases: []Release{rel("web-r1", 100)}}},
+		Routes: []Route{
+			{Host: "example.com", HTTPSRedirect: true, Redirect: &Redirect{To: "https://www.example.com", Code: 308, KeepPath: true}},
+			{Host: "www.example.com", PathPrefix: "/old", StripPrefix: true, Redirect: &Redirect{To: "http://docs.example.org:8080/v2/", Code: 302}},
+			{Host: "www.example.com", AppID: "app_web-gz", Timeout: 90 * time.Second, MaxBody: 1 << 20,
+				Headers: []Header{{Name: "Strict-Transport-Security", Value: "max-age=63072000; includeSubDomains"}, {Name: "X-Note", Value: `say "hi" \ $HOME #not-a-comment`}}},
+			{Host: "staging.example.com", AppID: "app_web",
+				BasicAuth: &BasicAuth{User: "alice", PasswordHash: "$2a$05$abcdefghijklmnopqrstuuE7ZfIHTCaDIGdV1wSlEwN1Y.RO6WKVO"}},
+		},
+	}, false},
+}
+
+func goldenCase(t *testing.T, name string) Table {
+	t.Helper()
+	for _, tc := range goldenCases {
+		if tc.name == name {
+			return tc.table
+		}
+	}
+	t.Fatalf("no golden case %q", name)
+	return Table{}
 }
 
 func goldenOpts(https bool) Options {
@@ -289,7 +315,7 @@ func TestRenderedFrontend(t *testing.T) {
 		HTTPPort: freePort(t), HTTPSPort: freePort(t), StatsPort: freePort(t),
 		ChallengeAddr: strings.TrimPrefix(acme.URL, "http://"),
 	}
-	tb := goldenCases[len(goldenCases)-1].table // acme_challenge
+	tb := goldenCase(t, "acme_challenge")
 	cfgPath, _ := checkFiles(t, tb, o)
 	cmd := exec.Command(bin, "-db", "-f", cfgPath)
 	var out syncBuffer

@@ -52,6 +52,9 @@ type App struct {
 	// Releases are the Swarm services currently serving the app (decision 3b):
 	// usually one, two while a deployment switches or a canary runs.
 	Releases []Release `json:"releases"`
+	// Compress gzips the backend's text responses for clients that accept
+	// it (unless the app already compressed them).
+	Compress bool `json:"compress,omitempty"`
 }
 
 // Release is one deployed version of an app, running as its own Swarm service.
@@ -93,7 +96,7 @@ type Route struct {
 	// StripPrefix removes PathPrefix from the path before the request reaches
 	// the app ("/api/x" → "/x").
 	StripPrefix bool `json:"strip_prefix"`
-	// AppID names the App that serves the route.
+	// AppID names the App that serves the route; "" for a redirect.
 	AppID string `json:"app_id"`
 	// HTTPSRedirect answers plain-HTTP requests with a 308 to https.
 	HTTPSRedirect bool `json:"https_redirect"`
@@ -103,4 +106,39 @@ type Route struct {
 	// MaxBody is the largest request body accepted, in bytes, judged by
 	// Content-Length; 0 means unlimited.
 	MaxBody int64 `json:"max_body"`
+	// Redirect, when set, answers the route's requests with a redirect
+	// instead of sending them to an app.
+	Redirect *Redirect `json:"redirect,omitempty"`
+	// BasicAuth, when set, answers requests without its credentials with 401.
+	// ACME challenges stay open.
+	BasicAuth *BasicAuth `json:"basic_auth,omitempty"`
+	// Headers are set on every response of the route, replacing the app's.
+	Headers []Header `json:"headers,omitempty"`
+}
+
+// Redirect sends a route's requests elsewhere: www ↔ apex, an old domain to
+// a new one, a path to another site.
+type Redirect struct {
+	// To is an absolute http(s) URL without query or fragment, from a narrow
+	// alphabet (see CheckRedirectURL): it travels in the route map.
+	To string `json:"to"`
+	// Code is 301, 302, 307 or 308.
+	Code int `json:"code"`
+	// KeepPath appends the request's path and query to To (after
+	// StripPrefix); To then does not end with '/'.
+	KeepPath bool `json:"keep_path"`
+}
+
+// BasicAuth is one user allowed to pass a route.
+type BasicAuth struct {
+	User string `json:"user"`
+	// PasswordHash is a crypt(3) hash HAProxy verifies: bcrypt ($2a$, $2b$,
+	// $2y$) or SHA-crypt ($5$, $6$). Never the password.
+	PasswordHash string `json:"password_hash"`
+}
+
+// Header is a response header a route sets.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }

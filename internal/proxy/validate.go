@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -23,6 +25,11 @@ const (
 	MaxTimeout        = time.Hour
 	MinMaxBody        = 1024
 	MaxWeight         = 256
+	MaxRedirectLen    = 512
+	MaxHeaders        = 10
+	MaxHeaderNameLen  = 64
+	MaxHeaderValueLen = 512
+	MaxAuthUserLen    = 64
 )
 
 // FieldError is a validation failure of one field of a Table. Field is a path
@@ -181,8 +188,31 @@ func validateRoute(f string, r Route, apps map[string]bool) error {
 			return fieldErr(f+".path_prefix", "at most %d segments, got %d", MaxPrefixSegments, n)
 		}
 	}
-	if !apps[r.AppID] {
+	if r.Redirect != nil {
+		if err := CheckRedirectURL(r.Redirect.To, r.Redirect.KeepPath); err != nil {
+			return fieldErr(f+".redirect.to", "%s", err)
+		}
+		if !validRedirectCode(r.Redirect.Code) {
+			return fieldErr(f+".redirect.code", "must be 301, 302, 307 or 308, got %d", r.Redirect.Code)
+		}
+	}
+	if (r.Redirect == nil || r.AppID != "") && !apps[r.AppID] {
 		return fieldErr(f+".app_id", "no app with id %q in the table", r.AppID)
+	}
+	if a := r.BasicAuth; a != nil {
+		if err := CheckAuthUser(a.User); err != nil {
+			return fieldErr(f+".basic_auth.user", "%s", err)
+		}
+		if !cryptHashRe.MatchString(a.PasswordHash) {
+			return fieldErr(f+".basic_auth.password_hash", "must be a bcrypt ($2a$, $2b$, $2y$) or SHA-crypt ($5$, $6$) hash")
+		}
+	}
+	if err := CheckHeaders(r.Headers); err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			return fieldErr(f+"."+fe.Field, "%s", fe.Message)
+		}
+		return err
 	}
 	if r.Timeout != 0 && (r.Timeout < MinTimeout || r.Timeout > MaxTimeout) {
 		return fieldErr(f+".timeout", "must be 0 (default) or %s–%s, got %s", MinTimeout, MaxTimeout, r.Timeout)
@@ -287,6 +317,120 @@ func segments(p string) int {
 		return 0
 	}
 	return strings.Count(p, "/") + 1
+}
+
+var (
+	// redirectRe is the whole alphabet of redirect targets: they travel in
+	// a map value (no spaces, no '|', which separates its fields) and end up
+	// in a Location header, so no quotes, '%', '#', '\', '$' or '?'.
+	redirectRe  = regexp.MustCompile(`^https?://[a-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$`)
+	authUserRe  = regexp.MustCompile(`^[A-Za-z0-9._@+-]+$`)
+	cryptHashRe = regexp.MustCompile(`^(\$2[aby]\$[0-3][0-9]\$[./A-Za-z0-9]{53}|\$[56]\$(rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{43,86})$`)
+	// headerNameRe is a subset of the RFC 9110 token: the characters real
+	// header names use, none of which HAProxy or a shell would interpret.
+	headerNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*$`)
+)
+
+// refusedHeaders may not be set by a route: hop-by-hop and framing headers
+// would break the connection or the body, Set-Cookie would hand every
+// visitor the same cookie, and the rest belong to Berth's redirects and
+// basic auth.
+var refusedHeaders = map[string]bool{
+	"connection": true, "keep-alive": true, "proxy-connection": true, "transfer-encoding": true, "te": true,
+	"trailer": true, "upgrade": true, "content-length": true, "content-encoding": true, "set-cookie": true,
+	"location": true, "www-authenticate": true, "proxy-authenticate": true, "date": true,
+}
+
+func validRedirectCode(c int) bool { return c == 301 || c == 302 || c == 307 || c == 308 }
+
+// CheckRedirectURL reports why u cannot be a redirect target, or nil: an
+// absolute http or https URL to a DNS name (optionally with a port), its
+// path from the path alphabet, no user info, query or fragment. With
+// keepPath the request's path is appended, so u must not end with '/'.
+func CheckRedirectURL(u string, keepPath bool) error {
+	switch {
+	case u == "":
+		return fmt.Errorf("required, e.g. https://www.example.com")
+	case len(u) > MaxRedirectLen:
+		return fmt.Errorf("at most %d characters, got %d", MaxRedirectLen, len(u))
+	case !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://"):
+		return fmt.Errorf("must start with http:// or https://")
+	case !redirectRe.MatchString(u):
+		return fmt.Errorf("must be scheme://host[:port][/path] with a lowercase host and a path of A–Z a–z 0–9 . _ ~ / - only (no query, fragment, spaces or quotes)")
+	case keepPath && strings.HasSuffix(u, "/"):
+		return fmt.Errorf("must not end with '/' when the path is kept (the request path starts with one)")
+	}
+	rest := u[strings.Index(u, "://")+3:]
+	hostPort, path, _ := strings.Cut(rest, "/")
+	host, port, hasPort := strings.Cut(hostPort, ":")
+	if err := validateHost(host); err != nil {
+		return fmt.Errorf("host: %s", err)
+	}
+	if hasPort {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port must be 1–65535")
+		}
+	}
+	if path != "" {
+		if err := validatePath("/" + path); err != nil {
+			return fmt.Errorf("path: %s", err)
+		}
+	}
+	return nil
+}
+
+// CheckAuthUser reports why u cannot be a basic auth user name, or nil.
+func CheckAuthUser(u string) error {
+	switch {
+	case u == "":
+		return fmt.Errorf("required")
+	case len(u) > MaxAuthUserLen:
+		return fmt.Errorf("at most %d characters, got %d", MaxAuthUserLen, len(u))
+	case !authUserRe.MatchString(u):
+		return fmt.Errorf("only the characters A–Z a–z 0–9 . _ @ + - are allowed")
+	}
+	return nil
+}
+
+// CheckHeaders reports the first header that may not be set on a route's
+// responses as a *FieldError ("headers[1].value"), or nil. Values are
+// printable ASCII without '%' (HAProxy would read "%[" as an expression).
+func CheckHeaders(hs []Header) error {
+	if len(hs) > MaxHeaders {
+		return fieldErr("headers", "at most %d headers, got %d", MaxHeaders, len(hs))
+	}
+	seen := map[string]bool{}
+	for i, h := range hs {
+		f := fmt.Sprintf("headers[%d]", i)
+		name := strings.ToLower(h.Name)
+		switch {
+		case h.Name == "":
+			return fieldErr(f+".name", "required")
+		case len(h.Name) > MaxHeaderNameLen:
+			return fieldErr(f+".name", "at most %d characters, got %d", MaxHeaderNameLen, len(h.Name))
+		case !headerNameRe.MatchString(h.Name):
+			return fieldErr(f+".name", "letters, digits and inner hyphens only, e.g. X-Frame-Options")
+		case refusedHeaders[name]:
+			return fieldErr(f+".name", "%s cannot be set by a domain (hop-by-hop, framing, cookies, redirects and authentication belong to the app or to Berth)", h.Name)
+		case seen[name]:
+			return fieldErr(f+".name", "%s is set twice", h.Name)
+		case h.Value == "":
+			return fieldErr(f+".value", "required")
+		case len(h.Value) > MaxHeaderValueLen:
+			return fieldErr(f+".value", "at most %d characters, got %d", MaxHeaderValueLen, len(h.Value))
+		case strings.TrimSpace(h.Value) != h.Value:
+			return fieldErr(f+".value", "must not start or end with a space")
+		}
+		seen[name] = true
+		for j := 0; j < len(h.Value); j++ {
+			if c := h.Value[j]; c < 0x20 || c > 0x7e {
+				return fieldErr(f+".value", "printable ASCII only (no line breaks or control characters)")
+			} else if c == '%' {
+				return fieldErr(f+".value", "must not contain '%%'")
+			}
+		}
+	}
+	return nil
 }
 
 // CheckHost reports why h cannot be a route's host (lowercase RFC 1123 name,

@@ -22,9 +22,16 @@ func validTable() Table {
 			{Host: "a.example.com", PathPrefix: "/api/v1.2/x~y/z_", StripPrefix: true, AppID: "app_b", Timeout: time.Hour, MaxBody: 1024},
 			{Host: "xn--bcher-kva.example", PathPrefix: "/", AppID: "app_b", Timeout: time.Second},
 			{Host: strings.Repeat("a", 63) + ".b", AppID: "app_a"},
+			{Host: "r.example.com", Redirect: &Redirect{To: "https://www.example.com:8443/a_b/c~d.e-f", Code: 301, KeepPath: true},
+				BasicAuth: &BasicAuth{User: "a.b+c@d_e-f", PasswordHash: "$6$rounds=5000$saltsalt$dWtZ3Bph9o6mmdTjTG4QN.LJQPErXRJcL9jUupSVqmd0h2gdqrHRFfqHl3gaf1auzBaTga0wLGHkTrrq9vOeg/"},
+				Headers:   []Header{{Name: "X-Frame-Options", Value: `DENY "quoted" \ $x #y`}}},
 		},
 	}
 }
+
+const testHash = "$2a$05$abcdefghijklmnopqrstuuE7ZfIHTCaDIGdV1wSlEwN1Y.RO6WKVO"
+
+func redirect(to string) *Redirect { return &Redirect{To: to, Code: 308} }
 
 func TestValidateAcceptsValid(t *testing.T) {
 	if err := validTable().Validate(); err != nil {
@@ -91,6 +98,44 @@ func TestValidateRejects(t *testing.T) {
 		{"health status", func(t *Table) { t.Apps[0].Releases[0].Health.ExpectStatus = 600 }, "apps[0].releases[0].health.expect_status"},
 		{"health mismatch", func(t *Table) { t.Apps[0].Releases[1].Health = &HealthCheck{Path: "/other", ExpectStatus: 204} }, "apps[0].releases[1].health"},
 		{"health mixed", func(t *Table) { t.Apps[0].Releases[1].Health = nil }, "apps[0].releases[1].health"},
+		{"redirect code", func(t *Table) { t.Routes[0].Redirect = &Redirect{To: "https://b.example", Code: 303} }, "routes[0].redirect.code"},
+		{"redirect without app or target", func(t *Table) { t.Routes[0].AppID = "" }, "routes[0].app_id"},
+		{"redirect relative", func(t *Table) { t.Routes[0].Redirect = redirect("/elsewhere") }, "routes[0].redirect.to"},
+		{"redirect scheme", func(t *Table) { t.Routes[0].Redirect = redirect("javascript://x.example") }, "routes[0].redirect.to"},
+		{"redirect newline", func(t *Table) { t.Routes[0].Redirect = redirect("https://b.example/\nSet-Cookie: x=1") }, "routes[0].redirect.to"},
+		{"redirect space", func(t *Table) { t.Routes[0].Redirect = redirect("https://b.example/a b") }, "routes[0].redirect.to"},
+		{"redirect pipe", func(t *Table) { t.Routes[0].Redirect = redirect("https://b.example/a|be_x") }, "routes[0].redirect.to"},
+		{"redirect quote", func(t *Table) { t.Routes[0].Redirect = redirect(`https://b.example/"`) }, "routes[0].redirect.to"},
+		{"redirect sample fetch", func(t *Table) { t.Routes[0].Redirect = redirect("https://b.example/%[env(HOME)]") }, "routes[0].redirect.to"},
+		{"redirect hash", func(t *Table) { t.Routes[0].Redirect = redirect("https://b.example/#x") }, "routes[0].redirect.to"},
+		{"redirect query", func(t *Table) { t.Routes[0].Redirect = redirect("https://b.example/?a=b") }, "routes[0].redirect.to"},
+		{"redirect userinfo", func(t *Table) { t.Routes[0].Redirect = redirect("https://u@b.example") }, "routes[0].redirect.to"},
+		{"redirect ip", func(t *Table) { t.Routes[0].Redirect = redirect("http://10.0.0.1") }, "routes[0].redirect.to"},
+		{"redirect port", func(t *Table) { t.Routes[0].Redirect = redirect("http://b.example:99999") }, "routes[0].redirect.to"},
+		{"redirect dotdot", func(t *Table) { t.Routes[0].Redirect = redirect("http://b.example/../x") }, "routes[0].redirect.to"},
+		{"redirect keep with slash", func(t *Table) {
+			t.Routes[0].Redirect = &Redirect{To: "https://b.example/", Code: 308, KeepPath: true}
+		}, "routes[0].redirect.to"},
+		{"auth user space", func(t *Table) { t.Routes[0].BasicAuth = &BasicAuth{User: "a b", PasswordHash: testHash} }, "routes[0].basic_auth.user"},
+		{"auth user colon", func(t *Table) { t.Routes[0].BasicAuth = &BasicAuth{User: "a:b", PasswordHash: testHash} }, "routes[0].basic_auth.user"},
+		{"auth user quote", func(t *Table) { t.Routes[0].BasicAuth = &BasicAuth{User: `a"`, PasswordHash: testHash} }, "routes[0].basic_auth.user"},
+		{"auth plain password", func(t *Table) { t.Routes[0].BasicAuth = &BasicAuth{User: "a", PasswordHash: "hunter22"} }, "routes[0].basic_auth.password_hash"},
+		{"auth hash newline", func(t *Table) {
+			t.Routes[0].BasicAuth = &BasicAuth{User: "a", PasswordHash: testHash + "\nuser b insecure-password x"}
+		}, "routes[0].basic_auth.password_hash"},
+		{"header name space", func(t *Table) { t.Routes[0].Headers = []Header{{Name: "X A", Value: "1"}} }, "routes[0].headers[0].name"},
+		{"header name colon", func(t *Table) { t.Routes[0].Headers = []Header{{Name: "X-A:", Value: "1"}} }, "routes[0].headers[0].name"},
+		{"header set-cookie", func(t *Table) { t.Routes[0].Headers = []Header{{Name: "Set-Cookie", Value: "a=1"}} }, "routes[0].headers[0].name"},
+		{"header hop-by-hop", func(t *Table) { t.Routes[0].Headers = []Header{{Name: "Transfer-Encoding", Value: "chunked"}} }, "routes[0].headers[0].name"},
+		{"header twice", func(t *Table) {
+			t.Routes[0].Headers = []Header{{Name: "X-A", Value: "1"}, {Name: "x-a", Value: "2"}}
+		}, "routes[0].headers[1].name"},
+		{"header value newline", func(t *Table) { t.Routes[0].Headers = []Header{{Name: "X-A", Value: "1\r\nSet-Cookie: a=1"}} }, "routes[0].headers[0].value"},
+		{"header value sample fetch", func(t *Table) { t.Routes[0].Headers = []Header{{Name: "X-A", Value: "%[env(HOME)]"}} }, "routes[0].headers[0].value"},
+		{"header value non-ascii", func(t *Table) { t.Routes[0].Headers = []Header{{Name: "X-A", Value: "é"}} }, "routes[0].headers[0].value"},
+		{"header value empty", func(t *Table) { t.Routes[0].Headers = []Header{{Name: "X-A"}} }, "routes[0].headers[0].value"},
+		{"header value long", func(t *Table) { t.Routes[0].Headers = []Header{{Name: "X-A", Value: strings.Repeat("a", 513)}} }, "routes[0].headers[0].value"},
+		{"too many headers", func(t *Table) { t.Routes[0].Headers = make([]Header, 11) }, "routes[0].headers"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,15 +172,15 @@ func TestValidRoutesDropsOnlyTheBad(t *testing.T) {
 	if len(errs) != 4 {
 		t.Fatalf("got %d errors, want 4: %v", len(errs), errs)
 	}
-	wantFields := []string{"apps[2].releases[0].port", "routes[4].host", "routes[5].path_prefix", "routes[6].app_id"}
+	wantFields := []string{"apps[2].releases[0].port", "routes[5].host", "routes[6].path_prefix", "routes[7].app_id"}
 	for i, err := range errs {
 		var fe *FieldError
 		if !errors.As(err, &fe) || fe.Field != wantFields[i] {
 			t.Errorf("errs[%d] = %v, want field %s", i, err, wantFields[i])
 		}
 	}
-	if len(got.Routes) != 4 || len(got.Apps) != 2 || got.Version != tb.Version {
-		t.Fatalf("kept %d routes, %d apps (version %d), want 4, 2 (%d)", len(got.Routes), len(got.Apps), got.Version, tb.Version)
+	if len(got.Routes) != 5 || len(got.Apps) != 2 || got.Version != tb.Version {
+		t.Fatalf("kept %d routes, %d apps (version %d), want 5, 2 (%d)", len(got.Routes), len(got.Apps), got.Version, tb.Version)
 	}
 	if got.Routes[0].AppID != "app_a" {
 		t.Errorf("the first of two duplicate routes must win, kept %+v", got.Routes[0])

@@ -64,10 +64,12 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyrin
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	metrics := newHTTPMetrics()
+	metrics.registry.MustRegister(router.Collector())
 	mux.Handle("GET /metrics", metrics.handler())
 	humaAPI := api.Register(mux, api.Deps{
 		Auth: s.auth, Engine: engine, Log: log, SecureCookies: secure,
 		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, Apps: apps, ProxyStatus: proxyStatus,
+		Requests: router.AppRequests,
 	})
 	spec := sync.OnceValue(func() []byte {
 		b, err := json.Marshal(humaAPI.OpenAPI())
@@ -79,6 +81,7 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyrin
 	web.Register(mux, web.Deps{
 		Auth: s.auth, Engine: engine, Log: log, SecureCookies: secure,
 		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, OpenAPI: spec, Apps: apps, ProxyStatus: proxyStatus,
+		Requests: router.AppRequests,
 	})
 	s.handler = requestID(observe(log, metrics, securityHeaders(limitBody(mux))))
 	return s

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -18,7 +19,27 @@ type Domain struct {
 	StripPrefix    bool
 	Port           int
 	HTTPS          bool
-	CreatedAt      time.Time
+	// Timeout is how long the app may take to answer; 0 is the proxy's default.
+	Timeout time.Duration
+	// MaxBody is the largest request body in bytes; 0 is unlimited.
+	MaxBody int64
+	// RedirectTo, when not "", makes the domain a redirect to this URL
+	// (with RedirectCode) instead of a route to the app.
+	RedirectTo       string
+	RedirectCode     int
+	RedirectKeepPath bool
+	// AuthUser, when not "", is the one user basic auth lets in; AuthHash is
+	// the bcrypt hash of its password.
+	AuthUser, AuthHash string
+	Headers            []Header
+	Compress           bool
+	CreatedAt          time.Time
+}
+
+// Header is a response header a domain sets.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // DomainConflictError says who already routes a host (and path). It matches
@@ -62,8 +83,18 @@ func (db *DB) CreateDomain(ctx context.Context, now time.Time, d *Domain) error 
 		case !errors.Is(mapErr(err), ErrNotFound):
 			return err
 		}
-		_, err = x.exec(ctx, `INSERT INTO domains (id, organization_id, app_id, host, path_prefix, strip_prefix, port, https, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			d.ID, d.OrganizationID, d.AppID, d.Host, d.PathPrefix, sqlBool(d.StripPrefix), d.Port, sqlBool(d.HTTPS), millis(now))
+		headers := ""
+		if len(d.Headers) > 0 {
+			b, err := json.Marshal(d.Headers)
+			if err != nil {
+				return err
+			}
+			headers = string(b)
+		}
+		_, err = x.exec(ctx, `INSERT INTO domains (`+domainColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, d.OrganizationID, d.AppID, d.Host, d.PathPrefix, sqlBool(d.StripPrefix), d.Port, sqlBool(d.HTTPS),
+			d.Timeout.Milliseconds(), d.MaxBody, d.RedirectTo, d.RedirectCode, sqlBool(d.RedirectKeepPath), d.AuthUser, d.AuthHash, headers, sqlBool(d.Compress),
+			millis(now))
 		if errors.Is(err, ErrConflict) {
 			return &DomainConflictError{Host: d.Host, PathPrefix: d.PathPrefix}
 		}
@@ -71,7 +102,7 @@ func (db *DB) CreateDomain(ctx context.Context, now time.Time, d *Domain) error 
 	})
 }
 
-const domainColumns = `id, organization_id, app_id, host, path_prefix, strip_prefix, port, https, created_at`
+const domainColumns = `id, organization_id, app_id, host, path_prefix, strip_prefix, port, https, timeout_ms, max_body, redirect_to, redirect_code, redirect_keep_path, auth_user, auth_hash, headers, compress, created_at`
 
 func (db *DB) listDomains(ctx context.Context, query string, args ...any) ([]Domain, error) {
 	rows, err := db.q().query(ctx, query, args...)
@@ -82,11 +113,18 @@ func (db *DB) listDomains(ctx context.Context, query string, args ...any) ([]Dom
 	var out []Domain
 	for rows.Next() {
 		var d Domain
-		var created int64
-		if err := rows.Scan(&d.ID, &d.OrganizationID, &d.AppID, &d.Host, &d.PathPrefix, &d.StripPrefix, &d.Port, &d.HTTPS, &created); err != nil {
+		var created, timeout int64
+		var headers string
+		if err := rows.Scan(&d.ID, &d.OrganizationID, &d.AppID, &d.Host, &d.PathPrefix, &d.StripPrefix, &d.Port, &d.HTTPS,
+			&timeout, &d.MaxBody, &d.RedirectTo, &d.RedirectCode, &d.RedirectKeepPath, &d.AuthUser, &d.AuthHash, &headers, &d.Compress, &created); err != nil {
 			return nil, err
 		}
-		d.CreatedAt = fromMillis(created)
+		if headers != "" {
+			if err := json.Unmarshal([]byte(headers), &d.Headers); err != nil {
+				return nil, fmt.Errorf("domain %s: headers: %w", d.ID, err)
+			}
+		}
+		d.Timeout, d.CreatedAt = time.Duration(timeout)*time.Millisecond, fromMillis(created)
 		out = append(out, d)
 	}
 	return out, rows.Err()

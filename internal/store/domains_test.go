@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
+	"time"
 )
 
 func TestDomainsAndCertificates(t *testing.T) {
@@ -27,9 +29,14 @@ func TestDomainsAndCertificates(t *testing.T) {
 			t.Errorf("duplicate: %v (%+v)", err, ce)
 		}
 		// Another path of the host is fine within the organization …
-		apiPath := Domain{OrganizationID: org.ID, AppID: api.ID, Host: "shop.example.com", PathPrefix: "/api", Port: 80}
+		apiPath := Domain{OrganizationID: org.ID, AppID: api.ID, Host: "shop.example.com", PathPrefix: "/api", Port: 80,
+			Timeout: 90 * time.Second, MaxBody: 1 << 20, RedirectTo: "https://www.example.com", RedirectCode: 308, RedirectKeepPath: true,
+			AuthUser: "alice", AuthHash: "$2a$05$hash", Headers: []Header{{Name: "X-A", Value: `"quoted" \ value`}}, Compress: true}
 		if err := db.CreateDomain(ctx, t0, &apiPath); err != nil {
 			t.Fatal(err)
+		}
+		if got, err := db.Domains(ctx, org.ID, api.ID); err != nil || len(got) != 1 || !reflect.DeepEqual(got[0], apiPath) {
+			t.Errorf("domain with every option read back as %+v, %v; want %+v", got, err, apiPath)
 		}
 		// … but not for another organization, which does not learn whose it is.
 		hijack := Domain{OrganizationID: other.ID, AppID: theirs.ID, Host: "shop.example.com", PathPrefix: "/admin", Port: 80}
@@ -43,7 +50,7 @@ func TestDomainsAndCertificates(t *testing.T) {
 		}
 
 		list, err := db.Domains(ctx, org.ID, web.ID)
-		if err != nil || len(list) != 1 || list[0] != d {
+		if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], d) {
 			t.Errorf("Domains = %+v, %v; want [%+v]", list, err, d)
 		}
 		if all, err := db.AllDomains(ctx); err != nil || len(all) != 2 {

@@ -20,13 +20,14 @@ import (
 type appView struct {
 	Layout
 	Head        appHead
-	Tab         string // overview|deployments|deployment|logs|env|domains|settings|delete-volumes
+	Tab         string // overview|deployments|deployment|logs|env|domains|requests|settings|delete-volumes
 	Overview    *overviewView
 	Deployments []deploymentRow
 	Deployment  *deploymentDetail
 	Logs        *logsView
 	Env         *envView
 	Domains     *domainsView
+	Requests    *requestsView
 	Settings    *appSettingsView
 }
 
@@ -241,7 +242,8 @@ func (u *ui) appPage(r *http.Request, p auth.Principal, tab string) (appView, de
 	}
 	for _, t := range []struct{ label, suffix, tab string }{
 		{"Overview", "", "overview"}, {"Deployments", "/deployments", "deployments"}, {"Logs", "/logs", "logs"},
-		{"Environment", "/env", "env"}, {"Domains", "/domains", "domains"}, {"Settings", "/settings", "settings"},
+		{"Environment", "/env", "env"}, {"Domains", "/domains", "domains"}, {"Requests", "/requests", "requests"},
+		{"Settings", "/settings", "settings"},
 	} {
 		current := t.tab == tab || tab == "deployment" && t.tab == "deployments" || tab == "delete-volumes" && t.tab == "settings"
 		h.Tabs = append(h.Tabs, tabLink{Label: t.label, URL: appURL(ref, t.suffix), Current: current})

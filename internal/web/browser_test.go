@@ -137,6 +137,7 @@ func TestBrowser(t *testing.T) {
 
 	e := newTestEnv(t, func(d *Deps) {
 		d.ProxyStatus = func(context.Context, string) (edge.ProxyStatus, error) { return sampleProxyStatus(time.Now()), nil }
+		d.Requests = func(string, time.Duration) edge.AppRequests { return sampleRequests(time.Now()) }
 	})
 	e.runDeployments()
 	now := time.Now()
@@ -468,6 +469,37 @@ func TestBrowser(t *testing.T) {
 	if txt := eval(`document.querySelector("#domains .notice-ok").innerText`); !strings.Contains(txt, "www.example.com removed") {
 		t.Errorf("remove notice: %q", txt)
 	}
+	// The options fold open; a redirect and a domain with options show
+	// their target and tags.
+	step("domain options",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("domain-host").value = ""`),
+		chromedp.SendKeys(chromedp.ID("domain-host"), "www.example.com"),
+		chromedp.Click(chromedp.CSS(`details.domain-options > summary`)),
+		chromedp.WaitVisible(chromedp.ID("domain-timeout")),
+		chromedp.SendKeys(chromedp.ID("domain-timeout"), "90"),
+		chromedp.Click(chromedp.ID("domain-compress")),
+		chromedp.SendKeys(chromedp.ID("domain-auth-user"), "preview"),
+		chromedp.SendKeys(chromedp.ID("domain-auth-password"), "preview-password"),
+		chromedp.SendKeys(chromedp.ID("domain-headers"), "X-Frame-Options: DENY"),
+		chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, document.getElementById("add-domain").offsetTop)`),
+	)
+	screenshot("domains-options-light")
+	step("add domain with options",
+		chromedp.Click(chromedp.CSS(`.domain-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#domain-list tbody tr:nth-child(3)`)),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("domain-host").value = ""`),
+		chromedp.SendKeys(chromedp.ID("domain-host"), "zz-old.example.com"),
+		chromedp.Click(chromedp.CSS(`details.domain-options > summary`)),
+		chromedp.WaitVisible(chromedp.ID("domain-redirect-to")),
+		chromedp.SendKeys(chromedp.ID("domain-redirect-to"), "https://shop.example.com"),
+		chromedp.Click(chromedp.CSS(`.domain-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#domain-list tbody tr:nth-child(4)`)),
+		chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`),
+	)
+	if txt := eval(`document.querySelector("#domain-list tbody").innerText`); !strings.Contains(txt, "308 → https://shop.example.com/…") || !strings.Contains(txt, "auth: preview") || !strings.Contains(txt, "gzip") {
+		t.Errorf("rows with options: %q", txt)
+	}
+	screenshot("domains-with-options-light")
 
 	// The proxy page refreshes itself every 5 s without reloading.
 	step("proxy",
@@ -486,6 +518,20 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the proxy refresh reloaded the page (marker %q)", m)
 	}
 	step("proxy refreshed", chromedp.Sleep(100*time.Millisecond))
+
+	// The Requests tab refreshes its figures every 5 s without reloading.
+	step("requests",
+		chromedp.Navigate(base+"/projects/shop/apps/web/requests"),
+		chromedp.WaitVisible(chromedp.ID("requests-title")),
+		chromedp.Evaluate[chromedp.Void](`window.berthMarker = "requests"; document.querySelector("#requests").dataset.stale = "yes"`),
+	)
+	screenshot("requests-light")
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!document.querySelector("#requests").dataset.stale`, chromedp.WithPollingTimeout(8*time.Second))); err != nil {
+		t.Errorf("the requests tab did not refresh itself: %v", err)
+	}
+	if m := eval(`String(window.berthMarker)`); m != "requests" {
+		t.Errorf("the requests refresh reloaded the page (marker %q)", m)
+	}
 	step("project page", chromedp.Navigate(base+"/projects/shop"), chromedp.WaitVisible(chromedp.ID("env-production")))
 	screenshot("project-light")
 	step("projects list", chromedp.Navigate(base+"/projects"), chromedp.WaitVisible(chromedp.ID("projects-title")))
@@ -510,6 +556,8 @@ func TestBrowser(t *testing.T) {
 	screenshot("logs-dark")
 	step("domains dark", chromedp.Navigate(base+"/projects/shop/apps/web/domains"), chromedp.WaitVisible(chromedp.ID("domain-list")))
 	screenshot("domains-dark")
+	step("requests dark", chromedp.Navigate(base+"/projects/shop/apps/web/requests"), chromedp.WaitVisible(chromedp.ID("requests-title")))
+	screenshot("requests-dark")
 	step("proxy dark", chromedp.Navigate(base+"/proxy"), chromedp.WaitVisible(chromedp.ID("proxy-replicas-title")))
 	screenshot("proxy-dark")
 

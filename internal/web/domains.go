@@ -2,12 +2,15 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/store"
@@ -32,6 +35,23 @@ type domainsView struct {
 	Port        Field
 	StripPrefix Field
 	HTTPS       Field
+	// Options, folded away unless one is set or wrong.
+	OptionsOpen       bool
+	Timeout           Field
+	MaxBody           Field
+	Compress          Field
+	RedirectTo        Field
+	RedirectCode      Field
+	RedirectKeepPath  Field
+	BasicAuthUser     Field
+	BasicAuthPassword Field
+	Headers           Field
+}
+
+// domainTyped is what was typed into the add form, to show it again.
+type domainTyped struct {
+	host, prefix, port, timeout, maxBody, redirectTo, redirectCode, authUser, headers string
+	strip, https, compress, keepPath                                                  bool
 }
 
 // domainRow is one route to the app.
@@ -46,6 +66,10 @@ type domainRow struct {
 	Cert         *certView // nil for plain-HTTP domains
 	RemoveAction string
 	CSRF         string
+	// Redirect is "308 → https://www.example.com/…" for a redirect domain.
+	Redirect string
+	// Tags name the domain's other options: "gzip", "auth: preview", …
+	Tags []string
 }
 
 // Label is the domain as people write it: shop.example.com/api.
@@ -141,22 +165,84 @@ func domainLink(d deploy.Domain) string {
 }
 
 // domainFields are the add form's controls, holding what was typed.
-func (v *domainsView) domainFields(host, prefix, port string, strip, https bool) {
-	v.Host = Field{ID: "domain-host", Name: "host", Label: "Host", Type: "text", Value: host, Required: true, MaxLength: 253,
+func (v *domainsView) domainFields(f domainTyped) {
+	v.Host = Field{ID: "domain-host", Name: "host", Label: "Host", Type: "text", Value: f.host, Required: true, MaxLength: 253,
 		Placeholder: "shop.example.com", Code: true, Autocomplete: "off",
 		Hint: "A DNS name whose A or AAAA record points at this cluster. No IP addresses or wildcards."}
-	v.PathPrefix = Field{ID: "domain-path", Name: "path_prefix", Label: "Path prefix", Type: "text", Value: prefix, MaxLength: 256,
+	v.PathPrefix = Field{ID: "domain-path", Name: "path_prefix", Label: "Path prefix", Type: "text", Value: f.prefix, MaxLength: 256,
 		Placeholder: "/", Code: true, Autocomplete: "off",
 		Hint: "Route only this path and below, on whole segments, such as /api. Empty for every path."}
-	v.Port = Field{ID: "domain-port", Name: "port", Label: "Container port", Type: "number", Value: port, Min: "1", Max: "65535"}
+	v.Port = Field{ID: "domain-port", Name: "port", Label: "Container port", Type: "number", Value: f.port, Min: "1", Max: "65535"}
 	if v.AppPort > 0 {
 		v.Port.Placeholder = strconv.Itoa(v.AppPort)
 		v.Port.Hint = "Where requests go in the container. Empty for the app's HTTP port, " + strconv.Itoa(v.AppPort) + "."
 	}
-	v.StripPrefix = Field{ID: "domain-strip", Name: "strip_prefix", Label: "Strip prefix", Type: "checkbox", Checked: strip,
+	v.StripPrefix = Field{ID: "domain-strip", Name: "strip_prefix", Label: "Strip prefix", Type: "checkbox", Checked: f.strip,
 		Hint: "Remove the path prefix before the request reaches the app: /api/users arrives as /users."}
-	v.HTTPS = Field{ID: "domain-https", Name: "https", Label: "HTTPS", Type: "checkbox", Checked: https,
+	v.HTTPS = Field{ID: "domain-https", Name: "https", Label: "HTTPS", Type: "checkbox", Checked: f.https,
 		Hint: "Request a certificate from the ACME CA and redirect HTTP to HTTPS once it is issued."}
+	v.Timeout = Field{ID: "domain-timeout", Name: "timeout", Label: "Timeout (seconds)", Type: "number", Value: f.timeout, Min: "1", Max: "3600",
+		Placeholder: "60", Hint: "How long the app may take to answer. Empty for 60 seconds."}
+	v.MaxBody = Field{ID: "domain-max-body", Name: "max_body", Label: "Largest request body", Type: "text", Value: f.maxBody, MaxLength: 20,
+		Placeholder: "no limit", Code: true, Autocomplete: "off", Hint: "Such as 10m or 512k; larger uploads get 413. Empty for no limit."}
+	v.Compress = Field{ID: "domain-compress", Name: "compress", Label: "Compress", Type: "checkbox", Checked: f.compress,
+		Hint: "Gzip HTML, CSS, JavaScript, JSON, XML, SVG and text for browsers that accept it."}
+	v.RedirectTo = Field{ID: "domain-redirect-to", Name: "redirect_to", Label: "Redirect to", Type: "text", Value: f.redirectTo, MaxLength: 512,
+		Placeholder: "https://www.example.com", Code: true, Autocomplete: "off",
+		Hint: "Answer with a redirect to this URL instead of routing to the app: for example.com → www.example.com, or an old domain. Port, timeout and compression do not apply."}
+	v.RedirectCode = Field{ID: "domain-redirect-code", Name: "redirect_code", Label: "Redirect status", Type: "select", Options: []Option{
+		{Value: "308", Label: "308 Permanent"}, {Value: "301", Label: "301 Moved permanently"},
+		{Value: "307", Label: "307 Temporary"}, {Value: "302", Label: "302 Found"}}}
+	for i := range v.RedirectCode.Options {
+		v.RedirectCode.Options[i].Selected = v.RedirectCode.Options[i].Value == f.redirectCode
+	}
+	v.RedirectKeepPath = Field{ID: "domain-redirect-keep", Name: "redirect_keep_path", Label: "Keep the path", Type: "checkbox", Checked: f.keepPath,
+		Hint: "Append the request's path and query: /a?b=1 goes to https://www.example.com/a?b=1."}
+	v.BasicAuthUser = Field{ID: "domain-auth-user", Name: "basic_auth_user", Label: "Basic auth user", Type: "text", Value: f.authUser, MaxLength: 64,
+		Autocomplete: "off", Hint: "Ask every visitor for this user's password, such as for a preview. Empty for none."}
+	v.BasicAuthPassword = Field{ID: "domain-auth-password", Name: "basic_auth_password", Label: "Basic auth password", Type: "password", MaxLength: 72,
+		Autocomplete: "new-password", Hint: "8 to 72 characters. Stored as a hash, never shown again."}
+	v.Headers = Field{ID: "domain-headers", Name: "headers", Label: "Response headers", Type: "textarea", Value: f.headers, Rows: 3, Code: true,
+		Placeholder: "Strict-Transport-Security: max-age=63072000", Hint: "One Name: value per line, at most 10, set on every response."}
+	v.OptionsOpen = f.timeout != "" || f.maxBody != "" || f.compress || f.redirectTo != "" || f.authUser != "" || f.headers != ""
+}
+
+// Options lists the option fields in form order, for applying errors.
+func (v *domainsView) options() []*Field {
+	return []*Field{&v.Timeout, &v.MaxBody, &v.Compress, &v.RedirectTo, &v.RedirectCode, &v.RedirectKeepPath, &v.BasicAuthUser, &v.BasicAuthPassword, &v.Headers}
+}
+
+// domainTags sums up a domain's options other than its target.
+func domainTags(d deploy.Domain) []string {
+	var tags []string
+	if d.Timeout != 0 {
+		tags = append(tags, "timeout "+strconv.Itoa(int(d.Timeout/time.Second))+"s")
+	}
+	if d.MaxBody != 0 {
+		tags = append(tags, "body ≤ "+humanBytes(d.MaxBody))
+	}
+	if d.Compress {
+		tags = append(tags, "gzip")
+	}
+	if d.AuthUser != "" {
+		tags = append(tags, "auth: "+d.AuthUser)
+	}
+	for _, h := range d.Headers {
+		tags = append(tags, h.Name)
+	}
+	return tags
+}
+
+func humanBytes(n int64) string {
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + " " + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }
 
 // newDomainsView builds the tab for app a (at ref) from its domains, with
@@ -166,12 +252,19 @@ func newDomainsView(ref deploy.AppRef, csrf string, a store.App, ds []deploy.Dom
 		CSRF: csrf, AppName: a.Name, AppPort: a.Spec.Port,
 		URL: appURL(ref, "/domains"), ListURL: appURL(ref, "/domains/list"), SettingsURL: appURL(ref, "/settings"),
 	}
-	v.domainFields("", "", "", false, true)
+	v.domainFields(domainTyped{https: true, keepPath: true, redirectCode: "308"})
 	for _, d := range ds {
 		row := domainRow{
 			ID: d.ID, Host: d.Host, PathPrefix: d.PathPrefix, Stripped: d.StripPrefix, Link: domainLink(d),
 			Port: d.Port, HTTPS: d.HTTPS, Cert: domainCert(d.Certificate, now),
 			RemoveAction: appURL(ref, "/domains/"+url.PathEscape(d.ID)+"/remove"), CSRF: csrf,
+			Tags: domainTags(d),
+		}
+		if d.RedirectTo != "" {
+			row.Redirect = strconv.Itoa(d.RedirectCode) + " → " + d.RedirectTo
+			if d.RedirectKeepPath {
+				row.Redirect += "/…"
+			}
 		}
 		if row.Cert != nil && row.Cert.Pending {
 			v.Pending = true
@@ -243,14 +336,15 @@ func (u *ui) appDomainList(w http.ResponseWriter, r *http.Request, p auth.Princi
 	u.renderTemplate(w, r, http.StatusOK, "app", "domain-list", v)
 }
 
-// parseDomainForm reads the add form. An unreadable port is the form's own
-// error; everything else the manager judges.
+// parseDomainForm reads the add form. Unreadable numbers, sizes and header
+// lines are the form's own errors; everything else the manager judges.
 func parseDomainForm(get func(string) string) (deploy.DomainInput, fieldErrors) {
 	in := deploy.DomainInput{
 		Host:        strings.TrimSpace(get("host")),
 		PathPrefix:  strings.TrimSpace(get("path_prefix")),
 		StripPrefix: get("strip_prefix") == "on",
 		HTTPS:       get("https") == "on",
+		Compress:    get("compress") == "on",
 	}
 	errs := fieldErrors{}
 	if raw := strings.TrimSpace(get("port")); raw != "" {
@@ -260,7 +354,43 @@ func parseDomainForm(get func(string) string) (deploy.DomainInput, fieldErrors) 
 		}
 		in.Port = n
 	}
+	if raw := strings.TrimSpace(get("timeout")); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 3600 {
+			errs["timeout"] = "must be a whole number of seconds between 1 and 3600, or empty for 60"
+		}
+		in.Timeout = time.Duration(n) * time.Second
+	}
+	if raw := strings.TrimSpace(get("max_body")); raw != "" {
+		n, err := parseMemory(raw)
+		if err != nil {
+			errs["max_body"] = err.Error()
+		}
+		in.MaxBody = n
+	}
+	if to := strings.TrimSpace(get("redirect_to")); to != "" {
+		code, _ := strconv.Atoi(get("redirect_code"))
+		in.Redirect = &deploy.RedirectInput{To: to, Code: code, KeepPath: get("redirect_keep_path") == "on"}
+	}
+	if user := strings.TrimSpace(get("basic_auth_user")); user != "" || get("basic_auth_password") != "" {
+		in.BasicAuth = &deploy.BasicAuthInput{User: user, Password: get("basic_auth_password")}
+	}
+	lines(get("headers"), func(n int, l string) error {
+		name, value, ok := strings.Cut(l, ":")
+		if !ok {
+			errs["headers"] = fmt.Sprintf("line %d: write Name: value", n)
+			return errors.New("stop")
+		}
+		in.Headers = append(in.Headers, store.Header{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)})
+		return nil
+	})
 	return in, errs
+}
+
+// domainFormFields are the form's names of the manager's domain fields.
+var domainFormFields = map[string]string{
+	"redirect.to": "redirect_to", "redirect.code": "redirect_code",
+	"basic_auth.username": "basic_auth_user", "basic_auth.password": "basic_auth_password",
 }
 
 func (u *ui) addDomain(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -277,7 +407,7 @@ func (u *ui) addDomain(w http.ResponseWriter, r *http.Request, p auth.Principal)
 			return
 		case errors.As(err, &conflict):
 			formError = "Not added: " + conflict.Message + "."
-		case !addAppFieldError(errs, err):
+		case !addAppFieldError(errs, renameField(err, domainFormFields)):
 			u.failed(w, r, p, "add domain", err)
 			return
 		}
@@ -293,8 +423,15 @@ func (u *ui) addDomain(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		return
 	}
 	get := r.PostFormValue
-	dv.domainFields(get("host"), get("path_prefix"), get("port"), in.StripPrefix, in.HTTPS)
-	errs.apply(&dv.Host, &dv.PathPrefix, &dv.Port, &dv.StripPrefix, &dv.HTTPS)
+	dv.domainFields(domainTyped{host: get("host"), prefix: get("path_prefix"), port: get("port"), strip: in.StripPrefix, https: in.HTTPS,
+		timeout: get("timeout"), maxBody: get("max_body"), compress: in.Compress, redirectTo: get("redirect_to"),
+		redirectCode: get("redirect_code"), keepPath: get("redirect_keep_path") == "on", authUser: get("basic_auth_user"), headers: get("headers")})
+	errs.apply(append([]*Field{&dv.Host, &dv.PathPrefix, &dv.Port, &dv.StripPrefix, &dv.HTTPS}, dv.options()...)...)
+	for _, f := range dv.options() {
+		if f.Error != "" {
+			dv.OptionsOpen = true
+		}
+	}
 	dv.FormError = formError
 	if len(errs) > 0 {
 		dv.FormError = "Not added. " + formErrorSummary(errs)
@@ -320,6 +457,9 @@ func (u *ui) domainAdded(w http.ResponseWriter, r *http.Request, p auth.Principa
 	}
 	label := domainRow{Host: d.Host, PathPrefix: d.PathPrefix}.Label()
 	n := Notice{Tone: "ok", Title: label + " now routes to " + st.App.Name + ".", Message: "The edge proxy picks it up within a few seconds."}
+	if d.RedirectTo != "" {
+		n.Title = label + " now redirects to " + d.RedirectTo + "."
+	}
 	if d.HTTPS {
 		n.Message += " Berth is requesting its certificate; this list updates when it is issued."
 	}
@@ -404,6 +544,25 @@ func (u *ui) overviewDomains(r *http.Request, p auth.Principal, ref deploy.AppRe
 
 // sentence ends s with a full stop unless it already ends a sentence, so a
 // message from elsewhere reads well before another sentence.
+// headerFieldRe matches the manager's "headers[1].value".
+var headerFieldRe = regexp.MustCompile(`^headers\[(\d+)\]\.(name|value)$`)
+
+// renameField gives a manager's field error the form's name for the field;
+// a header's error names its line of the textarea.
+func renameField(err error, names map[string]string) error {
+	var fe *app.FieldError
+	if errors.As(err, &fe) {
+		if n, ok := names[fe.Field]; ok {
+			return &app.FieldError{Field: n, Message: fe.Message}
+		}
+		if m := headerFieldRe.FindStringSubmatch(fe.Field); m != nil {
+			i, _ := strconv.Atoi(m[1])
+			return &app.FieldError{Field: "headers", Message: fmt.Sprintf("line %d: %s %s", i+1, m[2], fe.Message)}
+		}
+	}
+	return err
+}
+
 func sentence(s string) string {
 	s = strings.TrimSpace(s)
 	if s == "" || strings.HasSuffix(s, ".") || strings.HasSuffix(s, "!") || strings.HasSuffix(s, "?") {

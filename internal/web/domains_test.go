@@ -100,7 +100,7 @@ func TestDomainsAddListRemove(t *testing.T) {
 	}
 	mustNotContain(t, "htmx add", p.body, "<html", `value="www.example.com"`)
 	mustContain(t, "htmx add", p.body, `<div id="domains" class="stack">`, "www.example.com now routes to web.",
-		`href="http://www.example.com/"`, "every path", ">9090<", "none, plain HTTP", "2 domains",
+		`href="http://www.example.com/"`, "every path", "port 9090", "none, plain HTTP", "2 domains",
 		`hx-trigger="every 2s"`) // shop's certificate is still pending
 	mustNotContain(t, "htmx add, plain HTTP", p.body, "Berth is requesting its certificate")
 
@@ -433,4 +433,66 @@ func TestDomainsNoInlineScriptOrStyle(t *testing.T) {
 	pages["domains with rows"] = b.get(domainsPath).body
 	pages["overview with domains"] = b.get("/projects/shop/apps/web").body
 	assertNoInline(t, pages)
+}
+
+// The options of the add form: refused values are shown at their field,
+// with the options unfolded and nothing stored; accepted ones show as the
+// row's target and tags. The password is never echoed.
+func TestDomainOptionsForm(t *testing.T) {
+	e := newTestEnv(t)
+	b := e.browser()
+	tok := shopWithWeb(e, b)
+	for _, c := range []struct {
+		name, field, want string
+		set               map[string]string
+	}{
+		{"redirect with space", "domain-redirect-to", "no query, fragment, spaces or quotes", map[string]string{"redirect_to": "https://www.example.com/a b"}},
+		{"redirect newline", "domain-redirect-to", "no query", map[string]string{"redirect_to": "https://www.example.com/\r\nSet-Cookie: a=1"}},
+		{"redirect code", "domain-redirect-code", "301, 302, 307 or 308", map[string]string{"redirect_to": "https://www.example.com", "redirect_code": "303"}},
+		{"timeout", "domain-timeout", "between 1 and 3600", map[string]string{"timeout": "7200"}},
+		{"max body", "domain-max-body", "is not a size", map[string]string{"max_body": "lots"}},
+		{"auth user", "domain-auth-user", "A–Z a–z 0–9", map[string]string{"basic_auth_user": "a b", "basic_auth_password": "long enough pw"}},
+		{"auth password", "domain-auth-password", "8–72 bytes", map[string]string{"basic_auth_user": "preview", "basic_auth_password": "short-pw-x"[:5]}},
+		{"header line", "domain-headers", "line 2: write Name: value", map[string]string{"headers": "X-A: 1\nnot a header"}},
+		{"header refused", "domain-headers", "line 1: name Set-Cookie cannot be set", map[string]string{"headers": "Set-Cookie: a=1"}},
+		{"header sample fetch", "domain-headers", "must not contain", map[string]string{"headers": "X-A: %[src]"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := domainForm(tok, "shop.example.com", "", "", false, true)
+			for k, v := range c.set {
+				f.Set(k, v)
+			}
+			p := b.post(domainsPath, f, "HX-Request: true")
+			if p.status != http.StatusUnprocessableEntity {
+				t.Fatalf("status %d, want 422\n%s", p.status, p.body)
+			}
+			mustContain(t, c.name, html.UnescapeString(p.body), `id="`+c.field+`-error"`, c.want, `<details class="domain-options" open>`)
+			if pw := c.set["basic_auth_password"]; pw != "" && strings.Contains(p.body, pw) {
+				t.Errorf("the password was echoed")
+			}
+		})
+	}
+	if ds := e.domains(webRef); len(ds) != 0 {
+		t.Fatalf("refused adds stored domains: %+v", ds)
+	}
+
+	f := domainForm(tok, "example.com", "", "", false, false)
+	f.Set("redirect_to", "https://www.example.com")
+	f.Set("redirect_code", "301")
+	f.Set("redirect_keep_path", "on")
+	b.post(domainsPath, f, "HX-Request: true")
+	f = domainForm(tok, "www.example.com", "", "", false, false)
+	for k, v := range map[string]string{"timeout": "90", "max_body": "10m", "compress": "on", "basic_auth_user": "preview",
+		"basic_auth_password": "s3cret-preview", "headers": "X-Frame-Options: DENY\n\nStrict-Transport-Security: max-age=60"} {
+		f.Set(k, v)
+	}
+	p := b.post(domainsPath, f, "HX-Request: true")
+	mustContain(t, "list", html.UnescapeString(p.body), "301 → https://www.example.com/…", "timeout 90s", "body ≤ 10 MiB", "gzip", "auth: preview", "X-Frame-Options", "Strict-Transport-Security")
+	if strings.Contains(p.body, "s3cret") {
+		t.Error("the password is shown")
+	}
+	ds := e.domains(webRef)
+	if len(ds) != 2 || ds[0].RedirectCode != 301 || !ds[0].RedirectKeepPath || ds[1].MaxBody != 10<<20 || len(ds[1].Headers) != 2 {
+		t.Errorf("stored %+v", ds)
+	}
 }

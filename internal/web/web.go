@@ -34,6 +34,9 @@ type Deps struct {
 	OpenAPI         func() []byte // the OpenAPI 3.1 JSON document, for the API reference page
 	// ProxyStatus describes the edge proxy for an organization; nil hides the proxy page.
 	ProxyStatus func(ctx context.Context, orgID string) (edge.ProxyStatus, error)
+	// Requests is an app's traffic through the edge over a window; nil
+	// leaves the Requests tab with a note.
+	Requests func(appID string, window time.Duration) edge.AppRequests
 }
 
 // Register mounts the UI on mux: /, /setup, /login, /logout, /account (+ token

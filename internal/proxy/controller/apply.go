@@ -90,6 +90,8 @@ func (c *controller) apply(ctx context.Context, t proxy.Table) error {
 	prev := c.current
 	c.mu.Unlock()
 
+	// HAProxy logs requests by the new table before commit.
+	c.traffic.setTable(next.table)
 	how := "runtime"
 	if !sameButWeights(prev.table, next.table, c.opts) {
 		how = "reload"
@@ -122,6 +124,7 @@ func (c *controller) commit(p *plan) {
 	c.mu.Lock()
 	c.current, c.errs = p, p.problems
 	c.mu.Unlock()
+	c.traffic.setTable(p.table)
 	c.challenges.Store(&p.challenges)
 	select {
 	case c.kick <- struct{}{}:

@@ -83,6 +83,7 @@ type controller struct {
 	haproxyVersion string
 
 	challenges atomic.Pointer[map[string]string]
+	traffic    *traffic      // counted from the access log
 	kick       chan struct{} // asks the status loop to report now
 
 	mu      sync.Mutex
@@ -150,9 +151,10 @@ func newController(cfg Config) (*controller, error) {
 		http:      &http.Client{Timeout: 35 * time.Second},
 		tablePath: path("table.json"),
 		kick:      make(chan struct{}, 1),
+		traffic:   newTraffic(),
 	}
 	// HAProxy's output goes through the access log handler.
-	c.proc = haproxy.NewProcess(slog.New(accessLogHandler{cfg.Log.Handler()}))
+	c.proc = haproxy.NewProcess(slog.New(accessLogHandler{cfg.Log.Handler(), c.traffic}))
 	c.rt = haproxy.NewClient(c.opts.RuntimeSocket)
 	if _, err := proxy.Render(proxy.Table{}, c.opts); err != nil {
 		return nil, fmt.Errorf("proxy controller: %w", err)
@@ -237,6 +239,7 @@ func (c *controller) startWith(ctx context.Context, t proxy.Table) (*plan, error
 	if err := c.writeFiles(p); err != nil {
 		return nil, err
 	}
+	c.traffic.setTable(p.table)
 	return p, c.proc.Start(ctx, c.hcfg)
 }
 

@@ -94,6 +94,7 @@ type controlPlane struct {
 	table   proxy.Table
 	changed chan struct{} // closed and replaced by every setTable
 	status  *proxy.Status
+	recent  []proxy.Request // of every report, newest first
 }
 
 func newControlPlane(t *testing.T, token string) *controlPlane {
@@ -150,6 +151,7 @@ func (cp *controlPlane) serveStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	cp.mu.Lock()
 	cp.status = &s
+	cp.recent = append(s.Recent, cp.recent...)
 	cp.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -255,6 +257,10 @@ func newUpstream(t *testing.T, name string) *upstream {
 		if r.URL.Path == "/slow" {
 			u.inFlight <- struct{}{}
 			<-u.release
+		}
+		if r.URL.Path == "/boom" {
+			http.Error(w, "boom", http.StatusInternalServerError)
+			return
 		}
 		io.WriteString(w, name)
 	}))

@@ -137,7 +137,10 @@ func (c *controller) statusLoop(ctx context.Context) {
 func (c *controller) report(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	body, err := json.Marshal(c.status(ctx))
+	st := c.status(ctx)
+	var marks map[string]uint64
+	st.Traffic, st.Recent, marks = c.traffic.snapshot()
+	body, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
@@ -154,6 +157,7 @@ func (c *controller) report(ctx context.Context) error {
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("POST %s: %s", proxy.StatusPath, resp.Status)
 	}
+	c.traffic.reported(marks)
 	return nil
 }
 

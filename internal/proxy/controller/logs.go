@@ -10,8 +10,12 @@ import (
 // accessLogHandler turns HAProxy's access log lines, which the supervisor
 // logs as "haproxy" records with the line in "output", into "access" records
 // whose "request" is the line's JSON object, so a log pipeline reads one
-// JSON object per line instead of JSON quoted inside JSON.
-type accessLogHandler struct{ slog.Handler }
+// JSON object per line instead of JSON quoted inside JSON. Each request is
+// also counted in traffic (when set), for the status reports.
+type accessLogHandler struct {
+	slog.Handler
+	traffic *traffic
+}
 
 func (h accessLogHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Message != "haproxy" {
@@ -25,8 +29,12 @@ func (h accessLogHandler) Handle(ctx context.Context, r slog.Record) error {
 		}
 		return true
 	})
-	if !strings.HasPrefix(line, "{") || !json.Valid([]byte(line)) {
+	var rec accessRecord
+	if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &rec) != nil {
 		return h.Handler.Handle(ctx, r)
+	}
+	if h.traffic != nil {
+		h.traffic.record(rec)
 	}
 	access := slog.NewRecord(r.Time, slog.LevelInfo, "access", r.PC)
 	access.AddAttrs(slog.Any("request", json.RawMessage(line)))
@@ -34,9 +42,9 @@ func (h accessLogHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h accessLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return accessLogHandler{h.Handler.WithAttrs(as)}
+	return accessLogHandler{h.Handler.WithAttrs(as), h.traffic}
 }
 
 func (h accessLogHandler) WithGroup(name string) slog.Handler {
-	return accessLogHandler{h.Handler.WithGroup(name)}
+	return accessLogHandler{h.Handler.WithGroup(name), h.traffic}
 }

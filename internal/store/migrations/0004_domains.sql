@@ -14,6 +14,15 @@ CREATE TABLE domains (
     strip_prefix    INTEGER NOT NULL DEFAULT 0,
     port            INTEGER NOT NULL, -- target container port
     https           INTEGER NOT NULL DEFAULT 0, -- serve over HTTPS and redirect HTTP to it
+    timeout_ms      BIGINT NOT NULL DEFAULT 0, -- how long the app may take to answer; 0 = proxy default
+    max_body        BIGINT NOT NULL DEFAULT 0, -- largest request body in bytes; 0 = unlimited
+    redirect_to     TEXT NOT NULL DEFAULT '', -- non-empty: redirect to this URL instead of routing to the app
+    redirect_code   INTEGER NOT NULL DEFAULT 0,
+    redirect_keep_path INTEGER NOT NULL DEFAULT 0, -- append the request's path and query
+    auth_user       TEXT NOT NULL DEFAULT '', -- basic auth; '' = none
+    auth_hash       TEXT NOT NULL DEFAULT '', -- bcrypt hash of the password, never the password
+    headers         TEXT NOT NULL DEFAULT '', -- response headers, JSON [{"name":…,"value":…}]
+    compress        INTEGER NOT NULL DEFAULT 0, -- gzip text responses
     created_at      BIGINT NOT NULL,
     UNIQUE (host, path_prefix)
 );
