@@ -244,6 +244,9 @@ func (m *Manager) AddDomain(ctx context.Context, p auth.Principal, ref AppRef, i
 	if err != nil {
 		return Domain{}, err
 	}
+	if m.reservedHost != "" && d.Host == m.reservedHost {
+		return Domain{}, fieldErrf("host", "is Berth's own address (its --public-url); pick another host")
+	}
 	now := m.now()
 	if err := m.db.CreateDomain(ctx, now, &d); err != nil {
 		var taken *store.DomainConflictError

@@ -101,6 +101,15 @@ type Manager struct {
 	// certRoots are the roots uploaded certificates must chain to; nil
 	// means the system's.
 	certRoots *x509.CertPool
+	// reservedHost is the control plane's own public host.
+	reservedHost string
+}
+
+// WithReservedHost keeps host (Berth's own public host) from being added as
+// a domain: it would take over the control plane's address.
+func (m *Manager) WithReservedHost(host string) *Manager {
+	m.reservedHost = host
+	return m
 }
 
 // WithCertRoots makes uploaded certificates chain to roots instead of the

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -62,6 +63,11 @@ type Router struct {
 	pruned     time.Time     // when traffic was last pruned
 
 	proxy proxyState
+
+	// control is Berth's own public host, served through the proxies by
+	// controlHandler on the internal listener.
+	control        ControlTarget
+	controlHandler http.Handler
 }
 
 type report struct {
@@ -193,6 +199,10 @@ func (r *Router) state(ctx context.Context) (State, error) {
 		s.Certs = append(s.Certs, Cert{Host: c.Host, CertPEM: c.CertPEM, KeyPEM: string(key)})
 	}
 	r.mu.Lock()
+	if r.control.Host != "" && r.control.Addr != "" {
+		c := r.control
+		s.Control = &c
+	}
 	s.Challenges = make(map[string]string, len(r.challenges))
 	for k, v := range r.challenges {
 		s.Challenges[k] = v
@@ -315,12 +325,63 @@ func (r *Router) await(ctx context.Context, timeout time.Duration, pending func(
 }
 
 // Handler serves the internal listener: the table (long poll) and the
-// status reports, both behind the proxy token.
+// status reports, both behind the proxy token, and, when the control plane
+// has a public host, everything else as the control plane itself (the
+// proxies forward that host's requests here).
 func (r *Router) Handler() http.Handler {
+	internal := http.NewServeMux()
+	internal.HandleFunc("GET "+proxy.TablePath, r.serveTable)
+	internal.HandleFunc("POST "+proxy.StatusPath, r.serveStatus)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+proxy.TablePath, r.serveTable)
-	mux.HandleFunc("POST "+proxy.StatusPath, r.serveStatus)
-	return r.authorized(mux)
+	mux.Handle("/internal/", r.authorized(internal))
+	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		h := r.controlHandler
+		r.mu.Unlock()
+		if h == nil {
+			http.NotFound(w, req)
+			return
+		}
+		h.ServeHTTP(w, forwarded(req))
+	})
+	return mux
+}
+
+// forwarded makes the client HAProxy forwards for the request's peer: it
+// appends the client's address as the last X-Forwarded-For value, so
+// throttling and logs see the real client, not the proxy.
+func forwarded(req *http.Request) *http.Request {
+	vals := req.Header.Values("X-Forwarded-For")
+	if len(vals) == 0 {
+		return req
+	}
+	parts := strings.Split(vals[len(vals)-1], ",")
+	ip := strings.TrimSpace(parts[len(parts)-1])
+	if net.ParseIP(ip) == nil {
+		return req
+	}
+	r2 := req.Clone(req.Context())
+	r2.RemoteAddr = net.JoinHostPort(ip, "0")
+	return r2
+}
+
+// ServeControlPlane routes host (the public URL's) through the proxies to h;
+// with https the host gets an ACME certificate and HTTP redirects to HTTPS
+// once it is issued. It forgets the certificates of an earlier public host.
+func (r *Router) ServeControlPlane(ctx context.Context, host string, https bool, h http.Handler) error {
+	r.mu.Lock()
+	r.control.Host, r.control.HTTPS, r.controlHandler = host, https, h
+	r.mu.Unlock()
+	if err := r.db.KeepInstallCertificate(ctx, host); err != nil {
+		return err
+	}
+	if https {
+		if err := r.db.EnsureCertificate(ctx, time.Now(), "", host); err != nil {
+			return err
+		}
+	}
+	_, err := r.Publish(ctx)
+	return err
 }
 
 func (r *Router) authorized(next http.Handler) http.Handler {

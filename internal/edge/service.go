@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,6 +74,12 @@ func (r *Router) RunProxy(ctx context.Context, eng orchestrator.Edge, cfg ProxyC
 	r.proxy.mu.Lock()
 	r.proxy.controlURL = controlURL
 	r.proxy.mu.Unlock()
+	r.mu.Lock()
+	r.control.Addr = strings.TrimPrefix(controlURL, "http://")
+	r.mu.Unlock()
+	if _, err := r.Publish(ctx); err != nil {
+		r.log.Warn("edge: publish routing table", "err", err)
+	}
 
 	for {
 		image, err := eng.BuildProxyImage(ctx, cfg.BaseImage, cfg.Binary)

@@ -36,6 +36,8 @@ type State struct {
 	// BaseDomain, when set, gives every web-facing app a default host
 	// <app>-<project>[-<environment>].<BaseDomain>.
 	BaseDomain string
+	// Control, when set, routes Berth's own public host to the control plane.
+	Control *ControlTarget
 }
 
 // Cert is a certificate ready to serve.
@@ -151,7 +153,23 @@ func Build(s State) proxy.Table {
 			t.Apps = append(t.Apps, pa)
 		}
 	}
+	if c := s.Control; c != nil && c.Host != "" && c.Addr != "" {
+		// First, so that it wins over any domain claiming the same host.
+		t.Apps = append(t.Apps, proxy.App{ID: ControlPlaneID, Name: "Berth control plane", Address: c.Addr})
+		t.Routes = slices.Insert(t.Routes, 0, proxy.Route{Host: c.Host, AppID: ControlPlaneID, HTTPSRedirect: c.HTTPS && certs[c.Host]})
+	}
 	return t
+}
+
+// ControlPlaneID is the routing target of the control plane itself.
+const ControlPlaneID = "berth-control-plane"
+
+// ControlTarget is Berth's own public host and where the proxies reach the
+// control plane for it.
+type ControlTarget struct {
+	Host  string
+	Addr  string // IP:port of the internal listener
+	HTTPS bool   // the public URL is https: get a certificate, then redirect
 }
 
 // target is one backend of an app: HAProxy compresses per backend, so a

@@ -209,3 +209,29 @@ func TestBuildDomainOptions(t *testing.T) {
 		t.Errorf("compressing target releases %v", got)
 	}
 }
+
+// Berth's own host goes to the control plane, ahead of any domain claiming
+// it, and redirects to HTTPS only once its certificate exists.
+func TestBuildRoutesTheControlPlane(t *testing.T) {
+	web := webApp("app_web", "web", 8080)
+	s := State{
+		Apps:    []store.App{web},
+		Current: []store.Deployment{dep("app_web", store.DeployLive, "web-r1", "", 8080)},
+		Domains: []store.Domain{{AppID: "app_web", Host: "berth.example.com", PathPrefix: "/", Port: 8080}},
+		Control: &ControlTarget{Host: "berth.example.com", Addr: "172.18.0.1:7381", HTTPS: true},
+	}
+	tbl, errs := proxy.ValidRoutes(Build(s))
+	if len(tbl.Routes) != 1 || tbl.Routes[0].AppID != ControlPlaneID || tbl.Routes[0].HTTPSRedirect {
+		t.Fatalf("routes %+v (dropped: %v)", tbl.Routes, errs)
+	}
+	s.Certs = []Cert{{Host: "berth.example.com", CertPEM: "C", KeyPEM: "K"}}
+	if tbl := Build(s); !tbl.Routes[0].HTTPSRedirect {
+		t.Errorf("no redirect once the certificate exists: %+v", tbl.Routes[0])
+	}
+	s.Control.Addr = "" // the internal listener is not up yet
+	for _, r := range Build(s).Routes {
+		if r.AppID == ControlPlaneID {
+			t.Errorf("control plane routed without an address")
+		}
+	}
+}

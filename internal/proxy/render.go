@@ -514,6 +514,11 @@ func renderApp(w *cfgWriter, a App, o Options) {
 	// set-timeout needs backend capabilities, so the route's timeout (a
 	// transaction variable set by the frontend) is applied here.
 	w.in("http-request set-timeout server var(txn.berth_timeout) if { var(txn.berth_timeout) -m int gt 0 }")
+	if a.Address != "" {
+		// Validated as IP:port: nothing to quote.
+		w.in("option httpchk GET /healthz")
+		w.in("server control %s check inter 2s", a.Address)
+	}
 	for _, r := range rels {
 		check := ""
 		if r.Health != nil {

@@ -48,6 +48,11 @@ var goldenCases = []struct {
 	https bool
 }{
 	{"empty", Table{Version: 1}, false},
+	{"control_plane", Table{
+		Version: 9,
+		Apps:    []App{{ID: "berth-control-plane", Name: "Berth control plane", Address: "172.18.0.1:7381"}},
+		Routes:  []Route{{Host: "berth.example.com", AppID: "berth-control-plane", HTTPSRedirect: true}},
+	}, true},
 	{"one_app_one_route", Table{
 		Version: 2,
 		Apps: []App{{ID: "app_web", Name: "Web", Releases: []Release{{

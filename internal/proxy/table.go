@@ -52,6 +52,9 @@ type App struct {
 	// Releases are the Swarm services currently serving the app (decision 3b):
 	// usually one, two while a deployment switches or a canary runs.
 	Releases []Release `json:"releases"`
+	// Address, instead of releases, is one fixed server (IP:port): the
+	// control plane itself, which runs outside the Swarm.
+	Address string `json:"address,omitempty"`
 	// Compress gzips the backend's text responses for clients that accept
 	// it (unless the app already compressed them).
 	Compress bool `json:"compress,omitempty"`

@@ -129,6 +129,14 @@ func validateApp(f string, a App) error {
 	if err := validateName(a.Name); err != nil {
 		return fieldErr(f+".name", "%s", err)
 	}
+	if a.Address != "" {
+		if ap, err := netip.ParseAddrPort(a.Address); err != nil || ap.Port() == 0 {
+			return fieldErr(f+".address", "must be IP:port, got %q", a.Address)
+		}
+		if len(a.Releases) > 0 {
+			return fieldErr(f+".address", "an app has a fixed address or releases, not both")
+		}
+	}
 	services := make(map[string]bool, len(a.Releases))
 	var health *HealthCheck
 	for i, rel := range a.Releases {

@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +58,9 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyrin
 		return router.Status(ctx, engine, orgID)
 	}
 	apps := deploy.NewManager(db, keys, engine, s.deploys)
+	if host, _ := publicHost(cfg); host != "" {
+		apps.WithReservedHost(host)
+	}
 	s.auth = auth.New(db, auth.Options{SessionIdle: cfg.SessionIdle, SessionLifetime: cfg.SessionLifetime})
 	secure := len(cfg.PublicURL) > 8 && cfg.PublicURL[:8] == "https://"
 	setupAllowed := func(r *http.Request) bool { return auth.SetupAllowed(r, cfg.PublicURL) }
@@ -173,6 +178,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	wg.Go(func() { router.RunCertificates(loops, acme) })
+	if host, https := publicHost(cfg); cfg.Proxy && host != "" {
+		if err := router.ServeControlPlane(ctx, host, https, s.Handler()); err != nil {
+			return err
+		}
+	}
 	if cfg.Proxy {
 		wg.Go(func() {
 			router.RunProxy(loops, engine, edge.ProxyConfig{
@@ -230,6 +240,21 @@ func (s *Server) bootstrapLoop(ctx context.Context) {
 		}
 		delay = min(delay*2, 30*time.Second)
 	}
+}
+
+// publicHost is the DNS name of --public-url, which the edge proxy routes
+// to the control plane, and whether it is https. Loopback names and IP
+// addresses are not routed (nothing to route or certify).
+func publicHost(cfg config.Config) (string, bool) {
+	u, err := url.Parse(cfg.PublicURL)
+	if err != nil || u.Hostname() == "" || u.Port() != "" && u.Port() != "443" && u.Port() != "80" {
+		return "", false
+	}
+	h := strings.ToLower(u.Hostname())
+	if h == "localhost" || net.ParseIP(h) != nil {
+		return "", false
+	}
+	return h, u.Scheme == "https"
 }
 
 // acmeConfig reads the ACME settings; a CA file that does not load stops

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -180,9 +181,11 @@ func (db *DB) listCertificates(ctx context.Context, query string, args ...any) (
 	for rows.Next() {
 		var c Certificate
 		var nb, na, next, upd int64
-		if err := rows.Scan(&c.Host, &c.OrganizationID, &c.Source, &c.CertPEM, &c.SealedKey, &c.Issuer, &nb, &na, &c.LastError, &c.Failures, &next, &upd); err != nil {
+		var org sql.NullString
+		if err := rows.Scan(&c.Host, &org, &c.Source, &c.CertPEM, &c.SealedKey, &c.Issuer, &nb, &na, &c.LastError, &c.Failures, &next, &upd); err != nil {
 			return nil, err
 		}
+		c.OrganizationID = org.String
 		c.NotBefore, c.NotAfter, c.NextAttemptAt, c.UpdatedAt = fromMillis(nb), fromMillis(na), fromMillis(next), fromMillis(upd)
 		out = append(out, c)
 	}
@@ -201,10 +204,11 @@ func (db *DB) AllCertificates(ctx context.Context) ([]Certificate, error) {
 }
 
 // EnsureCertificate records that host needs an ACME certificate, due now,
-// unless it already has a certificate row.
+// unless it already has a certificate row. An empty orgID is the install's
+// own host.
 func (db *DB) EnsureCertificate(ctx context.Context, now time.Time, orgID, host string) error {
 	_, err := db.q().exec(ctx, `INSERT INTO certificates (host, organization_id, source, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (host) DO NOTHING`,
-		host, orgID, CertACME, millis(now), millis(now))
+		host, nullText(orgID), CertACME, millis(now), millis(now))
 	return err
 }
 
@@ -214,14 +218,14 @@ func (db *DB) SaveCertificate(ctx context.Context, now time.Time, c Certificate)
 ON CONFLICT (host) DO UPDATE SET organization_id = excluded.organization_id, source = excluded.source, cert_pem = excluded.cert_pem,
  key_sealed = excluded.key_sealed, issuer = excluded.issuer, not_before = excluded.not_before, not_after = excluded.not_after,
  last_error = excluded.last_error, failures = excluded.failures, next_attempt_at = excluded.next_attempt_at, updated_at = excluded.updated_at`,
-		c.Host, c.OrganizationID, c.Source, c.CertPEM, c.SealedKey, c.Issuer, millis(c.NotBefore), millis(c.NotAfter), c.LastError, c.Failures, millis(c.NextAttemptAt), millis(now))
+		c.Host, nullText(c.OrganizationID), c.Source, c.CertPEM, c.SealedKey, c.Issuer, millis(c.NotBefore), millis(c.NotAfter), c.LastError, c.Failures, millis(c.NextAttemptAt), millis(now))
 	return err
 }
 
 // DeleteUnusedCertificates removes the certificates of hosts no HTTPS domain
 // uses any more, so nothing renews a deleted domain.
 func (db *DB) DeleteUnusedCertificates(ctx context.Context) error {
-	_, err := db.q().exec(ctx, `DELETE FROM certificates WHERE host NOT IN (SELECT host FROM domains WHERE https = 1)`)
+	_, err := db.q().exec(ctx, `DELETE FROM certificates WHERE organization_id IS NOT NULL AND host NOT IN (SELECT host FROM domains WHERE https = 1)`)
 	return err
 }
 
@@ -233,4 +237,12 @@ func CertKeyAAD(host string) string { return "certificate:" + host }
 func (db *DB) UseACMECertificate(ctx context.Context, now time.Time, orgID, host string) error {
 	return db.q().execOne(ctx, `UPDATE certificates SET source = ?, next_attempt_at = ?, failures = 0, last_error = '', updated_at = ? WHERE host = ? AND organization_id = ?`,
 		CertACME, millis(now), millis(now), host, orgID)
+}
+
+// KeepInstallCertificate deletes the install's own certificates (no
+// organization) for any host but host, so a changed public URL stops
+// renewing the old one. An empty host deletes them all.
+func (db *DB) KeepInstallCertificate(ctx context.Context, host string) error {
+	_, err := db.q().exec(ctx, `DELETE FROM certificates WHERE organization_id IS NULL AND host <> ?`, host)
+	return err
 }

@@ -40,7 +40,7 @@ func newEdgeEnv(t *testing.T) *edgeEnv {
 		proxyName: fmt.Sprintf("berth-proxy-e2e%d", time.Now().UnixNano()%1e6), httpPort: freePort(t), httpsPort: freePort(t)}
 	e.pebble = testenv.Pebble(t, testenv.PebbleOptions{HTTPPort: e.httpPort, DNSServer: testenv.DNS(t)})
 	e.env = []string{
-		"BERTH_DATA_DIR=" + e.data, "BERTH_PROXY=true", "BERTH_PROXY_NAME=" + e.proxyName,
+		"BERTH_DATA_DIR=" + e.data, "BERTH_PROXY=true", "BERTH_PUBLIC_URL=https://berth.example.test", "BERTH_PROXY_NAME=" + e.proxyName,
 		fmt.Sprintf("BERTH_PROXY_HTTP_PORT=%d", e.httpPort), fmt.Sprintf("BERTH_PROXY_HTTPS_PORT=%d", e.httpsPort),
 		"BERTH_PROXY_BASE_IMAGE=berth-fixture/haproxy:2.6", "BERTH_INTERNAL_LISTEN=:0",
 		"BERTH_ACME_DIRECTORY=" + e.pebble.DirectoryURL, "BERTH_ACME_CA_FILE=" + e.pebble.CAFile, "BERTH_DRAIN_TIMEOUT=10s",
@@ -202,6 +202,19 @@ func TestEdgeDoneWhen(t *testing.T) {
 		t.Errorf("plain HTTP to an HTTPS domain: %d %v, want a 308 redirect", code, err)
 	}
 
+	// The control plane itself answers through the proxy on its public
+	// host, with a certificate; its host cannot be taken by an app.
+	waitFor(t, 90*time.Second, func() bool {
+		code, _, err := e.getTLS("berth.example.test", "/healthz")
+		return err == nil && code == 200
+	})
+	if code, _, err := e.get("berth.example.test", "/login"); err != nil || code != 308 {
+		t.Errorf("plain HTTP to the control plane: %d %v, want a 308 redirect", code, err)
+	}
+	if _, errOut, err := cli(t, e.cfg, "", "domain", "add", ref, "berth.example.test"); err == nil || !strings.Contains(errOut, "Berth's own address") {
+		t.Errorf("an app took the control plane's host: %v %s", err, errOut)
+	}
+
 	// berth proxy status
 	status := e.run("", "proxy", "status")
 	for _, want := range []string{e.proxyName, "(current)", "secure.example.test"} {
@@ -282,6 +295,21 @@ func (e *edgeEnv) appID(ref string) string {
 		e.t.Fatal(err)
 	}
 	return st.App.ID
+}
+
+// getTLS asks the proxy's HTTPS port for host's path, trusting Pebble.
+func (e *edgeEnv) getTLS(host, path string) (int, string, error) {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: host, RootCAs: e.pebble.IssuerRoots(e.t)}}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d%s", e.httpsPort, path), nil)
+	req.Host = host
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
 }
 
 // checkTLS connects to the HTTPS port with SNI host and checks the served

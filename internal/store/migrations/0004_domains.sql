@@ -30,10 +30,11 @@ CREATE INDEX domains_app ON domains (app_id);
 
 -- One certificate per host. source is 'acme' (issued and renewed by Berth) or
 -- 'custom' (uploaded). cert_pem is empty until the first issuance; the key is
--- sealed by internal/secrets.
+-- sealed by internal/secrets. organization_id is NULL for the control plane's
+-- own host (--public-url), which belongs to the install, not to a tenant.
 CREATE TABLE certificates (
     host            TEXT PRIMARY KEY,
-    organization_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    organization_id TEXT REFERENCES organizations (id) ON DELETE CASCADE,
     source          TEXT NOT NULL,
     cert_pem        TEXT NOT NULL DEFAULT '',
     key_sealed      TEXT NOT NULL DEFAULT '',
