@@ -93,8 +93,8 @@ type appEnv struct {
 }
 
 // newAppEnv runs the API with a real deploy.Manager on a real SQLite store,
-// completes setup and signs in with a token.
-func newAppEnv(t *testing.T) *appEnv {
+// completes setup and signs in with a token. opts configure the Manager.
+func newAppEnv(t *testing.T, opts ...func(*deploy.Manager)) *appEnv {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -116,10 +116,14 @@ func newAppEnv(t *testing.T) *appEnv {
 	engine := deploy.NewEngine(db, rel, keys, logger, deploy.Options{}) // never run: Poke only signals
 	e := &env{t: t, clock: &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}, logs: &lockedBuffer{}, secrets: &secretSet{}}
 	mux := http.NewServeMux()
+	apps := deploy.NewManager(db, keys, rel, engine).WithCertRoots(testCA.pool)
+	for _, o := range opts {
+		o(apps)
+	}
 	api.Register(mux, api.Deps{
 		Auth:         auth.New(db, auth.Options{Now: e.clock.Now}),
 		Engine:       fakeEngine{},
-		Apps:         deploy.NewManager(db, keys, rel, engine).WithCertRoots(testCA.pool),
+		Apps:         apps,
 		Log:          slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		SetupAllowed: func(*http.Request) bool { return true },
 	})

@@ -17,7 +17,7 @@ import (
 
 // DomainRequest adds a domain to an app.
 type DomainRequest struct {
-	Host        string `json:"host" maxLength:"253" example:"shop.example.com" doc:"DNS name the app answers on (lowercased; no IP addresses, no wildcards)"`
+	Host        string `json:"host" maxLength:"253" example:"shop.example.com" doc:"DNS name the app answers on (lowercased; no IP addresses). A wildcard *.example.com (one label) needs HTTPS and a DNS-01 provider on the server (--acme-dns-provider)"`
 	PathPrefix  string `json:"path_prefix,omitempty" maxLength:"256" example:"/api" doc:"Route only this path and below, on whole segments; empty or / for every path"`
 	StripPrefix bool   `json:"strip_prefix,omitempty" doc:"Remove the path prefix before the request reaches the app"`
 	Port        int    `json:"port,omitempty" minimum:"0" maximum:"65535" doc:"Container port requests go to; 0 means the app's HTTP port"`
@@ -167,7 +167,7 @@ func (s *server) registerDomains() {
 		Summary:     "Add a domain to an app",
 		Description: "Routes a host, optionally only a path prefix under it, to the app through the edge proxy; live within about a second. " +
 			"A host is unique across the platform: one another app routes answers 409 naming it. With `https`, a certificate is requested from the configured ACME CA " +
-			"and HTTP redirects to HTTPS once it is issued. Invalid hosts, IP addresses, wildcards and paths with `..` or unusual characters answer 422 naming the field.\n\n" +
+			"and HTTP redirects to HTTPS once it is issued. Invalid hosts, IP addresses, wildcards without DNS-01 and paths with `..` or unusual characters answer 422 naming the field.\n\n" +
 			"Per domain: a timeout and a request body limit; gzip compression; a `redirect` instead of the app (www ↔ apex: add example.com redirecting to https://www.example.com); " +
 			"HTTP basic auth for one user; up to 10 response headers. Every value is checked against a narrow alphabet before it reaches the proxy, and anything refused answers 422 " +
 			"naming the field, with nothing stored. Timeouts, body limits and redirects apply without a proxy reload; basic auth, headers and compression change the proxy configuration " +

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/api"
+	"github.com/berthpaas/berth/internal/deploy"
 )
 
 func TestDomains(t *testing.T) {
@@ -33,7 +34,7 @@ func TestDomains(t *testing.T) {
 		{"empty host", map[string]any{"host": ""}, "body.host", "required"},
 		{"IP literal", map[string]any{"host": "10.0.0.1"}, "body.host", "IP address"},
 		{"IPv6 literal", map[string]any{"host": "[::1]"}, "body.host", "IP address"},
-		{"wildcard", map[string]any{"host": "*.example.com"}, "body.host", "DNS-01"},
+		{"wildcard without DNS-01", map[string]any{"host": "*.example.com"}, "body.host", "--acme-dns-provider"},
 		{"underscore", map[string]any{"host": "a_b.example.com"}, "body.host", "RFC 1123"},
 		{"newline injection", map[string]any{"host": "a.example.com\nuse_backend x"}, "body.host", "RFC 1123"},
 		{"space injection", map[string]any{"host": "a.example.com be_other"}, "body.host", "RFC 1123"},
@@ -217,4 +218,35 @@ func TestUploadCertificate(t *testing.T) {
 	if c := d.Certificate; c == nil || c.Source != "acme" {
 		t.Errorf("after going back to ACME: %+v", d.Certificate)
 	}
+}
+
+func TestWildcardDomains(t *testing.T) {
+	a := newAppEnv(t, func(m *deploy.Manager) { m.WithWildcards(true) })
+	a.call(http.StatusCreated, "POST", "/projects", map[string]string{"name": "shop"})
+	a.createApp("shop", "web", nil)
+	const web = "/projects/shop/apps/web/domains"
+	for _, tt := range []struct {
+		name    string
+		body    map[string]any
+		mention string
+	}{
+		{"without https", map[string]any{"host": "*.example.com", "https": false}, "https"},
+		{"two wildcards", map[string]any{"host": "*.*.x.com"}, "first label"},
+		{"inner wildcard", map[string]any{"host": "a.*.com"}, "first label"},
+		{"partial label", map[string]any{"host": "*example.com"}, "first label"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := *a
+			e := *a.env
+			e.t = t
+			b.env = &e
+			fieldError(t, b.call(http.StatusUnprocessableEntity, "POST", web, tt.body), "body.host", tt.mention)
+		})
+	}
+	var d api.Domain
+	a.call(http.StatusCreated, "POST", web, map[string]any{"host": "*.Example.com"}).json(t, &d)
+	if d.Host != "*.example.com" || !d.HTTPS || d.Certificate == nil || d.Certificate.Status != "pending" {
+		t.Errorf("wildcard domain = %+v, want *.example.com with a pending certificate", d)
+	}
+	a.call(http.StatusCreated, "POST", web, map[string]any{"host": "www.example.com"})
 }

@@ -46,6 +46,9 @@ type Config struct {
 	ACMECAFile      string
 	ACMEEABKeyID    string
 	ACMEEABHMACKey  string
+	ACMEDNSProvider string
+	// ACMEDNSSettings holds the DNS provider's credentials: never log it.
+	ACMEDNSSettings string
 }
 
 // Option is one configuration setting: a flag --Name, an environment variable
@@ -116,6 +119,8 @@ func (c *Config) Options(fs *pflag.FlagSet) []Option {
 	str(&c.ACMECAFile, "acme-ca-file", "", "PEM file of extra CA certificates to trust for the ACME directory (a private or test CA)")
 	str(&c.ACMEEABKeyID, "acme-eab-kid", "", "external account binding key id, for CAs that require one")
 	str(&c.ACMEEABHMACKey, "acme-eab-hmac", "", "external account binding HMAC key (base64url)")
+	str(&c.ACMEDNSProvider, "acme-dns-provider", "", "DNS provider for DNS-01 validation, which wildcard domains need: rfc2136 or cloudflare; empty turns wildcards off")
+	str(&c.ACMEDNSSettings, "acme-dns-settings", "", "the DNS provider's settings as key=value pairs separated by commas, e.g. nameserver=ns1.example.com:53,tsig_key=berth.,tsig_secret=… (secret; never logged)")
 	return opts
 }
 

@@ -110,17 +110,27 @@ func certStatus(c store.Certificate) *CertStatus {
 func fieldErrf(field, msg string) error { return &app.FieldError{Field: field, Message: msg} }
 
 // normalizeDomain checks a domain input and returns it in stored form.
-func normalizeDomain(in DomainInput, a store.App) (store.Domain, error) {
+// wildcards says whether wildcard hosts (*.example.com) may be added: their
+// certificates need DNS-01 validation, so a DNS provider must be configured.
+func normalizeDomain(in DomainInput, a store.App, wildcards bool) (store.Domain, error) {
 	host := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(in.Host)), ".")
+	rest, wild := strings.CutPrefix(host, "*.")
 	switch {
 	case host == "":
 		return store.Domain{}, fieldErrf("host", "is required, e.g. shop.example.com")
-	case strings.Contains(host, "*"):
-		return store.Domain{}, fieldErrf("host", "is a wildcard; wildcard domains need DNS-01 validation, which is not available yet")
-	case isIP(host):
+	case strings.Contains(rest, "*"):
+		return store.Domain{}, fieldErrf("host", "may hold '*' only as its whole first label, e.g. *.example.com (one level, like a TLS wildcard)")
+	case wild && !wildcards:
+		return store.Domain{}, fieldErrf("host", "is a wildcard; wildcard domains need DNS-01 validation, which is not configured (set --acme-dns-provider and --acme-dns-settings on the server)")
+	case wild && !in.HTTPS:
+		return store.Domain{}, fieldErrf("host", "is a wildcard; wildcard domains are served over HTTPS only (their certificate comes through DNS-01): turn on https")
+	case isIP(rest):
 		return store.Domain{}, fieldErrf("host", "is an IP address; a domain needs a DNS name")
 	}
-	if err := proxy.CheckHost(host); err != nil {
+	if err := proxy.CheckHost(rest); err != nil {
+		if wild {
+			return store.Domain{}, fieldErrf("host", "after '*.': "+err.Error())
+		}
 		return store.Domain{}, fieldErrf("host", err.Error())
 	}
 	prefix := cmp.Or(strings.TrimSpace(in.PathPrefix), "/")
@@ -240,7 +250,7 @@ func (m *Manager) AddDomain(ctx context.Context, p auth.Principal, ref AppRef, i
 	if err != nil {
 		return Domain{}, err
 	}
-	d, err := normalizeDomain(in, l.App)
+	d, err := normalizeDomain(in, l.App, m.wildcards)
 	if err != nil {
 		return Domain{}, err
 	}

@@ -16,7 +16,7 @@ func TestNormalizeDomainOptions(t *testing.T) {
 	web := store.App{ID: "app_web", OrganizationID: "org_1", Spec: app.Spec{Port: 8080}}
 	d, err := normalizeDomain(DomainInput{Host: "WWW.Example.com", Timeout: 90 * time.Second, MaxBody: 1 << 20, Compress: true,
 		BasicAuth: &BasicAuthInput{User: "alice", Password: `pa ss"w#rd`},
-		Headers:   []store.Header{{Name: "X-Frame-Options", Value: "DENY"}}}, web)
+		Headers:   []store.Header{{Name: "X-Frame-Options", Value: "DENY"}}}, web, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestNormalizeDomainOptions(t *testing.T) {
 	// A redirect needs no HTTP port; the URL loses its trailing slash when
 	// the path is kept; the code defaults to 308.
 	worker := store.App{ID: "app_worker", OrganizationID: "org_1"}
-	d, err = normalizeDomain(DomainInput{Host: "example.com", Redirect: &RedirectInput{To: "https://www.example.com/", KeepPath: true}}, worker)
+	d, err = normalizeDomain(DomainInput{Host: "example.com", Redirect: &RedirectInput{To: "https://www.example.com/", KeepPath: true}}, worker, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +72,43 @@ func TestNormalizeDomainOptions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.in.Host = "a.example.com"
-			_, err := normalizeDomain(tc.in, web)
+			_, err := normalizeDomain(tc.in, web, false)
 			var fe *app.FieldError
 			if !errors.As(err, &fe) || fe.Field != tc.field || fe.Message == "" {
 				t.Errorf("err = %v, want a field error on %s", err, tc.field)
+			}
+		})
+	}
+}
+
+func TestNormalizeDomainWildcards(t *testing.T) {
+	web := store.App{ID: "app_web", OrganizationID: "org_1", Spec: app.Spec{Port: 8080}}
+	d, err := normalizeDomain(DomainInput{Host: "*.Example.com.", HTTPS: true}, web, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Host != "*.example.com" || !d.HTTPS {
+		t.Errorf("normalized = %+v", d)
+	}
+	for _, tc := range []struct {
+		name, host string
+		https, dns bool
+		want       string // in the message
+	}{
+		{"without DNS-01", "*.example.com", true, false, "--acme-dns-provider"},
+		{"without https", "*.example.com", false, true, "https"},
+		{"two wildcards", "*.*.x.com", true, true, "first label"},
+		{"inner wildcard", "a.*.com", true, true, "first label"},
+		{"partial label", "*example.com", true, true, "first label"},
+		{"bare", "*", true, true, "first label"},
+		{"bad rest", "*.-a.com", true, true, "after '*.'"},
+		{"ip", "*.10.0.0.1", true, true, "IP address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := normalizeDomain(DomainInput{Host: tc.host, HTTPS: tc.https}, web, tc.dns)
+			var fe *app.FieldError
+			if !errors.As(err, &fe) || fe.Field != "host" || !strings.Contains(fe.Message, tc.want) {
+				t.Errorf("err = %v, want a field error on host mentioning %q", err, tc.want)
 			}
 		})
 	}

@@ -103,6 +103,16 @@ type Manager struct {
 	certRoots *x509.CertPool
 	// reservedHost is the control plane's own public host.
 	reservedHost string
+	// wildcards allows wildcard domains (a DNS-01 provider is configured).
+	wildcards bool
+}
+
+// WithWildcards allows wildcard domains (*.example.com) with HTTPS: their
+// certificates need DNS-01 validation, so on is right only when the server
+// has a DNS provider for ACME.
+func (m *Manager) WithWildcards(on bool) *Manager {
+	m.wildcards = on
+	return m
 }
 
 // WithReservedHost keeps host (Berth's own public host) from being added as

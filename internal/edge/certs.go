@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/berthpaas/berth/internal/certs"
@@ -23,6 +25,9 @@ type ACMEConfig struct {
 	Roots *x509.CertPool
 	// Timeout bounds one issuance (default 2 minutes).
 	Timeout time.Duration
+	// DNS, when set, answers DNS-01 challenges: the only way to validate
+	// a wildcard host (*.example.com). Other hosts keep HTTP-01.
+	DNS certs.DNSProvider
 }
 
 type acmeAccount struct {
@@ -34,7 +39,8 @@ type acmeAccount struct {
 // RunCertificates issues and renews the ACME certificates of HTTPS domains
 // until ctx ends. The control plane is the one ACME client: HTTP-01
 // challenges go into the routing table, so whichever proxy replica the CA
-// reaches answers. A failure keeps the previous certificate (if any) and is
+// reaches answers; wildcard hosts are validated through DNS-01 instead
+// (cfg.DNS). A failure keeps the previous certificate (if any) and is
 // retried with backoff; its reason is shown on the domain.
 func (r *Router) RunCertificates(ctx context.Context, cfg ACMEConfig) {
 	if cfg.Timeout == 0 {
@@ -75,7 +81,7 @@ func (r *Router) obtain(ctx context.Context, issuer *certs.Issuer, cfg ACMEConfi
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	began := time.Now()
-	got, err := issuer.ObtainHTTP(ctx, []string{c.Host}, r)
+	got, err := r.obtainFor(ctx, issuer, cfg, c.Host)
 	if err != nil {
 		r.certFailed(ctx, c, err)
 		return
@@ -97,6 +103,23 @@ func (r *Router) obtain(ctx context.Context, issuer *certs.Issuer, cfg ACMEConfi
 	if _, err := r.Publish(ctx); err != nil {
 		r.log.Warn("edge: publish routing table", "err", err)
 	}
+}
+
+// errNoDNSProvider is why a wildcard certificate cannot be obtained without a
+// DNS provider (the domain was added while one was configured).
+var errNoDNSProvider = errors.New("a wildcard certificate needs DNS-01 validation: configure --acme-dns-provider")
+
+// obtainFor obtains host's certificate through the only challenge that can
+// validate it: DNS-01 for a wildcard, which HTTP-01 cannot prove, and
+// HTTP-01 for any other host.
+func (r *Router) obtainFor(ctx context.Context, issuer *certs.Issuer, cfg ACMEConfig, host string) (certs.Issued, error) {
+	if !strings.HasPrefix(host, "*.") {
+		return issuer.ObtainHTTP(ctx, []string{host}, r)
+	}
+	if cfg.DNS == nil {
+		return certs.Issued{}, errNoDNSProvider
+	}
+	return issuer.ObtainDNS(ctx, []string{host}, cfg.DNS)
 }
 
 // certFailed records a failed attempt; the next one waits longer.

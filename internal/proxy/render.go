@@ -381,7 +381,9 @@ var accessLog = strings.Join([]string{
 // so order in the map does not matter and "add map" may append anywhere):
 // first the bare host, then host + the first 1, 2, … MaxPrefixSegments path
 // segments; every hit overwrites the previous one, so the deepest wins, and
-// prefixes only ever match whole segments.
+// prefixes only ever match whole segments. A host none of whose keys match
+// is looked up again as the wildcard of its parent domain, so an exact host
+// always wins over a wildcard.
 //
 // Redirects are data too: the target URL comes from the map value and is
 // appended to by the request's path and query (after a prefix strip), one
@@ -409,6 +411,16 @@ func renderFrontends(w *cfgWriter, o Options, routes []Route) {
 	for d := 1; d <= MaxPrefixSegments; d++ {
 		w.in("http-request set-var(txn.berth_prefix) path,field(1,/,%d)", d+1)
 		w.in("http-request set-var(txn.berth_route) var(txn.berth_host),concat(,txn.berth_prefix,),map_str(%s)", m)
+	}
+	// Only a host with no route of its own falls back to the wildcard of its
+	// parent ("*.example.com" for a.example.com), one label deep like a TLS
+	// wildcard, looked up the same way.
+	w.in("http-request set-var(txn.berth_wild) var(txn.berth_host),field(2,.,0) if !{ var(txn.berth_route) -m found }")
+	w.in("http-request set-var(txn.berth_wild) str(*.),concat(,txn.berth_wild,) if { var(txn.berth_wild) -m found }")
+	w.in("http-request set-var(txn.berth_route) var(txn.berth_wild),map_str(%s) if { var(txn.berth_wild) -m found }", m)
+	for d := 1; d <= MaxPrefixSegments; d++ {
+		w.in("http-request set-var(txn.berth_prefix) path,field(1,/,%d) if { var(txn.berth_wild) -m found }", d+1)
+		w.in("http-request set-var(txn.berth_route) var(txn.berth_wild),concat(,txn.berth_prefix,),map_str(%s) if { var(txn.berth_wild) -m found }", m)
 	}
 	w.in("http-request set-var(txn.berth_strip) var(txn.berth_route),field(2,|),add(0)")
 	w.in("http-request set-var(txn.berth_redirect) var(txn.berth_route),field(3,|),add(0)")

@@ -117,6 +117,18 @@ var goldenCases = []struct {
 				BasicAuth: &BasicAuth{User: "alice", PasswordHash: "$2a$05$abcdefghijklmnopqrstuuE7ZfIHTCaDIGdV1wSlEwN1Y.RO6WKVO"}},
 		},
 	}, false},
+	{"wildcard", Table{
+		// A wildcard host with a path prefix, and an exact host under it
+		// that wins over the wildcard.
+		Version: 9,
+		Apps:    []App{app("app_any", rel("any-r1", 100)), app("app_www", rel("www-r1", 100))},
+		Routes: []Route{
+			{Host: "*.example.com", AppID: "app_any", HTTPSRedirect: true},
+			{Host: "*.example.com", PathPrefix: "/api", StripPrefix: true, AppID: "app_www", HTTPSRedirect: true},
+			{Host: "www.example.com", AppID: "app_www", HTTPSRedirect: true},
+		},
+		Certificates: []Certificate{{Name: "wildcard-example-com", CertPEM: "(not rendered)", KeyPEM: "(not rendered)"}},
+	}, true},
 }
 
 func goldenCase(t *testing.T, name string) Table {

@@ -182,7 +182,7 @@ func validateApp(f string, a App) error {
 }
 
 func validateRoute(f string, r Route, apps map[string]bool) error {
-	if err := validateHost(r.Host); err != nil {
+	if err := validateRouteHost(r.Host); err != nil {
 		return fieldErr(f+".host", "%s", err)
 	}
 	if r.PathPrefix != "" {
@@ -234,6 +234,22 @@ func validateRoute(f string, r Route, apps map[string]bool) error {
 	return nil
 }
 
+// validateRouteHost accepts what validateHost does plus wildcard hosts: one
+// leading "*." label before a valid host ("*.example.com"), matching one label
+// as TLS wildcards do.
+func validateRouteHost(h string) error {
+	if rest, ok := strings.CutPrefix(h, "*."); ok {
+		if len(h) > MaxHostLen {
+			return fmt.Errorf("at most %d characters, got %d", MaxHostLen, len(h))
+		}
+		if err := validateHost(rest); err != nil {
+			return fmt.Errorf("wildcard: %s", err)
+		}
+		return nil
+	}
+	return validateHost(h)
+}
+
 // validateHost accepts lowercase RFC 1123 host names only: no IP literals, no
 // wildcards, no trailing dot.
 func validateHost(h string) error {
@@ -245,7 +261,7 @@ func validateHost(h string) error {
 	case strings.HasSuffix(h, "."):
 		return fmt.Errorf("must not end with a dot")
 	case strings.Contains(h, "*"):
-		return fmt.Errorf("wildcard hosts are not supported")
+		return fmt.Errorf("'*' is allowed only as a whole leading label of a route's host (*.example.com)")
 	case strings.ToLower(h) != h:
 		return fmt.Errorf("must be lowercase")
 	}

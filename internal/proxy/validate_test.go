@@ -37,6 +37,12 @@ func TestValidateAcceptsValid(t *testing.T) {
 	if err := validTable().Validate(); err != nil {
 		t.Fatal(err)
 	}
+	wild := validTable()
+	wild.Routes = append(wild.Routes, Route{Host: "*.example.com", AppID: "app_a"},
+		Route{Host: "*.example.com", PathPrefix: "/api", AppID: "app_b"})
+	if err := wild.Validate(); err != nil {
+		t.Fatalf("wildcard routes: %v", err)
+	}
 }
 
 func TestValidateRejects(t *testing.T) {
@@ -49,7 +55,10 @@ func TestValidateRejects(t *testing.T) {
 		{"empty host", func(t *Table) { t.Routes[0].Host = "" }, "routes[0].host"},
 		{"uppercase host", func(t *Table) { t.Routes[0].Host = "A.example.com" }, "routes[0].host"},
 		{"trailing dot", func(t *Table) { t.Routes[0].Host = "a.example.com." }, "routes[0].host"},
-		{"wildcard", func(t *Table) { t.Routes[0].Host = "*.example.com" }, "routes[0].host"},
+		{"double wildcard", func(t *Table) { t.Routes[0].Host = "*.*.example.com" }, "routes[0].host"},
+		{"inner wildcard", func(t *Table) { t.Routes[0].Host = "a.*.com" }, "routes[0].host"},
+		{"partial wildcard", func(t *Table) { t.Routes[0].Host = "*example.com" }, "routes[0].host"},
+		{"bare wildcard", func(t *Table) { t.Routes[0].Host = "*" }, "routes[0].host"},
 		{"ipv4", func(t *Table) { t.Routes[0].Host = "10.0.0.1" }, "routes[0].host"},
 		{"ipv6", func(t *Table) { t.Routes[0].Host = "[::1]" }, "routes[0].host"},
 		{"numeric tld", func(t *Table) { t.Routes[0].Host = "a.123" }, "routes[0].host"},

@@ -20,6 +20,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/api"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/certs"
 	"github.com/berthpaas/berth/internal/config"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/edge"
@@ -61,6 +62,8 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyrin
 	if host, _ := publicHost(cfg); host != "" {
 		apps.WithReservedHost(host)
 	}
+	// Run refuses to start with a provider that does not build.
+	apps.WithWildcards(cfg.ACMEDNSProvider != "")
 	s.auth = auth.New(db, auth.Options{SessionIdle: cfg.SessionIdle, SessionLifetime: cfg.SessionLifetime})
 	secure := len(cfg.PublicURL) > 8 && cfg.PublicURL[:8] == "https://"
 	setupAllowed := func(r *http.Request) bool { return auth.SetupAllowed(r, cfg.PublicURL) }
@@ -261,6 +264,18 @@ func publicHost(cfg config.Config) (string, bool) {
 // the start, since every issuance would fail.
 func acmeConfig(cfg config.Config) (edge.ACMEConfig, error) {
 	c := edge.ACMEConfig{DirectoryURL: cfg.ACMEDirectory, Email: cfg.ACMEEmail, EABKeyID: cfg.ACMEEABKeyID, EABHMAC: cfg.ACMEEABHMACKey}
+	if cfg.ACMEDNSProvider != "" {
+		settings, err := dnsSettings(cfg.ACMEDNSSettings)
+		if err != nil {
+			return c, err
+		}
+		if c.DNS, err = certs.NewDNSProvider(cfg.ACMEDNSProvider, settings); err != nil {
+			// The FieldError names the setting, never its value.
+			return c, fmt.Errorf("acme-dns-provider %s: %w", cfg.ACMEDNSProvider, err)
+		}
+	} else if cfg.ACMEDNSSettings != "" {
+		return c, fmt.Errorf("acme-dns-settings: set, but no --acme-dns-provider to use them")
+	}
 	if cfg.ACMECAFile == "" {
 		return c, nil
 	}
@@ -277,6 +292,35 @@ func acmeConfig(cfg config.Config) (edge.ACMEConfig, error) {
 	}
 	c.Roots = pool
 	return c, nil
+}
+
+// dnsSettings parses --acme-dns-settings: key=value pairs separated by
+// commas. A part without '=' continues the previous value, so list settings
+// (resolvers=a:53,b:53) need no escaping. Errors name keys and positions,
+// never values: they hold secrets.
+func dnsSettings(s string) (map[string]string, error) {
+	out := map[string]string{}
+	last := ""
+	for i, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			if last == "" {
+				return nil, fmt.Errorf("acme-dns-settings: item %d is not key=value", i+1)
+			}
+			out[last] += "," + part
+			continue
+		}
+		k = strings.TrimSpace(k)
+		if k == "" || strings.Trim(k, "abcdefghijklmnopqrstuvwxyz_") != "" {
+			// Likely a value with a comma or '=' in it: do not show it.
+			return nil, fmt.Errorf("acme-dns-settings: item %d does not start with a setting name (a–z and _) and '='", i+1)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("acme-dns-settings: %s is set twice", k)
+		}
+		out[k], last = strings.TrimSpace(v), k
+	}
+	return out, nil
 }
 
 // publishLoop rebuilds the routing table every few seconds. Every change

@@ -146,3 +146,44 @@ func TestPanicIsAProblemWithoutStack(t *testing.T) {
 		t.Errorf("the panic must be logged for operators")
 	}
 }
+
+func TestACMEConfigDNSProvider(t *testing.T) {
+	const secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQ="
+	base := config.Config{ACMEDirectory: "https://ca.example/dir", ACMEDNSProvider: "rfc2136"}
+
+	cfg := base
+	cfg.ACMEDNSSettings = "nameserver=127.0.0.1:53, tsig_key=berth.,tsig_secret=" + secret + ",resolvers=127.0.0.1:53,127.0.0.2:53,ttl=60"
+	c, err := acmeConfig(cfg)
+	if err != nil || c.DNS == nil {
+		t.Fatalf("acmeConfig = %+v, %v; want a DNS provider", c, err)
+	}
+	got, err := dnsSettings(cfg.ACMEDNSSettings)
+	if err != nil || got["resolvers"] != "127.0.0.1:53,127.0.0.2:53" || got["tsig_secret"] != secret || got["ttl"] != "60" || len(got) != 5 {
+		t.Errorf("dnsSettings = %v, %v", got, err)
+	}
+	if c, err := acmeConfig(config.Config{ACMEDirectory: "https://ca.example/dir"}); err != nil || c.DNS != nil {
+		t.Errorf("without a provider: %+v, %v; want no DNS provider", c, err)
+	}
+
+	for _, tc := range []struct{ name, provider, settings, want string }{
+		{"missing setting", "rfc2136", "nameserver=127.0.0.1:53,tsig_secret=" + secret, "tsig_key"},
+		{"bad secret", "rfc2136", "nameserver=127.0.0.1:53,tsig_key=k,tsig_secret=not base64!", "tsig_secret"},
+		{"unknown setting", "cloudflare", "api_token=" + secret + ",nameserver=x", "nameserver"},
+		{"unknown kind", "route53", "a=b", "kind"},
+		{"not key=value", "rfc2136", secret + "x", "item 1"},
+		{"twice", "rfc2136", "tsig_key=a,tsig_key=b", "set twice"},
+		{"settings without provider", "", "tsig_secret=" + secret, "--acme-dns-provider"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base
+			cfg.ACMEDNSProvider, cfg.ACMEDNSSettings = tc.provider, tc.settings
+			_, err := acmeConfig(cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one naming %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "not base64!") {
+				t.Errorf("error shows a secret: %v", err)
+			}
+		})
+	}
+}
