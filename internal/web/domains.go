@@ -168,7 +168,7 @@ func domainLink(d deploy.Domain) string {
 func (v *domainsView) domainFields(f domainTyped) {
 	v.Host = Field{ID: "domain-host", Name: "host", Label: "Host", Type: "text", Value: f.host, Required: true, MaxLength: 253,
 		Placeholder: "shop.example.com", Code: true, Autocomplete: "off",
-		Hint: "A DNS name whose A or AAAA record points at this cluster. No IP addresses or wildcards."}
+		Hint: "A DNS name whose A or AAAA record points at this cluster, not an IP address. *.example.com works when the server has a DNS-01 provider (--acme-dns-provider)."}
 	v.PathPrefix = Field{ID: "domain-path", Name: "path_prefix", Label: "Path prefix", Type: "text", Value: f.prefix, MaxLength: 256,
 		Placeholder: "/", Code: true, Autocomplete: "off",
 		Hint: "Route only this path and below, on whole segments, such as /api. Empty for every path."}
