@@ -22,8 +22,10 @@ run:
 test:
 	scripts/test.sh
 
-## bench: footprint and speed of berth server, with 1,000 apps, and of deploys against raw Swarm
+## bench: footprint and speed of berth server, with 1,000 apps, of deploys against raw Swarm, and of the edge proxy against nginx
 bench: build
 	bench/server.sh
 	bench/apps.sh
 	go test -run '^$$' -bench . -benchtime 3x ./bench/deploy
+	for p in wrk nginx haproxy; do command -v $$p >/dev/null || apt-get install -y -qq $$p >/dev/null; done
+	BERTH_BIN=bin/berth go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/proxy

@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -721,5 +722,23 @@ func TestParseShowProc(t *testing.T) {
 	got, old := parseShowProc(out)
 	if len(got) != 1 || got[0] != 10469 || len(old) != 1 || old[0] != 1606 {
 		t.Fatalf("parseShowProc = %v, %v; want [10469], [1606]", got, old)
+	}
+}
+
+// Lines split across pipe reads are logged whole, once.
+func TestLogWriterJoinsSplitLines(t *testing.T) {
+	var buf bytes.Buffer
+	w := &logWriter{log: slog.New(slog.NewTextHandler(&buf, nil)), level: slog.LevelInfo}
+	for _, chunk := range []string{`{"status":2`, `00,"path":"/a"}` + "\n" + `{"status":`, "404}\n", "[WARNING] tail without newline"} {
+		w.Write([]byte(chunk))
+	}
+	out := buf.String()
+	for _, want := range []string{`{\"status\":200,\"path\":\"/a\"}`, `{\"status\":404}`} {
+		if strings.Count(out, want) != 1 {
+			t.Errorf("line %s not logged exactly once:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "msg=haproxy") != 2 || strings.Contains(out, "tail without newline") {
+		t.Errorf("want two lines and the unfinished one held back:\n%s", out)
 	}
 }

@@ -7,7 +7,6 @@
 package haproxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -593,31 +592,49 @@ func socketCommand(ctx context.Context, socket, command string) (string, error) 
 	return buf.String(), nil
 }
 
-// logWriter forwards HAProxy's stdout/stderr lines to the logger.
+// logWriter forwards HAProxy's stdout/stderr lines to the logger. The pipe
+// hands over whatever it holds, not whole lines, so an unfinished last line
+// waits for the next write instead of being logged as two broken ones.
 type logWriter struct {
-	log   *slog.Logger
-	level slog.Level
+	log     *slog.Logger
+	level   slog.Level
+	partial []byte
 }
 
+// maxLogLine bounds a line kept waiting for its end.
+const maxLogLine = 64 << 10
+
 func (w *logWriter) Write(b []byte) (int, error) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		level := w.level
-		switch {
-		case strings.HasPrefix(line, "[NOTICE]"):
-			level = slog.LevelInfo
-		case strings.HasPrefix(line, "[WARNING]"):
-			level = slog.LevelWarn
-		case strings.HasPrefix(line, "[ALERT]"):
-			level = slog.LevelError
-		}
-		w.log.Log(context.Background(), level, "haproxy", "output", line)
+	data := append(w.partial, b...)
+	end := bytes.LastIndexByte(data, '\n')
+	if end < 0 && len(data) < maxLogLine {
+		w.partial = data
+		return len(b), nil
 	}
+	if end < 0 {
+		end = len(data)
+	}
+	for line := range bytes.SplitSeq(data[:end], []byte{'\n'}) {
+		w.logLine(strings.TrimSpace(string(line)))
+	}
+	w.partial = append([]byte(nil), data[min(end+1, len(data)):]...)
 	return len(b), nil
+}
+
+func (w *logWriter) logLine(line string) {
+	if line == "" {
+		return
+	}
+	level := w.level
+	switch {
+	case strings.HasPrefix(line, "[NOTICE]"):
+		level = slog.LevelInfo
+	case strings.HasPrefix(line, "[WARNING]"):
+		level = slog.LevelWarn
+	case strings.HasPrefix(line, "[ALERT]"):
+		level = slog.LevelError
+	}
+	w.log.Log(context.Background(), level, "haproxy", "output", line)
 }
 
 func first(cur, _ []int) []int { return cur }
