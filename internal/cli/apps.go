@@ -51,7 +51,7 @@ func appCmd() *cobra.Command {
 		Long:    "Create, deploy and operate apps. " + appRefHelp,
 		Args:    cobra.NoArgs,
 	}
-	cmd.AddCommand(appCreateCmd(), appListCmd(), appStatusCmd(), appDeployCmd(), appRollbackCmd(), appRestartCmd(),
+	cmd.AddCommand(appCreateCmd(), appUpdateCmd(), appListCmd(), appStatusCmd(), appDeployCmd(), appRollbackCmd(), appRestartCmd(),
 		appStopCmd(), appStartCmd(), appScaleCmd(), appCancelCmd(), appDeploymentsCmd(), appDeploymentCmd(), appDeleteCmd(),
 		appRequestsCmd())
 	return cmd
@@ -84,24 +84,23 @@ func appCommand(use, short string, nargs int, run func(cmd *cobra.Command, t *ta
 	return cmd, flags
 }
 
-// createFlags are berth app create's flags, parsed into a spec by spec.
-type createFlags struct {
-	image, memory, healthPath, healthCmd, command, envFile string
-	port, replicas                                         int
-	cpu                                                    float64
-	env, publish, volumes, args                            []string
-	files, secretFiles, binds                              []string
+// specFlags are the spec flags shared by berth app create and berth app
+// update; apply turns them into changes to a spec.
+type specFlags struct {
+	image, memory, healthPath, healthCmd, command string
+	port, replicas                                int
+	cpu                                           float64
+	publish, volumes, args                        []string
+	files, secretFiles, binds                     []string
 }
 
-func (f *createFlags) bind(cmd *cobra.Command) {
+func (f *specFlags) bind(cmd *cobra.Command, imageHelp string) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.image, "image", "", "image to run, e.g. nginx:1.27 (required)")
-	fl.IntVar(&f.port, "port", 0, "container port serving HTTP (default: not web-facing)")
+	fl.StringVar(&f.image, "image", "", imageHelp)
+	fl.IntVar(&f.port, "port", 0, "container port serving HTTP (0: not web-facing)")
 	fl.IntVar(&f.replicas, "replicas", 1, "number of containers")
-	fl.StringArrayVar(&f.env, "env", nil, "variable KEY=VALUE (repeatable)")
-	fl.StringVar(&f.envFile, "env-file", "", "read variables from a .env file (--env wins over it)")
-	fl.Float64Var(&f.cpu, "cpu", 0, "CPU limit in cores, e.g. 0.5")
-	fl.StringVar(&f.memory, "memory", "", "memory limit, e.g. 256m or 1g (binary units: k, m, g, t)")
+	fl.Float64Var(&f.cpu, "cpu", 0, "CPU limit in cores, e.g. 0.5 (0: no limit)")
+	fl.StringVar(&f.memory, "memory", "", "memory limit, e.g. 256m or 1g (binary units: k, m, g, t; 0: no limit)")
 	fl.StringArrayVar(&f.publish, "publish", nil, "publish PUBLISHED:TARGET[/tcp|udp] on every node's host network, bypassing the proxy (repeatable)")
 	fl.StringArrayVar(&f.volumes, "volume", nil, "volume NAME:/PATH[:ro][:single-writer] (repeatable)")
 	fl.StringArrayVar(&f.files, "file", nil, "file /PATH=@LOCAL_FILE: put the local file's content at /PATH in the containers, versioned with each deployment (repeatable)")
@@ -113,88 +112,151 @@ func (f *createFlags) bind(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.args, "arg", nil, "replace the image's CMD with these arguments, one per --arg (repeatable)")
 }
 
-// spec checks the flags and builds the spec; every error names its flag.
-func (f *createFlags) spec(cmd *cobra.Command) (api.AppSpec, map[string]string, error) {
-	if f.image == "" {
-		return api.AppSpec{}, nil, errors.New("--image is required")
-	}
-	if err := app.ValidateImage(f.image); err != nil {
-		return api.AppSpec{}, nil, fmt.Errorf("--image %s", fieldMessage(err))
-	}
-	replicas := f.replicas
-	s := api.AppSpec{Image: f.image, Port: f.port, Replicas: &replicas, Args: f.args}
-	if f.port < 0 || f.port > 65535 {
-		return api.AppSpec{}, nil, fmt.Errorf("--port %d: use a port between 1 and 65535", f.port)
-	}
-	if f.replicas < 0 {
-		return api.AppSpec{}, nil, fmt.Errorf("--replicas %d: use 0 or more", f.replicas)
-	}
-	if f.cpu < 0 || math.IsNaN(f.cpu) || math.IsInf(f.cpu, 0) {
-		return api.AppSpec{}, nil, fmt.Errorf("--cpu %v: use a number of cores such as 0.5 or 2", f.cpu)
-	}
-	s.Resources.CPULimit = f.cpu
-	if f.memory != "" {
-		n, err := parseSize(f.memory)
-		if err != nil {
-			return api.AppSpec{}, nil, fmt.Errorf("--memory %q: %v", f.memory, err)
+// apply checks the flags for which given reports true and writes them into
+// s; a list flag replaces its whole list. Every error names its flag.
+func (f *specFlags) apply(s *api.AppSpec, given func(flag string) bool) error {
+	if given("image") {
+		if err := app.ValidateImage(f.image); err != nil {
+			return fmt.Errorf("--image %s", fieldMessage(err))
 		}
-		s.Resources.MemoryLimit = n
+		s.Image = f.image
 	}
-	for _, p := range f.publish {
-		pp, err := parsePublish(p)
-		if err != nil {
-			return api.AppSpec{}, nil, fmt.Errorf("--publish %q: %v", p, err)
+	if given("port") {
+		if f.port < 0 || f.port > 65535 {
+			return fmt.Errorf("--port %d: use a port between 1 and 65535, or 0 for none", f.port)
 		}
-		s.Ports = append(s.Ports, pp)
+		s.Port = f.port
 	}
-	for _, v := range f.volumes {
-		vol, err := parseVolume(v)
-		if err != nil {
-			return api.AppSpec{}, nil, fmt.Errorf("--volume %q: %v", v, err)
+	if given("replicas") {
+		if f.replicas < 0 {
+			return fmt.Errorf("--replicas %d: use 0 or more", f.replicas)
 		}
-		s.Volumes = append(s.Volumes, vol)
+		replicas := f.replicas
+		s.Replicas = &replicas
 	}
+	if given("cpu") {
+		if f.cpu < 0 || math.IsNaN(f.cpu) || math.IsInf(f.cpu, 0) {
+			return fmt.Errorf("--cpu %v: use a number of cores such as 0.5 or 2", f.cpu)
+		}
+		s.Resources.CPULimit = f.cpu
+	}
+	if given("memory") {
+		s.Resources.MemoryLimit = 0
+		if f.memory != "" {
+			n, err := parseSize(f.memory)
+			if err != nil {
+				return fmt.Errorf("--memory %q: %v", f.memory, err)
+			}
+			s.Resources.MemoryLimit = n
+		}
+	}
+	if given("publish") {
+		s.Ports = nil
+		for _, p := range f.publish {
+			pp, err := parsePublish(p)
+			if err != nil {
+				return fmt.Errorf("--publish %q: %v", p, err)
+			}
+			s.Ports = append(s.Ports, pp)
+		}
+	}
+	if given("volume") {
+		s.Volumes = nil
+		for _, v := range f.volumes {
+			vol, err := parseVolume(v)
+			if err != nil {
+				return fmt.Errorf("--volume %q: %v", v, err)
+			}
+			s.Volumes = append(s.Volumes, vol)
+		}
+	}
+	// --file and --secret-file each replace their own kind of file.
 	for _, list := range []struct {
 		flag   string
 		values []string
 		secret bool
-	}{{"--file", f.files, false}, {"--secret-file", f.secretFiles, true}} {
+	}{{"file", f.files, false}, {"secret-file", f.secretFiles, true}} {
+		if !given(list.flag) {
+			continue
+		}
+		kept := s.Files[:0:0]
+		for _, fm := range s.Files {
+			if fm.Secret != list.secret {
+				kept = append(kept, fm)
+			}
+		}
 		for _, v := range list.values {
 			fm, err := parseFileFlag(v, list.secret)
 			if err != nil {
-				return api.AppSpec{}, nil, fmt.Errorf("%s %q: %v", list.flag, v, err)
+				return fmt.Errorf("--%s %q: %v", list.flag, v, err)
 			}
-			s.Files = append(s.Files, fm)
+			kept = append(kept, fm)
+		}
+		s.Files = kept
+	}
+	if given("bind") {
+		s.Binds = nil
+		for _, b := range f.binds {
+			bm, err := parseBind(b)
+			if err != nil {
+				return fmt.Errorf("--bind %q: %v", b, err)
+			}
+			s.Binds = append(s.Binds, bm)
 		}
 	}
-	for _, b := range f.binds {
-		bm, err := parseBind(b)
-		if err != nil {
-			return api.AppSpec{}, nil, fmt.Errorf("--bind %q: %v", b, err)
+	if given("command") {
+		s.Command = nil
+		if f.command != "" {
+			argv, err := splitWords(f.command)
+			if err != nil {
+				return fmt.Errorf("--command: %v", err)
+			}
+			s.Command = argv
 		}
-		s.Binds = append(s.Binds, bm)
 	}
-	if f.command != "" {
-		argv, err := splitWords(f.command)
-		if err != nil {
-			return api.AppSpec{}, nil, fmt.Errorf("--command: %v", err)
-		}
-		s.Command = argv
+	if given("arg") {
+		s.Args = f.args
 	}
 	switch {
 	case f.healthPath != "" && f.healthCmd != "":
-		return api.AppSpec{}, nil, errors.New("--health-path and --health-cmd are two kinds of check: give one")
+		return errors.New("--health-path and --health-cmd are two kinds of check: give one")
 	case f.healthPath != "":
 		if !strings.HasPrefix(f.healthPath, "/") {
-			return api.AppSpec{}, nil, fmt.Errorf("--health-path %q: must start with /", f.healthPath)
+			return fmt.Errorf("--health-path %q: must start with /", f.healthPath)
 		}
 		s.Health = &api.HealthCheck{Type: app.HealthHTTP, Path: f.healthPath}
 	case f.healthCmd != "":
 		argv, err := splitWords(f.healthCmd)
 		if err != nil {
-			return api.AppSpec{}, nil, fmt.Errorf("--health-cmd: %v", err)
+			return fmt.Errorf("--health-cmd: %v", err)
 		}
 		s.Health = &api.HealthCheck{Type: app.HealthCommand, Command: argv}
+	}
+	return nil
+}
+
+// createFlags are berth app create's flags: the spec and its variables.
+type createFlags struct {
+	specFlags
+	envFile string
+	env     []string
+}
+
+func (f *createFlags) bind(cmd *cobra.Command) {
+	f.specFlags.bind(cmd, "image to run, e.g. nginx:1.27 (required)")
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.env, "env", nil, "variable KEY=VALUE (repeatable)")
+	fl.StringVar(&f.envFile, "env-file", "", "read variables from a .env file (--env wins over it)")
+}
+
+// spec checks the flags and builds the spec; every error names its flag.
+func (f *createFlags) spec(cmd *cobra.Command) (api.AppSpec, map[string]string, error) {
+	if f.image == "" {
+		return api.AppSpec{}, nil, errors.New("--image is required")
+	}
+	var s api.AppSpec
+	if err := f.apply(&s, func(string) bool { return true }); err != nil {
+		return api.AppSpec{}, nil, err
 	}
 	env := map[string]string{}
 	if f.envFile != "" {

@@ -451,3 +451,94 @@ func TestAppCreateFilesAndBinds(t *testing.T) {
 		mustFail(t, b.want, "", "app", "create", "shop/bad", "--image", "nginx", b.flag, b.value)
 	}
 }
+
+func TestAppUpdate(t *testing.T) {
+	srv := newAppServer(t)
+	mustRun(t, "", "project", "create", "shop")
+	key := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(key, []byte("-----BEGIN KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "", "app", "create", "shop/web", "--image", "nginx:1.27", "--port", "80", "--memory", "256m",
+		"--volume", "data:/data", "--health-path", "/healthz", "--arg", "serve", "--secret-file", "/run/secrets/key=@"+key)
+
+	r := mustRun(t, "", "app", "update", "shop/web", "--image", "nginx:1.28", "--memory", "1g", "--replicas", "3",
+		"--volume", "cache:/cache:ro", "--volume", "data:/data", "--command", "/bin/sh -c 'exec nginx'")
+	for _, want := range []string{"Updated shop/web", "image: nginx:1.27 → nginx:1.28", "memory: 256m → 1g", "replicas: 1 → 3",
+		"volumes: data:/data → cache:/cache:ro, data:/data", "command: image default → /bin/sh -c 'exec nginx'", "Deploy it: berth app deploy shop/web"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("update lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	for _, unchanged := range []string{"port", "health", "args", "files"} {
+		if strings.Contains(r.stdout, unchanged+":") {
+			t.Errorf("update reports %s, which no flag changed:\n%s", unchanged, r.stdout)
+		}
+	}
+	st := appStatus(t, "shop/web")
+	s := st.App.Spec
+	if s.Image != "nginx:1.28" || s.Resources.MemoryLimit != 1<<30 || *s.Replicas != 3 || s.Port != 80 ||
+		!reflect.DeepEqual(s.Command, []string{"/bin/sh", "-c", "exec nginx"}) || !reflect.DeepEqual(s.Args, []string{"serve"}) ||
+		s.Health == nil || s.Health.Path != "/healthz" || len(s.Volumes) != 2 || s.Volumes[0].Name != "cache" {
+		t.Errorf("spec after update %+v", s)
+	}
+	if st.Current != nil || st.InFlight != nil {
+		t.Errorf("update deployed without --deploy: %+v", st)
+	}
+	// The secret file went back as its placeholder, which the server keeps
+	// the stored content for (internal/api tests that); it is still there.
+	if len(s.Files) != 1 || !s.Files[0].Secret || s.Files[0].Content != "(secret, stored encrypted)" {
+		t.Errorf("files after update %+v", s.Files)
+	}
+
+	r = mustRun(t, "", "app", "update", "shop/web", "--clear", "health", "--clear", "arg", "--clear", "secret-file", "--memory", "0")
+	for _, want := range []string{"health: http /healthz → image default", "args: serve → image default", "files: /run/secrets/key (secret) → none", "memory: 1g → no limit"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("update --clear lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	s = appStatus(t, "shop/web").App.Spec
+	if s.Health != nil || s.Args != nil || s.Files != nil || s.Resources.MemoryLimit != 0 {
+		t.Errorf("spec after --clear %+v", s)
+	}
+	r = mustRun(t, "", "app", "update", "shop/web", "--image", "nginx:1.28")
+	if !strings.Contains(r.stdout, "nothing changed") || strings.Contains(r.stdout, "Deploy it") {
+		t.Errorf("update without a change: %q", r.stdout)
+	}
+
+	r = deployWaiting(t, srv, 1, store.DeployLive, "", "app", "update", "shop/web", "--port", "8080", "--deploy", "--wait")
+	for _, want := range []string{"port: 80 → 8080", "Deployment #1 queued", "Deployment #1 of shop/web is live"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("update --deploy --wait lacks %q:\n%s", want, r.stdout)
+		}
+	}
+
+	before := appStatus(t, "shop/web").App.Spec
+	for _, b := range []struct {
+		want string
+		args []string
+	}{
+		{"nothing to change", nil},
+		{"--image", []string{"--image", "Nginx"}},
+		{"--memory", []string{"--memory", "lots"}},
+		{"--port", []string{"--port", "70000"}},
+		{"--volume", []string{"--volume", "data"}},
+		{"--publish", []string{"--publish", "80:http"}},
+		{"--bind", []string{"--bind", "/srv"}},
+		{"--clear \"env\"", []string{"--clear", "env"}},
+		{"--clear volume and --volume", []string{"--clear", "volume", "--volume", "x:/x"}},
+		{"--clear health and --health-path", []string{"--clear", "health", "--health-path", "/up"}},
+		{"--wait follows a deployment", []string{"--image", "nginx:2", "--wait"}},
+		{"resources.memory_limit", []string{"--memory", "1k"}}, // the server's check
+		{"app shop/nope not found", nil},
+	} {
+		ref := "shop/web"
+		if strings.Contains(b.want, "not found") {
+			ref, b.args = "shop/nope", []string{"--image", "nginx:2"}
+		}
+		mustFail(t, b.want, "", append([]string{"app", "update", ref}, b.args...)...)
+	}
+	if after := appStatus(t, "shop/web").App.Spec; !reflect.DeepEqual(after, before) {
+		t.Errorf("a failed update changed the spec:\n%+v\n%+v", before, after)
+	}
+}

@@ -594,7 +594,9 @@ func (u *ui) createApp(w http.ResponseWriter, r *http.Request, p auth.Principal)
 // ---------- settings and delete ----------
 
 type appSettingsView struct {
-	Spec         specView
+	Form         appForm
+	Saved        bool   // the spec was just saved: offer to deploy it
+	DeployAction string // the Deploy button's form action
 	Confirm      Field
 	Volumes      bool // "also delete volumes" is ticked (kept on errors)
 	HasVolumes   bool
@@ -604,10 +606,17 @@ type appSettingsView struct {
 	FormError    string
 }
 
-func (u *ui) settingsView(v appView, st deploy.Status) *appSettingsView {
+// canBind reports whether p may set or change bind mounts, as
+// deploy.Manager decides it: owners and admins.
+func canBind(p auth.Principal) bool { return p.Role == store.RoleOwner || p.Role == "admin" }
+
+func (u *ui) settingsView(v appView, p auth.Principal, st deploy.Status) *appSettingsView {
+	url := appURL(deploy.AppRef{Project: v.Head.Project, Environment: v.Head.Environment, Name: v.Head.Name}, "/settings")
 	s := &appSettingsView{
-		Spec: specOf(st.App.Spec), DeleteAction: v.Head.Actions.Delete, HasVolumes: len(st.App.Spec.Volumes) > 0,
-		SettingsURL: appURL(deploy.AppRef{Project: v.Head.Project, Environment: v.Head.Environment, Name: v.Head.Name}, "/settings"),
+		Form:         specForm(p.CSRFToken, url, st.App.Spec, canBind(p)),
+		DeployAction: v.Head.Actions.Deploy,
+		DeleteAction: v.Head.Actions.Delete, HasVolumes: len(st.App.Spec.Volumes) > 0,
+		SettingsURL: url,
 		Confirm:     Field{ID: "confirm-name", Name: "confirm_name", Label: "Type the app's name to confirm", Type: "text", Required: true, Code: true, Placeholder: st.App.Name},
 	}
 	for _, vol := range st.App.Spec.Volumes {
@@ -622,8 +631,49 @@ func (u *ui) appSettings(w http.ResponseWriter, r *http.Request, p auth.Principa
 		u.failed(w, r, p, "show app", err)
 		return
 	}
-	v.Settings = u.settingsView(v, st)
+	v.Settings = u.settingsView(v, p, st)
+	v.Settings.Saved = r.URL.Query().Get("notice") == "spec-saved"
 	u.render(w, r, http.StatusOK, "app", v)
+}
+
+// saveSettings replaces the app's spec with the settings form; it does not
+// deploy. Parts the form has no input for are kept, and so are the binds of
+// a user who may not change them.
+func (u *ui) saveSettings(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	v, st, err := u.appPage(r, p, "settings")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	errs := fieldErrors{}
+	spec := st.App.Spec
+	parseSpecForm(r.PostFormValue, errs, &spec)
+	if !canBind(p) {
+		spec.Binds = st.App.Spec.Binds
+	}
+	if len(errs) == 0 {
+		_, err := u.d.Apps.UpdateSpec(r.Context(), p, ref, spec)
+		switch {
+		case err == nil:
+			seeOther(w, r, withNotice(appURL(ref, "/settings"), "spec-saved"))
+			return
+		case errors.Is(err, deploy.ErrForbidden):
+			errs["binds"] = "can only be changed by an owner or admin"
+		case !addAppFieldError(errs, err):
+			u.failed(w, r, p, "save settings", err)
+			return
+		}
+	}
+	s := u.settingsView(v, p, st)
+	v.Settings = s
+	s.Form.fill(r.PostFormValue)
+	if !canBind(p) {
+		s.Form.Binds.Value = specForm("", "", st.App.Spec, false).Binds.Value
+	}
+	errs.apply(s.Form.fields()...)
+	s.Form.FormError = formErrorSummary(errs) + " Nothing was saved."
+	u.render(w, r, http.StatusUnprocessableEntity, "app", v)
 }
 
 // deleteApp needs the app's name typed out. Deleting volumes as well takes
@@ -635,7 +685,7 @@ func (u *ui) deleteApp(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		u.failed(w, r, p, "show app", err)
 		return
 	}
-	s := u.settingsView(v, st)
+	s := u.settingsView(v, p, st)
 	v.Settings = s
 	typed := strings.TrimSpace(r.PostFormValue("confirm_name"))
 	s.Confirm.Value = typed

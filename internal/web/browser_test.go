@@ -538,6 +538,13 @@ func TestBrowser(t *testing.T) {
 	screenshot("projects-light")
 	step("settings", chromedp.Navigate(base+"/projects/shop/apps/web/settings"), chromedp.WaitVisible(chromedp.ID("confirm-name")))
 	screenshot("app-settings-light")
+	step("save settings",
+		chromedp.SendKeys(chromedp.ID("app-args"), "serve\n--verbose"),
+		chromedp.SendKeys(chromedp.ID("app-files"), "--- /etc/shop/config.yml\nlisten: 8080\n"),
+		chromedp.Click(chromedp.CSS(`#settings-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("settings-saved")),
+	)
+	screenshot("app-settings-saved-light")
 
 	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},

@@ -56,6 +56,7 @@ func (u *ui) registerProjects(mux *http.ServeMux) {
 	h("POST /projects/{project}/apps/{app}/domains/{id}/remove", u.removeDomain)
 	h("GET /projects/{project}/apps/{app}/requests", u.appRequests)
 	h("GET /projects/{project}/apps/{app}/settings", u.appSettings)
+	h("POST /projects/{project}/apps/{app}/settings", u.saveSettings)
 	h("POST /projects/{project}/apps/{app}/delete", u.deleteApp)
 }
 
