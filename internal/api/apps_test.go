@@ -116,7 +116,7 @@ func newAppEnv(t *testing.T, opts ...func(*deploy.Manager)) *appEnv {
 	engine := deploy.NewEngine(db, rel, keys, logger, deploy.Options{}) // never run: Poke only signals
 	e := &env{t: t, clock: &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}, logs: &lockedBuffer{}, secrets: &secretSet{}}
 	mux := http.NewServeMux()
-	apps := deploy.NewManager(db, keys, rel, engine).WithCertRoots(testCA.pool)
+	apps := deploy.NewManager(db, keys, rel, engine).WithCertRoots(testCA.Pool)
 	for _, o := range opts {
 		o(apps)
 	}

@@ -1,20 +1,13 @@
 package api_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/berthpaas/berth/internal/api"
 	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/testenv"
 )
 
 func TestDomains(t *testing.T) {
@@ -143,41 +136,9 @@ func TestDomains(t *testing.T) {
 	}
 }
 
-// testCA signs the certificates the upload tests bring.
-var testCA = newCA()
-
-type ca struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newCA() ca {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Berth Test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return ca{cert, key, pool}
-}
-
-// leaf returns a PEM certificate for host signed by the CA, and its key.
-func (c ca) leaf(t *testing.T, host string) (string, string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(12 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, _ := x509.MarshalPKCS8PrivateKey(key)
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}))
-}
+// testCA signs the certificates the upload tests bring; every app env's
+// manager trusts it.
+var testCA = testenv.NewCA()
 
 func TestUploadCertificate(t *testing.T) {
 	a := newAppEnv(t)
@@ -186,8 +147,8 @@ func TestUploadCertificate(t *testing.T) {
 	const web = "/projects/shop/apps/web/domains"
 	a.call(http.StatusCreated, "POST", web, map[string]any{"host": "shop.example.com"})
 	a.call(http.StatusCreated, "POST", web, map[string]any{"host": "plain.example.com", "https": false})
-	cert, key := testCA.leaf(t, "shop.example.com")
-	otherCert, otherKey := testCA.leaf(t, "other.example.com")
+	cert, key := testCA.Leaf(t, "shop.example.com")
+	otherCert, otherKey := testCA.Leaf(t, "other.example.com")
 	a.remember(key, otherKey)
 
 	fieldError(t, a.call(http.StatusUnprocessableEntity, "PUT", web+"/shop.example.com/certificate", map[string]string{"cert_pem": cert, "key_pem": otherKey}), "body.key_pem", "does not match")

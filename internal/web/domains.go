@@ -46,6 +46,36 @@ type domainsView struct {
 	BasicAuthUser     Field
 	BasicAuthPassword Field
 	Headers           Field
+	// Upload is the own-certificate form; nil without HTTPS domains.
+	Upload *certUploadView
+}
+
+// certUploadView is the form that replaces an HTTPS domain's ACME
+// certificate with the user's own.
+type certUploadView struct {
+	Action            string
+	FormError         string
+	Domain, Cert, Key Field
+}
+
+func newCertUpload(ref deploy.AppRef, ds []deploy.Domain) *certUploadView {
+	v := &certUploadView{Action: appURL(ref, "/domains/certificate"),
+		Domain: Field{ID: "cert-domain", Name: "domain", Label: "Domain", Type: "select", Required: true},
+		Cert: Field{ID: "cert-pem", Name: "cert_pem", Label: "Certificate chain (PEM)", Type: "textarea", Rows: 6, Code: true, Required: true,
+			Placeholder: "-----BEGIN CERTIFICATE-----", Hint: "The certificate first, then its intermediates. It must cover the host, be valid now and chain to a trusted root."},
+		Key: Field{ID: "cert-key", Name: "key_pem", Label: "Private key (PEM)", Type: "textarea", Rows: 6, Code: true, Required: true,
+			Placeholder: "-----BEGIN PRIVATE KEY-----", Hint: "PKCS#8, PKCS#1 or SEC1, unencrypted. Never shown again."},
+	}
+	for _, d := range ds {
+		if d.HTTPS && d.RedirectTo == "" {
+			label := domainRow{Host: d.Host, PathPrefix: d.PathPrefix}.Label()
+			v.Domain.Options = append(v.Domain.Options, Option{Value: d.ID, Label: label})
+		}
+	}
+	if len(v.Domain.Options) == 0 {
+		return nil
+	}
+	return v
 }
 
 // domainTyped is what was typed into the add form, to show it again.
@@ -271,6 +301,7 @@ func newDomainsView(ref deploy.AppRef, csrf string, a store.App, ds []deploy.Dom
 		}
 		v.Rows = append(v.Rows, row)
 	}
+	v.Upload = newCertUpload(ref, ds)
 	return v
 }
 
@@ -284,9 +315,10 @@ func (v domainsView) Count() string {
 
 // domainNotices are the messages a redirect back to the tab can ask for.
 var domainNotices = map[string]Notice{
-	"domain-added":   {Tone: "ok", Title: "Domain added.", Message: "The edge proxy routes it within a few seconds. With HTTPS, Berth requests its certificate now; the list shows when it is issued."},
-	"domain-removed": {Tone: "ok", Message: "Domain removed. The proxy no longer routes it to this app; a certificate no other domain uses is deleted and not renewed."},
-	"domain-missing": {Tone: "info", Message: "That domain no longer exists. It may have been removed in another tab."},
+	"domain-added":         {Tone: "ok", Title: "Domain added.", Message: "The edge proxy routes it within a few seconds. With HTTPS, Berth requests its certificate now; the list shows when it is issued."},
+	"domain-removed":       {Tone: "ok", Message: "Domain removed. The proxy no longer routes it to this app; a certificate no other domain uses is deleted and not renewed."},
+	"domain-missing":       {Tone: "info", Message: "That domain no longer exists. It may have been removed in another tab."},
+	"certificate-uploaded": {Tone: "ok", Title: "Certificate saved.", Message: "The edge proxy serves it within a few seconds, without a reload. Berth does not renew it: upload the next one before it expires."},
 }
 
 func (u *ui) domainsOf(r *http.Request, p auth.Principal, a store.App) (*domainsView, error) {
@@ -515,6 +547,50 @@ func (u *ui) removeDomain(w http.ResponseWriter, r *http.Request, p auth.Princip
 	}
 	v.Domains.Notice = &n
 	u.renderDomains(w, r, http.StatusOK, v)
+}
+
+// uploadCertificate replaces an HTTPS domain's certificate with the user's.
+func (u *ui) uploadCertificate(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	id, certPEM := r.PostFormValue("domain"), r.PostFormValue("cert_pem")
+	d, err := u.d.Apps.UploadCertificate(r.Context(), p, ref, id, certPEM, r.PostFormValue("key_pem"))
+	errs := fieldErrors{}
+	var conflict *deploy.ConflictError
+	var formError string
+	switch {
+	case err == nil:
+		u.d.Log.InfoContext(r.Context(), "certificate uploaded", "user_id", p.User.ID, "app", ref.String(), "host", d.Host)
+		http.Redirect(w, r, withNotice(appURL(ref, "/domains"), "certificate-uploaded")+"#domains", http.StatusSeeOther)
+		return
+	case errors.Is(err, store.ErrNotFound):
+		formError = "Not saved: that domain no longer exists."
+	case errors.As(err, &conflict):
+		formError = "Not saved: " + conflict.Message + "."
+	case !addAppFieldError(errs, err):
+		u.failed(w, r, p, "upload certificate", err)
+		return
+	}
+	v, st, err := u.appPage(r, p, "domains")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	if v.Domains, err = u.domainsOf(r, p, st.App); err != nil {
+		u.failed(w, r, p, "list domains", err)
+		return
+	}
+	if up := v.Domains.Upload; up != nil {
+		for i := range up.Domain.Options {
+			up.Domain.Options[i].Selected = up.Domain.Options[i].Value == id
+		}
+		up.Cert.Value = certPEM
+		errs.apply(&up.Cert, &up.Key)
+		up.FormError = formError
+		if len(errs) > 0 {
+			up.FormError = "Not saved. " + formErrorSummary(errs)
+		}
+	}
+	u.render(w, r, http.StatusUnprocessableEntity, "app", v)
 }
 
 // renderDomains answers htmx with the tab's section alone and a plain form

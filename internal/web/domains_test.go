@@ -11,6 +11,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/store"
+	"github.com/berthpaas/berth/internal/testenv"
 )
 
 const domainsPath = "/projects/shop/apps/web/domains"
@@ -494,5 +495,58 @@ func TestDomainOptionsForm(t *testing.T) {
 	ds := e.domains(webRef)
 	if len(ds) != 2 || ds[0].RedirectCode != 301 || !ds[0].RedirectKeepPath || ds[1].MaxBody != 10<<20 || len(ds[1].Headers) != 2 {
 		t.Errorf("stored %+v", ds)
+	}
+}
+
+// The own-certificate form: offered for HTTPS domains only; a certificate
+// that does not fit shows the error under its field and changes nothing; a
+// good one replaces the ACME certificate.
+func TestUploadCertificateForm(t *testing.T) {
+	e := newTestEnv(t)
+	ca := testenv.NewCA()
+	e.apps.WithCertRoots(ca.Pool)
+	b := e.browser()
+	tok := shopWithWeb(e, b)
+	if p := b.get(domainsPath); strings.Contains(p.body, `id="upload-certificate"`) {
+		t.Errorf("upload form without any HTTPS domain")
+	}
+	b.post(domainsPath, domainForm(tok, "plain.example.com", "", "", false, false))
+	b.post(domainsPath, domainForm(tok, "shop.example.com", "", "", false, true))
+	var shopID string
+	for _, d := range e.domains(webRef) {
+		if d.Host == "shop.example.com" {
+			shopID = d.ID
+		}
+	}
+	p := b.get(domainsPath)
+	mustContain(t, "form", p.body, `id="upload-certificate"`, `<option value="`+shopID+`">shop.example.com</option>`)
+	mustNotContain(t, "form", p.body, ">plain.example.com</option>")
+
+	cert, key := ca.Leaf(t, "shop.example.com")
+	otherCert, otherKey := ca.Leaf(t, "other.example.com")
+	form := func(c, k string) url.Values {
+		return url.Values{"csrf_token": {tok}, "domain": {shopID}, "cert_pem": {c}, "key_pem": {k}}
+	}
+	p = b.post(domainsPath+"/certificate", form(otherCert, otherKey))
+	if p.status != http.StatusUnprocessableEntity {
+		t.Fatalf("certificate for another host: %d\n%s", p.status, p.body)
+	}
+	mustContain(t, "wrong host", p.body, `id="cert-pem-error"`, "Not saved.", "shop.example.com")
+	// The key is never sent back, not even the one just typed.
+	mustNotContain(t, "wrong host", p.body, strings.Split(otherKey, "\n")[1])
+	if certs, _ := e.db.AllCertificates(t.Context()); len(certs) != 1 || certs[0].Source != store.CertACME || certs[0].CertPEM != "" {
+		t.Fatalf("a refused upload changed the certificate: %+v", certs)
+	}
+	if p := b.post(domainsPath+"/certificate", url.Values{"domain": {shopID}, "cert_pem": {cert}, "key_pem": {key}}); p.status != http.StatusForbidden {
+		t.Errorf("upload without CSRF token: %d", p.status)
+	}
+
+	p = b.post(domainsPath+"/certificate", form(cert, key))
+	if p.status != http.StatusSeeOther || p.location() != domainsPath+"?notice=certificate-uploaded#domains" {
+		t.Fatalf("upload: %d → %q\n%s", p.status, p.location(), p.body)
+	}
+	mustContain(t, "after upload", b.get(p.location()).body, "Certificate saved.", "Berth Test CA")
+	if certs, _ := e.db.AllCertificates(t.Context()); len(certs) != 1 || certs[0].Source != store.CertCustom || certs[0].CertPEM != cert {
+		t.Errorf("stored: %+v", certs)
 	}
 }

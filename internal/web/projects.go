@@ -54,6 +54,7 @@ func (u *ui) registerProjects(mux *http.ServeMux) {
 	h("GET /projects/{project}/apps/{app}/domains/list", u.appDomainList)
 	h("POST /projects/{project}/apps/{app}/domains", u.addDomain)
 	h("POST /projects/{project}/apps/{app}/domains/{id}/remove", u.removeDomain)
+	h("POST /projects/{project}/apps/{app}/domains/certificate", u.uploadCertificate)
 	h("GET /projects/{project}/apps/{app}/requests", u.appRequests)
 	h("GET /projects/{project}/apps/{app}/settings", u.appSettings)
 	h("POST /projects/{project}/apps/{app}/settings", u.saveSettings)
