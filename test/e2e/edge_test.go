@@ -285,6 +285,11 @@ func TestEdgeDoneWhen(t *testing.T) {
 	e.awaitAnswer("web.example.test", "hello from")
 	e.checkTLS("secure.example.test")
 	e.s = startServerAt(e.t, "127.0.0.1", e.port, e.env...)
+
+	// Clean up here, while the server runs: cleanups run after the server
+	// process is killed.
+	e.run("", "app", "delete", ref, "--yes")
+	e.run("", "project", "delete", project)
 }
 
 // appID reads an app's id.
