@@ -92,7 +92,7 @@ func verifyIssued(t *testing.T, got certs.Issued, roots *x509.CertPool, names []
 
 func TestHTTP01(t *testing.T) {
 	t.Parallel()
-	dnsSrv := startDNS(t)
+	dnsSrv := testenv.DNSUpdate(t, testZone)
 	web := startChallengeServer(t)
 	ca := testenv.Pebble(t, testenv.PebbleOptions{HTTPPort: web.Port, DNSServer: dnsSrv.Addr})
 	iss := newIssuer(t, ca, certs.IssuerConfig{Email: "ops@example.test"})
@@ -241,14 +241,14 @@ func TestHTTP01(t *testing.T) {
 
 func TestDNS01(t *testing.T) {
 	t.Parallel()
-	dnsSrv := startDNS(t)
+	dnsSrv := testenv.DNSUpdate(t, testZone)
 	ca := testenv.Pebble(t, testenv.PebbleOptions{DNSServer: dnsSrv.Addr})
 	iss := newIssuer(t, ca, certs.IssuerConfig{})
 	roots := ca.IssuerRoots(t)
 	settings := func(secret string) map[string]string {
 		return map[string]string{
 			"nameserver":     dnsSrv.Addr,
-			"tsig_key":       strings.TrimSuffix(tsigKey, "."),
+			"tsig_key":       strings.TrimSuffix(testenv.DNSUpdateKey, "."),
 			"tsig_algorithm": "hmac-sha256",
 			"tsig_secret":    secret,
 			// Look for the record where Pebble will: at the test server.
@@ -271,10 +271,10 @@ func TestDNS01(t *testing.T) {
 		}
 		t.Logf("DNS-01 issuance for a wildcard and its apex took %s", time.Since(start).Round(time.Millisecond))
 		verifyIssued(t, got, roots, names, "example.test", "anything.example.test")
-		if updates, _ := dnsSrv.counts(); updates < 4 {
+		if updates, _ := dnsSrv.Counts(); updates < 4 {
 			t.Errorf("the DNS server accepted %d updates, want at least 4 (two records added and removed)", updates)
 		}
-		if recs := dnsSrv.records(); len(recs) != 0 {
+		if recs := dnsSrv.Records(); len(recs) != 0 {
 			t.Errorf("TXT records left after issuance: %v", recs)
 		}
 	})
@@ -286,7 +286,7 @@ func TestDNS01(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, refusedBefore := dnsSrv.counts()
+		_, refusedBefore := dnsSrv.Counts()
 		_, err = iss.ObtainDNS(acmeContext(t), []string{"wrong.example.test"}, p)
 		var e *certs.Error
 		if !errors.As(err, &e) {
@@ -296,7 +296,7 @@ func TestDNS01(t *testing.T) {
 		if !strings.HasPrefix(e.Message, prefix) || !strings.Contains(e.Message, "rejected the TSIG signature: check tsig_key, tsig_algorithm and tsig_secret") {
 			t.Errorf("message = %q", e.Message)
 		}
-		if _, refused := dnsSrv.counts(); refused <= refusedBefore {
+		if _, refused := dnsSrv.Counts(); refused <= refusedBefore {
 			t.Errorf("the DNS server refused no signature; the provider did not reach it")
 		}
 		assertPlain(t, e.Message)

@@ -24,7 +24,8 @@ type DNSUpdateServer struct {
 
 	mu      sync.Mutex
 	txt     map[string][]string // lowercase FQDN → values
-	updates int
+	updates int                 // accepted updates
+	refused int                 // messages refused for their signature
 }
 
 // DNSUpdate runs a DNS server for zone (e.g. "example.test.") until the test
@@ -96,6 +97,9 @@ func (s *DNSUpdateServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	m.Authoritative = true
 	if sig := r.IsTsig(); sig != nil {
 		if w.TsigStatus() != nil {
+			s.mu.Lock()
+			s.refused++
+			s.mu.Unlock()
 			m.Rcode = dns.RcodeNotAuth
 			_ = w.WriteMsg(m)
 			return
@@ -183,9 +187,21 @@ func (s *DNSUpdateServer) answer(m *dns.Msg, q dns.Question) {
 	}
 }
 
-// Updates is how many RFC 2136 updates the server accepted.
-func (s *DNSUpdateServer) Updates() int {
+// Counts says how many RFC 2136 updates the server accepted, and how many
+// messages it refused for a bad TSIG signature.
+func (s *DNSUpdateServer) Counts() (updates, refused int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.updates
+	return s.updates, s.refused
+}
+
+// Records returns a copy of the TXT records, by lowercase FQDN.
+func (s *DNSUpdateServer) Records() map[string][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string][]string{}
+	for k, v := range s.txt {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
 }

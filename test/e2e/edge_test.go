@@ -38,7 +38,7 @@ func newEdgeEnv(t *testing.T) *edgeEnv {
 	testenv.Docker(t)
 	e := &edgeEnv{t: t, data: filepath.Join(t.TempDir(), "data"), cfg: filepath.Join(t.TempDir(), "cli.json"),
 		proxyName: fmt.Sprintf("berth-proxy-e2e%d", time.Now().UnixNano()%1e6), httpPort: freePort(t), httpsPort: freePort(t)}
-	e.pebble = testenv.Pebble(t, testenv.PebbleOptions{HTTPPort: e.httpPort, DNSServer: testenv.DNS(t)})
+	e.pebble = testenv.Pebble(t, testenv.PebbleOptions{HTTPPort: e.httpPort, DNSServer: testenv.DNSUpdate(t, "example.test").Addr})
 	e.env = []string{
 		"BERTH_DATA_DIR=" + e.data, "BERTH_PROXY=true", "BERTH_PUBLIC_URL=https://berth.example.test", "BERTH_PROXY_NAME=" + e.proxyName,
 		fmt.Sprintf("BERTH_PROXY_HTTP_PORT=%d", e.httpPort), fmt.Sprintf("BERTH_PROXY_HTTPS_PORT=%d", e.httpsPort),
