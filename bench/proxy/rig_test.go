@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +25,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/berthpaas/berth/internal/proxy"
+	"github.com/berthpaas/berth/internal/proxy/proxytest"
 )
 
 // need returns the path of a command, or fails naming the Debian package.
@@ -158,83 +158,31 @@ type statusReport struct {
 	proxy.Status
 }
 
-// controlPlane fakes the control plane's two internal endpoints: the table
-// long poll and the status reports, which it keeps.
+// controlPlane is the fake control plane, keeping every status report with
+// when it arrived.
 type controlPlane struct {
-	srv   *httptest.Server
+	*proxytest.ControlPlane
 	token string
 
 	mu      sync.Mutex
-	table   proxy.Table
-	changed chan struct{} // closed and replaced by every setTable
 	reports []statusReport
 }
 
 func startControlPlane(b *testing.B) *controlPlane {
 	b.Helper()
-	cp := &controlPlane{token: "bench-token", changed: make(chan struct{})}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+proxy.TablePath, cp.serveTable)
-	mux.HandleFunc("POST "+proxy.StatusPath, cp.serveStatus)
-	cp.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+cp.token {
-			http.Error(w, "bad token", http.StatusUnauthorized)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	}))
-	b.Cleanup(cp.srv.Close)
-	return cp
-}
-
-func (cp *controlPlane) serveTable(w http.ResponseWriter, r *http.Request) {
-	after, err := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
-	if err != nil {
-		http.Error(w, "after: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	wait := time.NewTimer(5 * time.Second)
-	defer wait.Stop()
-	for {
+	cp := &controlPlane{token: "bench-token"}
+	cp.ControlPlane = proxytest.NewControlPlane(b, cp.token, 5*time.Second, func(s proxy.Status) {
 		cp.mu.Lock()
-		t, changed := cp.table, cp.changed
-		cp.mu.Unlock()
-		if t.Version > after {
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(t)
-			return
-		}
-		select {
-		case <-changed:
-		case <-wait.C:
-			w.WriteHeader(http.StatusNoContent)
-			return
-		case <-r.Context().Done():
-			return
-		}
-	}
-}
-
-func (cp *controlPlane) serveStatus(w http.ResponseWriter, r *http.Request) {
-	var s proxy.Status
-	if err := json.NewDecoder(r.Body).Decode(&s); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	cp.mu.Lock()
-	cp.reports = append(cp.reports, statusReport{at: time.Now(), Status: s})
-	cp.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
+		defer cp.mu.Unlock()
+		cp.reports = append(cp.reports, statusReport{at: time.Now(), Status: s})
+	})
+	return cp
 }
 
 // publish makes t the table the proxy pulls, with the next version.
 func (cp *controlPlane) publish(t proxy.Table) int64 {
-	cp.mu.Lock()
-	defer cp.mu.Unlock()
-	t.Version = cp.table.Version + 1
-	cp.table = t
-	close(cp.changed)
-	cp.changed = make(chan struct{})
+	t.Version = cp.Table().Version + 1
+	cp.SetTable(t)
 	return t.Version
 }
 
@@ -321,7 +269,7 @@ func startEdge(b *testing.B, cp *controlPlane, o edgeOptions) *edge {
 		b.Fatal(err)
 	}
 	defer logFile.Close() // the child has its own descriptor
-	args := []string{"proxy", "--control-url", cp.srv.URL, "--token-file", tokenFile, "--state-dir", e.stateDir,
+	args := []string{"proxy", "--control-url", cp.URL, "--token-file", tokenFile, "--state-dir", e.stateDir,
 		"--http-port", strconv.Itoa(e.port), "--https-port", "0", "--stats-port", strconv.Itoa(freePort(b)),
 		"--id", "bench", "--log-level", o.logLevel}
 	if o.nameserver {

@@ -27,7 +27,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -35,6 +34,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/berthpaas/berth/internal/proxy"
+	"github.com/berthpaas/berth/internal/proxy/proxytest"
 )
 
 func haproxyBinary(t *testing.T) string {
@@ -83,85 +83,26 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 	}
 }
 
-// controlPlane is a fake of the control plane's two internal endpoints,
-// token-checked, with a 2 s long poll instead of 25 s.
+// controlPlane is the fake control plane (2 s long poll instead of 25 s)
+// with the latest status and every reported request kept.
 type controlPlane struct {
-	srv          *httptest.Server
-	token        string
-	unauthorized atomic.Int64
+	*proxytest.ControlPlane
 
-	mu      sync.Mutex
-	table   proxy.Table
-	changed chan struct{} // closed and replaced by every setTable
-	status  *proxy.Status
-	recent  []proxy.Request // of every report, newest first
+	mu     sync.Mutex
+	status *proxy.Status
+	recent []proxy.Request // of every report, newest first
 }
 
 func newControlPlane(t *testing.T, token string) *controlPlane {
 	t.Helper()
-	cp := &controlPlane{token: token, changed: make(chan struct{})}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+proxy.TablePath, cp.serveTable)
-	mux.HandleFunc("POST "+proxy.StatusPath, cp.serveStatus)
-	cp.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+cp.token {
-			cp.unauthorized.Add(1)
-			http.Error(w, "bad token", http.StatusUnauthorized)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	}))
-	t.Cleanup(cp.srv.Close)
-	return cp
-}
-
-func (cp *controlPlane) serveTable(w http.ResponseWriter, r *http.Request) {
-	after, err := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
-	if err != nil {
-		http.Error(w, "after: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	wait := time.NewTimer(2 * time.Second)
-	defer wait.Stop()
-	for {
+	cp := &controlPlane{}
+	cp.ControlPlane = proxytest.NewControlPlane(t, token, 2*time.Second, func(s proxy.Status) {
 		cp.mu.Lock()
-		t, changed := cp.table, cp.changed
-		cp.mu.Unlock()
-		if t.Version > after {
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(t)
-			return
-		}
-		select {
-		case <-changed:
-		case <-wait.C:
-			w.WriteHeader(http.StatusNoContent)
-			return
-		case <-r.Context().Done():
-			return
-		}
-	}
-}
-
-func (cp *controlPlane) serveStatus(w http.ResponseWriter, r *http.Request) {
-	var s proxy.Status
-	if err := json.NewDecoder(r.Body).Decode(&s); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	cp.mu.Lock()
-	cp.status = &s
-	cp.recent = append(s.Recent, cp.recent...)
-	cp.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (cp *controlPlane) setTable(t proxy.Table) {
-	cp.mu.Lock()
-	defer cp.mu.Unlock()
-	cp.table = t
-	close(cp.changed)
-	cp.changed = make(chan struct{})
+		defer cp.mu.Unlock()
+		cp.status = &s
+		cp.recent = append(s.Recent, cp.recent...)
+	})
+	return cp
 }
 
 // waitStatus waits for a reported status that satisfies ok.
@@ -349,7 +290,7 @@ func newConfig(t *testing.T, cp *controlPlane, dnsAddr, token string) Config {
 		t.Fatal(err)
 	}
 	return Config{
-		ControlURL:    cp.srv.URL,
+		ControlURL:    cp.URL,
 		TokenFile:     tokenFile,
 		StateDir:      filepath.Join(dir, "state"),
 		HTTPPort:      freePort(t),
@@ -521,7 +462,7 @@ func TestServesRouteEndToEnd(t *testing.T) {
 	r1 := newUpstream(t, "web-r1")
 	h := start(t, newConfig(t, cp, startDNS(t), "s3cret"))
 
-	cp.setTable(webTable(1, r1.rel(100)))
+	cp.SetTable(webTable(1, r1.rel(100)))
 	eventually(t, 20*time.Second, "web.test served by r1", h.served("web.test", "/", "web-r1"))
 	s := cp.waitStatus(t, "status reports r1 up", releasesUp(1, "web-r1"))
 	if s.ID != "proxy-test" || s.Node != "node-1" || !regexp.MustCompile(`^2\.\d+\.\d+$`).MatchString(s.HAProxyVersion) ||
@@ -579,7 +520,7 @@ func TestRestartServesFromDiskWithControlPlaneDown(t *testing.T) {
 	dnsAddr := startDNS(t)
 	cfg := newConfig(t, cp, dnsAddr, "s3cret")
 	h := start(t, cfg)
-	cp.setTable(webTable(3, r1.rel(100)))
+	cp.SetTable(webTable(3, r1.rel(100)))
 	cp.waitStatus(t, "version 3 applied", versionIs(3))
 	eventually(t, 20*time.Second, "web.test served", h.served("web.test", "/", "web-r1"))
 	if err := h.stop(); err != nil {
@@ -590,7 +531,7 @@ func TestRestartServesFromDiskWithControlPlaneDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp.srv.Close()
+	cp.Close()
 	h = start(t, cfg)
 	if again, _ := os.ReadFile(filepath.Join(cfg.StateDir, "default.pem")); string(again) != string(fallback) {
 		t.Error("the fallback certificate changed across a restart")
@@ -625,7 +566,7 @@ func TestBadItemsAreDroppedAndReported(t *testing.T) {
 	tb.Certificates = []proxy.Certificate{good, mismatched, {Name: "Bad Name", CertPEM: good.CertPEM, KeyPEM: good.KeyPEM},
 		{Name: "junk", CertPEM: "hello", KeyPEM: good.KeyPEM}}
 	tb.Challenges = []proxy.Challenge{{Token: "tok", KeyAuth: "tok.thumb"}, {Token: "../etc", KeyAuth: "x.y"}}
-	cp.setTable(tb)
+	cp.SetTable(tb)
 
 	s := cp.waitStatus(t, "version 1 applied", versionIs(1))
 	t.Logf("errors: %q", s.Errors)
@@ -663,7 +604,7 @@ func TestWeightSwitchWithoutReload(t *testing.T) {
 	a, b := newUpstream(t, "web-a"), newUpstream(t, "web-b")
 	h := start(t, newConfig(t, cp, startDNS(t), "s3cret"))
 
-	cp.setTable(webTable(1, a.rel(100), b.rel(0)))
+	cp.SetTable(webTable(1, a.rel(100), b.rel(0)))
 	cp.waitStatus(t, "both releases up", releasesUp(1, "web-a", "web-b"))
 	for range 10 {
 		if err := h.served("web.test", "/", "web-a")(); err != nil {
@@ -673,7 +614,7 @@ func TestWeightSwitchWithoutReload(t *testing.T) {
 	before := h.workers()
 
 	switched := time.Now()
-	cp.setTable(webTable(2, a.rel(0), b.rel(100)))
+	cp.SetTable(webTable(2, a.rel(0), b.rel(100)))
 	eventually(t, 10*time.Second, "traffic on web-b", h.served("web.test", "/", "web-b"))
 	t.Logf("table published → first request served by web-b: %v", time.Since(switched))
 	for range 20 {
@@ -713,7 +654,7 @@ func TestCertificateChangesWithoutReload(t *testing.T) {
 	cp := newControlPlane(t, "s3cret")
 	r1 := newUpstream(t, "web-r1")
 	h := start(t, newConfig(t, cp, startDNS(t), "s3cret"))
-	cp.setTable(webTable(1, r1.rel(100)))
+	cp.SetTable(webTable(1, r1.rel(100)))
 	cp.waitStatus(t, "version 1 applied", versionIs(1))
 	eventually(t, 20*time.Second, "web.test served", h.served("web.test", "/", "web-r1"))
 	before := h.workers()
@@ -734,7 +675,7 @@ func TestCertificateChangesWithoutReload(t *testing.T) {
 			tb.Certificates = []proxy.Certificate{cert}
 		}
 		published := time.Now()
-		cp.setTable(tb)
+		cp.SetTable(tb)
 		cp.waitStatus(t, step.name, versionIs(tb.Version))
 		t.Logf("certificate %s: table published → status reports it %v", step.name, time.Since(published))
 		leaf, err := h.tlsLeaf("web.test")
@@ -788,7 +729,7 @@ func TestChallengesAndRoutesWithoutReload(t *testing.T) {
 	tb := webTable(1, r1.rel(100))
 	tb.Routes[0].HTTPSRedirect = true
 	tb.Challenges = []proxy.Challenge{{Token: "tok1", KeyAuth: "tok1.thumb"}}
-	cp.setTable(tb)
+	cp.SetTable(tb)
 	cp.waitStatus(t, "version 1", versionIs(1))
 
 	challenge := func(token string) (int, string, string) {
@@ -818,7 +759,7 @@ func TestChallengesAndRoutesWithoutReload(t *testing.T) {
 	tb.Routes[0].HTTPSRedirect = true
 	tb.Routes = append(tb.Routes, proxy.Route{Host: "api.test", AppID: "app_web"})
 	tb.Challenges = []proxy.Challenge{{Token: "tok2", KeyAuth: "tok2.thumb"}}
-	cp.setTable(tb)
+	cp.SetTable(tb)
 	cp.waitStatus(t, "version 2", versionIs(2))
 	if code, _, body := challenge("tok2"); code != 200 || body != "tok2.thumb" {
 		t.Errorf("challenge tok2: %d %q", code, body)
@@ -893,7 +834,7 @@ func TestZeroFailedRequestsUnderLoad(t *testing.T) {
 	cp := newControlPlane(t, "s3cret")
 	a, b, c := newUpstream(t, "web-a"), newUpstream(t, "web-b"), newUpstream(t, "web-c")
 	h := start(t, newConfig(t, cp, startDNS(t), "s3cret"))
-	cp.setTable(webTable(1, a.rel(100), b.rel(0)))
+	cp.SetTable(webTable(1, a.rel(100), b.rel(0)))
 	cp.waitStatus(t, "both releases up", releasesUp(1, "web-a", "web-b"))
 
 	ctx, stopLoad := context.WithCancel(context.Background())
@@ -910,7 +851,7 @@ func TestZeroFailedRequestsUnderLoad(t *testing.T) {
 	// Switch A → B at runtime.
 	workers := h.workers()
 	published := time.Now()
-	cp.setTable(webTable(2, a.rel(0), b.rel(100)))
+	cp.SetTable(webTable(2, a.rel(0), b.rel(100)))
 	cp.waitStatus(t, "switch applied", versionIs(2))
 	switched := time.Now()
 	t.Logf("switch: table published → status reports it %v", switched.Sub(published))
@@ -926,7 +867,7 @@ func TestZeroFailedRequestsUnderLoad(t *testing.T) {
 
 	// Add release C: a new server-template, so a reload.
 	published = time.Now()
-	cp.setTable(webTable(3, a.rel(0), b.rel(100), c.rel(100)))
+	cp.SetTable(webTable(3, a.rel(0), b.rel(100), c.rel(100)))
 	cp.waitStatus(t, "release C added and up", releasesUp(3, "web-b", "web-c"))
 	reloaded := time.Now()
 	t.Logf("reload: table published → status reports C up %v", reloaded.Sub(published))
@@ -942,7 +883,7 @@ func TestZeroFailedRequestsUnderLoad(t *testing.T) {
 
 	// Remove the drained release A: another reload.
 	workers = h.workers()
-	cp.setTable(webTable(4, b.rel(100), c.rel(100)))
+	cp.SetTable(webTable(4, b.rel(100), c.rel(100)))
 	cp.waitStatus(t, "release A removed", releasesUp(4, "web-b", "web-c"))
 	removed := time.Now()
 	if w := h.workers(); slices.Equal(w, workers) {
@@ -982,12 +923,12 @@ func TestUnauthorizedIsRetried(t *testing.T) {
 	r1 := newUpstream(t, "web-r1")
 	cfg := newConfig(t, cp, startDNS(t), "wrong")
 	h := start(t, cfg) // serving without the control plane's consent
-	cp.setTable(webTable(1, r1.rel(100)))
+	cp.SetTable(webTable(1, r1.rel(100)))
 
 	eventually(t, 10*time.Second, "401s retried and logged", func() error {
 		logged := h.logs.find(`^WARN pulling the routing table failed, serving the last one err=GET /internal/v1/proxy/table: 401 Unauthorized: the control plane refused the proxy token`)
-		if len(logged) < 2 || cp.unauthorized.Load() < 2 {
-			return fmt.Errorf("%d logged, %d refused", len(logged), cp.unauthorized.Load())
+		if len(logged) < 2 || cp.Unauthorized() < 2 {
+			return fmt.Errorf("%d logged, %d refused", len(logged), cp.Unauthorized())
 		}
 		return nil
 	})
@@ -1032,7 +973,7 @@ func TestRefusedConfigurationKeepsServing(t *testing.T) {
 	}
 	cfg.HAProxyBinary = wrapper
 	h := start(t, cfg)
-	cp.setTable(webTable(1, web.rel(100)))
+	cp.SetTable(webTable(1, web.rel(100)))
 	cp.waitStatus(t, "version 1 applied", versionIs(1))
 	eventually(t, 20*time.Second, "web.test served", h.served("web.test", "/", "web-r1"))
 
@@ -1042,7 +983,7 @@ func TestRefusedConfigurationKeepsServing(t *testing.T) {
 	tb := webTable(2, web.rel(100))
 	tb.Apps = append(tb.Apps, proxy.App{ID: "app_api", Releases: []proxy.Release{api.rel(100)}})
 	tb.Routes = append(tb.Routes, proxy.Route{Host: "api.test", AppID: "app_api"})
-	cp.setTable(tb)
+	cp.SetTable(tb)
 	cp.waitStatus(t, "refusal reported", func(s proxy.Status) error {
 		if err := versionIs(1)(s); err != nil {
 			return err

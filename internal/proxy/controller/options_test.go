@@ -57,7 +57,7 @@ func TestDomainOptions(t *testing.T) {
 			},
 		}
 	}
-	cp.setTable(table(1, 308))
+	cp.SetTable(table(1, 308))
 	cp.waitStatus(t, "version 1", versionIs(1))
 
 	type answer struct {
@@ -151,7 +151,7 @@ func TestDomainOptions(t *testing.T) {
 
 	// A redirect change is a map update: no reload.
 	before := h.workers()
-	cp.setTable(table(2, 301))
+	cp.SetTable(table(2, 301))
 	cp.waitStatus(t, "version 2", versionIs(2))
 	eventually(t, 10*time.Second, "apex answers 301", func() error {
 		if a := do("example.test", "/x", nil); a.code != 301 || a.header.Get("Location") != "https://www.example.test/x" {

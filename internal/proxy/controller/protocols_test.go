@@ -69,7 +69,7 @@ func TestProtocolsThroughTheProxy(t *testing.T) {
 	// The route's own timeout, shorter than the 3 s request: answered 504.
 	table.Routes[0].Timeout = time.Second
 	table.Routes = append(table.Routes, proxy.Route{Host: "slow.test", AppID: "app_web", Timeout: 10 * time.Second, MaxBody: 64 << 20})
-	cp.setTable(table)
+	cp.SetTable(table)
 	cp.waitStatus(t, "release up", releasesUp(1, "web-r1"))
 	addr := fmt.Sprintf("127.0.0.1:%d", h.cfg.HTTPPort)
 

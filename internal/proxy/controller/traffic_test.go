@@ -174,7 +174,7 @@ func TestTrafficReportedThroughHAProxy(t *testing.T) {
 	cp := newControlPlane(t, "s3cret")
 	r1 := newUpstream(t, "web-r1")
 	h := start(t, newConfig(t, cp, startDNS(t), "s3cret"))
-	cp.setTable(webTable(1, r1.rel(100)))
+	cp.SetTable(webTable(1, r1.rel(100)))
 	eventually(t, 20*time.Second, "web.test served by r1", h.served("web.test", "/", "web-r1"))
 	for range 5 {
 		if code, _, err := h.get("web.test", "/"); err != nil || code != 200 {

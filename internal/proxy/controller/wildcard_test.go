@@ -37,7 +37,7 @@ func TestWildcardRoutes(t *testing.T) {
 			Certificates: []proxy.Certificate{cert},
 		}
 	}
-	cp.setTable(table(1))
+	cp.SetTable(table(1))
 	cp.waitStatus(t, "version 1 applied", versionIs(1))
 	eventually(t, 20*time.Second, "a.example.com served by the wildcard", h.served("a.example.com", "/", "wild-r1"))
 	before := h.workers()
@@ -82,7 +82,7 @@ func TestWildcardRoutes(t *testing.T) {
 
 	// An exact host wins over the wildcard, on every path, and leaves the
 	// wildcard's other names alone.
-	cp.setTable(table(2, proxy.Route{Host: "a.example.com", AppID: "app_exact"}))
+	cp.SetTable(table(2, proxy.Route{Host: "a.example.com", AppID: "app_exact"}))
 	cp.waitStatus(t, "version 2 applied", versionIs(2))
 	for _, c := range []struct{ host, path, want string }{
 		{"a.example.com", "/", "exact-r1"},
