@@ -317,6 +317,11 @@ func renderGlobal(w *cfgWriter, o Options) {
 	w.in("log global")
 	w.in("option forwardfor")
 	w.in("option redispatch")
+	// A server connection serves one client connection only. A task that dies
+	// closes its idle connections; one shared between clients could still be
+	// handed a request (a POST, which is not replayed) before HAProxy sees the
+	// close, so one death could fail several requests of the same client.
+	w.in("http-reuse never")
 	// During a reload the old worker answers the next request of an idle
 	// keep-alive connection with "Connection: close" rather than closing it
 	// under the client, which would fail that request.
