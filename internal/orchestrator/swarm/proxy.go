@@ -22,6 +22,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
@@ -425,7 +426,7 @@ func (e *Engine) EnsureProxy(ctx context.Context, s orchestrator.ProxySpec) erro
 				return err
 			}
 			if svc.Spec.Labels[orchestrator.LabelSpecHash] == hash {
-				return e.pruneProxySecrets(ctx, s.Name, svc)
+				return e.pruneProxy(ctx, s.Name, svc)
 			}
 		}
 		if err := e.requireNetwork(ctx, e.edgeNetwork()); err != nil {
@@ -458,8 +459,48 @@ func (e *Engine) EnsureProxy(ctx context.Context, s orchestrator.ProxySpec) erro
 		if err != nil || svc == nil {
 			return err
 		}
-		return e.pruneProxySecrets(ctx, s.Name, svc)
+		return e.pruneProxy(ctx, s.Name, svc)
 	}
+}
+
+// pruneProxy removes what earlier specs of the proxy left: secrets and images.
+func (e *Engine) pruneProxy(ctx context.Context, name string, svc *swarm.Service) error {
+	return errors.Join(e.pruneProxySecrets(ctx, name, svc), e.pruneProxyImages(ctx, svc))
+}
+
+// proxyImageMinAge keeps a proxy image that another installation on the same
+// engine may have just built for a service it is about to create.
+const proxyImageMinAge = time.Hour
+
+// pruneProxyImages removes proxy images (one per Berth binary and base image
+// ever run, ~50 MB of their own each) that neither svc's spec nor its
+// previous one (kept for Swarm's rollback) names, once they are an hour old.
+// An image a container still uses is left to a later run.
+func (e *Engine) pruneProxyImages(ctx context.Context, svc *swarm.Service) error {
+	keep := map[string]bool{}
+	for _, spec := range []*swarm.ServiceSpec{&svc.Spec, svc.PreviousSpec} {
+		if spec != nil && spec.TaskTemplate.ContainerSpec != nil {
+			keep[spec.TaskTemplate.ContainerSpec.Image] = true
+		}
+	}
+	images, err := e.api.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", orchestrator.LabelManaged+"=true"),
+		filters.Arg("label", orchestrator.LabelRole+"="+orchestrator.RoleProxy))})
+	if err != nil {
+		return fmt.Errorf("listing proxy images: %w", e.unreachable(err))
+	}
+	var errs []error
+	for _, img := range images {
+		if slices.ContainsFunc(img.RepoTags, func(t string) bool { return keep[t] }) ||
+			time.Since(time.Unix(img.Created, 0)) < proxyImageMinAge {
+			continue
+		}
+		_, err := e.api.ImageRemove(ctx, img.ID, image.RemoveOptions{PruneChildren: true})
+		if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) {
+			errs = append(errs, fmt.Errorf("removing old proxy image %s: %w", img.ID, e.unreachable(err)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ownProxy fails unless svc is a Berth proxy of this installation.

@@ -1,6 +1,8 @@
 package swarm
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +26,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
@@ -780,4 +784,68 @@ func TestProxyRequiresEdgeNetwork(t *testing.T) {
 	if got := env.secretNames(t, s.Name); len(got) != 0 {
 		t.Errorf("secrets created without the network: %v", got)
 	}
+}
+
+// Old proxy images are removed once no spec names them, except those a
+// container uses and those younger than an hour.
+func TestProxyImagesPruned(t *testing.T) {
+	env := newProxyEnv(t)
+	old := time.Now().Add(-2 * time.Hour)
+	named := env.loadProxyImage(t, "named", old)
+	unused := env.loadProxyImage(t, "unused", old)
+	used := env.loadProxyImage(t, "used", old)
+	fresh := env.loadProxyImage(t, "fresh", time.Now())
+	c, err := env.docker.ContainerCreate(ctx(t), &container.Config{Image: used, Cmd: []string{"/marker"}}, nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.docker.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true}) })
+
+	svc := &swarm.Service{Spec: swarm.ServiceSpec{TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: named}}}}
+	if err := env.e.pruneProxyImages(ctx(t), svc); err != nil {
+		t.Fatal(err)
+	}
+	for ref, want := range map[string]bool{named: true, unused: false, used: true, fresh: true} {
+		_, err := env.docker.ImageInspect(ctx(t), ref)
+		if got := err == nil; got != want {
+			t.Errorf("%s present = %v (%v), want %v", ref, got, err, want)
+		}
+	}
+}
+
+// loadProxyImage loads a one-file image labelled as a proxy image, created
+// at the given time (an image build would say now), and removes it at the end.
+func (env *proxyEnv) loadProxyImage(t *testing.T, name string, created time.Time) string {
+	t.Helper()
+	ref := fmt.Sprintf("%s:prune-test-%s-%s", ProxyImageRepo, name, env.id)
+	var layer bytes.Buffer
+	lw := tar.NewWriter(&layer)
+	content := []byte(ref)
+	lw.WriteHeader(&tar.Header{Name: "marker", Mode: 0o644, Size: int64(len(content)), ModTime: created})
+	lw.Write(content)
+	lw.Close()
+	config, _ := json.Marshal(map[string]any{
+		"architecture": "amd64", "os": "linux", "created": created.UTC(),
+		"config": map[string]any{"Labels": map[string]string{orchestrator.LabelManaged: "true", orchestrator.LabelRole: orchestrator.RoleProxy}},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{fmt.Sprintf("sha256:%x", sha256.Sum256(layer.Bytes()))}},
+	})
+	manifest, _ := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{ref}, "Layers": []string{"layer.tar"}}})
+	var archive bytes.Buffer
+	aw := tar.NewWriter(&archive)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"layer.tar", layer.Bytes()}, {"config.json", config}, {"manifest.json", manifest}} {
+		aw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data))})
+		aw.Write(f.data)
+	}
+	aw.Close()
+	resp, err := env.docker.ImageLoad(ctx(t), &archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	t.Cleanup(func() { env.docker.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true}) })
+	return ref
 }
