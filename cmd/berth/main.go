@@ -17,6 +17,7 @@ import (
 	"github.com/berthpaas/berth/internal/cli"
 	"github.com/berthpaas/berth/internal/config"
 	"github.com/berthpaas/berth/internal/doctor"
+	"github.com/berthpaas/berth/internal/gitsrc"
 	"github.com/berthpaas/berth/internal/logging"
 	"github.com/berthpaas/berth/internal/orchestrator/swarm"
 	"github.com/berthpaas/berth/internal/probe"
@@ -25,6 +26,9 @@ import (
 )
 
 func main() {
+	if gitsrc.IsSSHInvocation() { // git runs this binary as its ssh program
+		os.Exit(gitsrc.SSHMain(os.Args[1:]))
+	}
 	root := &cobra.Command{
 		Use:           "berth",
 		Short:         "Berth turns a server with Docker into your own platform-as-a-service",
