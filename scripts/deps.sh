@@ -63,6 +63,7 @@ if [ "$MODE" = all ]; then
 	# tests (test/registry/start.sh runs it; Debian's service stays off).
 	want docker-registry docker-registry
 	want apache2-utils htpasswd
+	want mkdocs mkdocs # the documentation site (scripts/docs.sh)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -32,6 +32,8 @@ if [ -n "$unformatted" ]; then
 fi
 step "go vet"
 go vet ./...
+step "docs"
+scripts/docs.sh
 step "go test"
 go test -count=1 -timeout 25m ./...
 step "done"
