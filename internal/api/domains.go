@@ -15,10 +15,10 @@ import (
 	"github.com/berthpaas/berth/internal/store"
 )
 
-// DomainRequest adds a domain to an app.
+// DomainRequest adds a domain to an app, or replaces the options of one.
 type DomainRequest struct {
-	Host        string `json:"host" maxLength:"253" example:"shop.example.com" doc:"DNS name the app answers on (lowercased; no IP addresses). A wildcard *.example.com (one label) needs HTTPS and a DNS-01 provider on the server (--acme-dns-provider)"`
-	PathPrefix  string `json:"path_prefix,omitempty" maxLength:"256" example:"/api" doc:"Route only this path and below, on whole segments; empty or / for every path"`
+	Host        string `json:"host" maxLength:"253" example:"shop.example.com" doc:"DNS name the app answers on (lowercased; no IP addresses). A wildcard *.example.com (one label) needs HTTPS and a DNS-01 provider on the server (--acme-dns-provider). On update: empty, or the domain's own host (a host cannot change)"`
+	PathPrefix  string `json:"path_prefix,omitempty" maxLength:"256" example:"/api" doc:"Route only this path and below, on whole segments; empty or / for every path. On update: empty, or the domain's own prefix"`
 	StripPrefix bool   `json:"strip_prefix,omitempty" doc:"Remove the path prefix before the request reaches the app"`
 	Port        int    `json:"port,omitempty" minimum:"0" maximum:"65535" doc:"Container port requests go to; 0 means the app's HTTP port"`
 	HTTPS       *bool  `json:"https,omitempty" doc:"Obtain a certificate through ACME and redirect HTTP to HTTPS once it is issued (default true)"`
@@ -42,7 +42,7 @@ type DomainRedirect struct {
 // BasicAuthRequest is the user a domain lets in.
 type BasicAuthRequest struct {
 	Username string `json:"username" maxLength:"64" example:"preview" doc:"A–Z a–z 0–9 . _ @ + -"`
-	Password string `json:"password" maxLength:"72" doc:"8–72 bytes, no control characters; write-only"`
+	Password string `json:"password,omitempty" maxLength:"72" doc:"8–72 bytes, no control characters; write-only. On update, empty or absent keeps the current password"`
 }
 
 // DomainHeader is a response header.
@@ -124,6 +124,11 @@ type addDomainInput struct {
 	Body DomainRequest
 }
 
+type updateDomainInput struct {
+	DomainParams
+	Body DomainRequest
+}
+
 // DomainParams address one domain of an app. (Exported because huma only
 // reads parameters of exported embedded types.)
 type DomainParams struct {
@@ -175,6 +180,29 @@ func (s *server) registerDomains() {
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusConflict},
 	}), s.addDomain)
+
+	register(s, op(huma.Operation{
+		OperationID: "get-domain",
+		Method:      http.MethodGet,
+		Path:        Prefix + "/projects/{project}/apps/{app}/domains/{domain}",
+		Summary:     "Show one of an app's domains",
+		Description: "The domain named by id, host, or host/path (a host with several paths answers 409 unless the path is named), with its options and, for an HTTPS domain, its certificate.",
+		Errors:      []int{http.StatusConflict},
+	}), s.getDomain)
+
+	register(s, op(huma.Operation{
+		OperationID: "update-domain",
+		Method:      http.MethodPut,
+		Path:        Prefix + "/projects/{project}/apps/{app}/domains/{domain}",
+		Summary:     "Change a domain's options",
+		Description: "Replaces every option of the domain with the body's, the same body as adding one: an option left out takes its default " +
+			"(`https` true, no timeout, body limit, redirect, basic auth or headers), so send every option the domain keeps along with those that change. " +
+			"The host and path prefix name the route and cannot change: leave them empty or repeat them (to move a domain, add the new one and remove this one). " +
+			"`basic_auth` without a `password` keeps the current password, for the same or a renamed user. " +
+			"The checks are those of adding a domain; anything refused answers 422 naming the field, with nothing changed. " +
+			"Turning `https` on requests a certificate; turning it off deletes the certificate once no HTTPS domain uses the host. Live within about a second.",
+		Errors: []int{http.StatusConflict},
+	}), s.updateDomain)
 
 	register(s, op(huma.Operation{
 		OperationID:   "remove-domain",
@@ -256,13 +284,45 @@ func (s *server) addDomain(ctx context.Context, in *addDomainInput) (*domainOutp
 		return nil, err
 	}
 	d, err := s.deps.Apps.AddDomain(ctx, p, in.ref(), in.Body.DomainInput())
-	var fe *app.FieldError
-	if errors.As(err, &fe) {
-		return nil, &app.FieldError{Field: cmp.Or(domainFields[fe.Field], fe.Field), Message: fe.Message}
-	} else if err != nil {
-		return nil, err
+	if err != nil {
+		return nil, apiDomainError(err)
 	}
 	s.log.InfoContext(ctx, "domain added", "user_id", p.User.ID, "app", in.ref().String(), "host", d.Host, "path_prefix", d.PathPrefix)
+	return &domainOutput{Body: domainOf(d)}, nil
+}
+
+// apiDomainError gives a field error of the engine the request's name for
+// the field.
+func apiDomainError(err error) error {
+	var fe *app.FieldError
+	if errors.As(err, &fe) {
+		return &app.FieldError{Field: cmp.Or(domainFields[fe.Field], fe.Field), Message: fe.Message}
+	}
+	return err
+}
+
+func (s *server) getDomain(ctx context.Context, in *DomainParams) (*domainOutput, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.deps.Apps.Domain(ctx, p, in.ref(), in.Domain)
+	if err != nil {
+		return nil, err
+	}
+	return &domainOutput{Body: domainOf(d)}, nil
+}
+
+func (s *server) updateDomain(ctx context.Context, in *updateDomainInput) (*domainOutput, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.deps.Apps.UpdateDomain(ctx, p, in.ref(), in.Domain, in.Body.DomainInput())
+	if err != nil {
+		return nil, apiDomainError(err)
+	}
+	s.log.InfoContext(ctx, "domain updated", "user_id", p.User.ID, "app", in.ref().String(), "host", d.Host, "path_prefix", d.PathPrefix)
 	return &domainOutput{Body: domainOf(d)}, nil
 }
 

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -210,4 +211,124 @@ func TestWildcardDomains(t *testing.T) {
 		t.Errorf("wildcard domain = %+v, want *.example.com with a pending certificate", d)
 	}
 	a.call(http.StatusCreated, "POST", web, map[string]any{"host": "www.example.com"})
+}
+
+func TestUpdateDomain(t *testing.T) {
+	a := newAppEnv(t)
+	a.call(http.StatusCreated, "POST", "/projects", map[string]string{"name": "shop"})
+	a.createApp("shop", "web", nil)
+	const web = "/projects/shop/apps/web/domains"
+	var added api.Domain
+	a.call(http.StatusCreated, "POST", web, map[string]any{"host": "www.example.com", "path_prefix": "/app", "https": false, "timeout_seconds": 90,
+		"basic_auth": map[string]any{"username": "preview", "password": "s3cret-preview"},
+		"headers":    []map[string]string{{"name": "X-Frame-Options", "value": "DENY"}}}).json(t, &added)
+	a.call(http.StatusCreated, "POST", web, map[string]any{"host": "www.example.com", "https": false})
+	hashOf := func() string {
+		all, _ := a.db.AllDomains(t.Context())
+		for _, d := range all {
+			if d.ID == added.ID {
+				return d.AuthHash
+			}
+		}
+		t.Fatalf("domain %s is gone", added.ID)
+		return ""
+	}
+	hash := hashOf()
+
+	// One domain, by host/path or id; a host with two paths is ambiguous.
+	var got api.Domain
+	a.call(http.StatusOK, "GET", web+"/www.example.com%2Fapp", nil).json(t, &got)
+	if got.ID != added.ID || got.TimeoutSeconds != 90 || got.BasicAuth == nil || got.BasicAuth.Username != "preview" {
+		t.Errorf("GET by host/path = %+v", got)
+	}
+	a.call(http.StatusOK, "GET", web+"/"+added.ID, nil)
+	a.call(http.StatusConflict, "GET", web+"/www.example.com", nil)
+	a.call(http.StatusNotFound, "GET", web+"/nope.example.com", nil)
+
+	// PUT replaces the options: the password kept, the headers and the
+	// timeout gone, compression on.
+	var d api.Domain
+	res := a.call(http.StatusOK, "PUT", web+"/"+added.ID, map[string]any{"host": "www.example.com", "path_prefix": "/app", "https": false,
+		"compress": true, "basic_auth": map[string]any{"username": "preview", "password": ""}})
+	res.json(t, &d)
+	if d.ID != added.ID || !d.CreatedAt.Equal(added.CreatedAt) || !d.Compress || d.TimeoutSeconds != 0 || len(d.Headers) != 0 ||
+		d.BasicAuth == nil || d.BasicAuth.Username != "preview" || d.HTTPS || d.Certificate != nil {
+		t.Errorf("after PUT: %+v", d)
+	}
+	if h := hashOf(); h != hash {
+		t.Errorf("an empty password changed the hash: %q → %q", hash, h)
+	}
+	if strings.Contains(string(res.body), "$2a$") {
+		t.Errorf("the hash came back: %s", res.body)
+	}
+	// Without a password at all, too.
+	a.call(http.StatusOK, "PUT", web+"/"+added.ID, map[string]any{"host": "", "https": false, "compress": true, "basic_auth": map[string]any{"username": "preview"}})
+	if h := hashOf(); h != hash {
+		t.Errorf("an absent password changed the hash: %q → %q", hash, h)
+	}
+	// The host may be empty and the path left out; https defaults to on and brings a
+	// certificate; basic auth left out is removed.
+	d = api.Domain{} // the answer leaves out what is unset
+	a.call(http.StatusOK, "PUT", web+"/www.example.com%2Fapp", map[string]any{"host": "", "redirect": map[string]any{"to": "https://example.com", "code": 307}}).json(t, &d)
+	if d.Redirect == nil || d.Redirect.To != "https://example.com" || d.Redirect.Code != 307 || d.Port != 0 || !d.HTTPS ||
+		d.Certificate == nil || d.Certificate.Status != "pending" || d.BasicAuth != nil || d.PathPrefix != "/app" {
+		t.Errorf("as a redirect: %+v", d)
+	}
+	if h := hashOf(); h != "" {
+		t.Errorf("basic auth left out kept its hash %q", h)
+	}
+
+	// Refused: named fields, with the API's names, and nothing changed.
+	before, _ := a.db.AllDomains(t.Context())
+	for _, tt := range []struct {
+		name     string
+		body     map[string]any
+		location string
+		mention  string
+	}{
+		{"host changed", map[string]any{"host": "other.example.com"}, "body.host", "cannot change"},
+		{"path changed", map[string]any{"host": "www.example.com", "path_prefix": "/v2"}, "body.path_prefix", "cannot change"},
+		{"timeout", map[string]any{"host": "", "timeout_seconds": 3601}, "body.timeout_seconds", "3600"},
+		{"timeout of a redirect", map[string]any{"host": "", "timeout_seconds": 60, "redirect": map[string]any{"to": "https://example.com"}}, "body.timeout_seconds", "redirect"},
+		{"max body", map[string]any{"host": "", "max_body_bytes": 100}, "body.max_body_bytes", "1024"},
+		{"new auth without password", map[string]any{"host": "", "basic_auth": map[string]any{"username": "preview", "password": ""}}, "body.basic_auth.password", "8"},
+		{"header newline", map[string]any{"host": "", "headers": []map[string]string{{"name": "X-A", "value": "1\r\nX-B: 2"}}}, "body.headers[0].value", "printable"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := *a
+			e := *a.env
+			e.t = t
+			b.env = &e
+			fieldError(t, b.call(http.StatusUnprocessableEntity, "PUT", web+"/"+added.ID, tt.body), tt.location, tt.mention)
+		})
+	}
+	if after, _ := a.db.AllDomains(t.Context()); !reflect.DeepEqual(after, before) {
+		t.Errorf("refused updates changed the domains:\n%+v\n%+v", before, after)
+	}
+	a.call(http.StatusNotFound, "PUT", web+"/nope.example.com", map[string]any{"host": ""})
+	a.call(http.StatusConflict, "PUT", web+"/www.example.com", map[string]any{"host": ""})
+	a.call(http.StatusNotFound, "PUT", "/projects/shop/apps/nope/domains/"+added.ID, map[string]any{"host": ""})
+
+	// Back to plain HTTP: the certificate no HTTPS domain uses goes.
+	a.call(http.StatusOK, "PUT", web+"/"+added.ID, map[string]any{"host": "", "https": false})
+	if certs, _ := a.db.AllCertificates(t.Context()); len(certs) != 0 {
+		t.Errorf("certificates after HTTPS off: %+v", certs)
+	}
+
+	// Both operations are documented.
+	var doc struct {
+		Paths map[string]map[string]struct {
+			OperationID string   `json:"operationId"`
+			Summary     string   `json:"summary"`
+			Description string   `json:"description"`
+			Tags        []string `json:"tags"`
+		} `json:"paths"`
+	}
+	a.expect(http.StatusOK, request{method: "GET", path: "/api/openapi.json"}).json(t, &doc)
+	ops := doc.Paths["/api/v1/projects/{project}/apps/{app}/domains/{domain}"]
+	for method, id := range map[string]string{"get": "get-domain", "put": "update-domain", "delete": "remove-domain"} {
+		if op := ops[method]; op.OperationID != id || op.Summary == "" || op.Description == "" || len(op.Tags) != 1 || op.Tags[0] != "Domains" {
+			t.Errorf("%s: documented as %+v", id, op)
+		}
+	}
 }

@@ -18,7 +18,8 @@ import (
 	"github.com/berthpaas/berth/internal/store"
 )
 
-// DomainInput describes a domain to add to an app.
+// DomainInput describes a domain to add to an app, or the options an
+// updated one gets.
 type DomainInput struct {
 	Host string
 	// PathPrefix routes only this path and below ("/api"); "" or "/" for all.
@@ -60,6 +61,9 @@ type RedirectInput struct {
 // password is kept.
 type BasicAuthInput struct {
 	User, Password string
+	// hash is the domain's current password hash, which UpdateDomain passes
+	// along when Password is empty: the user (renamed or not) keeps it.
+	hash string
 }
 
 // Password limits of basic auth: bcrypt reads 72 bytes at most.
@@ -113,7 +117,7 @@ func fieldErrf(field, msg string) error { return &app.FieldError{Field: field, M
 // wildcards says whether wildcard hosts (*.example.com) may be added: their
 // certificates need DNS-01 validation, so a DNS provider must be configured.
 func normalizeDomain(in DomainInput, a store.App, wildcards bool) (store.Domain, error) {
-	host := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(in.Host)), ".")
+	host := cleanHost(in.Host)
 	rest, wild := strings.CutPrefix(host, "*.")
 	switch {
 	case host == "":
@@ -146,6 +150,11 @@ func normalizeDomain(in DomainInput, a store.App, wildcards bool) (store.Domain,
 		return store.Domain{}, err
 	}
 	return d, nil
+}
+
+// cleanHost is a host as it is stored: lowercase, without a trailing dot.
+func cleanHost(h string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
 }
 
 // normalizeOptions checks and stores the options of a domain: what requests
@@ -202,19 +211,23 @@ func normalizeOptions(in DomainInput, a store.App, d *store.Domain) error {
 		if err := proxy.CheckAuthUser(b.User); err != nil {
 			return fieldErrf("basic_auth.username", err.Error())
 		}
-		if n := len(b.Password); n < MinAuthPasswordLen || n > MaxAuthPasswordLen {
-			return fieldErrf("basic_auth.password", fmt.Sprintf("must be %d–%d bytes", MinAuthPasswordLen, MaxAuthPasswordLen))
-		}
-		for _, c := range []byte(b.Password) {
-			if c < 0x20 || c == 0x7f {
-				return fieldErrf("basic_auth.password", "must not contain control characters")
+		hash := b.hash
+		if b.Password != "" || hash == "" {
+			if n := len(b.Password); n < MinAuthPasswordLen || n > MaxAuthPasswordLen {
+				return fieldErrf("basic_auth.password", fmt.Sprintf("must be %d–%d bytes", MinAuthPasswordLen, MaxAuthPasswordLen))
 			}
+			for _, c := range []byte(b.Password) {
+				if c < 0x20 || c == 0x7f {
+					return fieldErrf("basic_auth.password", "must not contain control characters")
+				}
+			}
+			h, err := bcrypt.GenerateFromPassword([]byte(b.Password), authHashCost)
+			if err != nil {
+				return err
+			}
+			hash = string(h)
 		}
-		hash, err := bcrypt.GenerateFromPassword([]byte(b.Password), authHashCost)
-		if err != nil {
-			return err
-		}
-		d.AuthUser, d.AuthHash = b.User, string(hash)
+		d.AuthUser, d.AuthHash = b.User, hash
 	}
 	if err := proxy.CheckHeaders(proxyHeaders(in.Headers)); err != nil {
 		var fe *proxy.FieldError
@@ -318,11 +331,15 @@ func (m *Manager) Domains(ctx context.Context, p auth.Principal, ref AppRef) ([]
 	if err != nil {
 		return nil, err
 	}
-	ds, err := m.db.Domains(ctx, p.Organization.ID, l.App.ID)
+	return m.appDomains(ctx, l.App)
+}
+
+func (m *Manager) appDomains(ctx context.Context, a store.App) ([]Domain, error) {
+	ds, err := m.db.Domains(ctx, a.OrganizationID, a.ID)
 	if err != nil {
 		return nil, err
 	}
-	certs, err := m.db.Certificates(ctx, p.Organization.ID)
+	certs, err := m.db.Certificates(ctx, a.OrganizationID)
 	if err != nil {
 		return nil, err
 	}
@@ -346,6 +363,12 @@ func (m *Manager) findDomain(ctx context.Context, p auth.Principal, ref AppRef, 
 	if err != nil {
 		return Domain{}, err
 	}
+	return pickDomain(ds, which)
+}
+
+// pickDomain picks a domain by id, host, or host/path: ErrNotFound for
+// none, a conflict for a host with several paths.
+func pickDomain(ds []Domain, which string) (Domain, error) {
 	host, prefix, withPath := strings.Cut(strings.ToLower(which), "/")
 	var match []Domain
 	for _, d := range ds {
@@ -381,6 +404,73 @@ func (m *Manager) RemoveDomain(ctx context.Context, p auth.Principal, ref AppRef
 	return nil
 }
 
+// Domain is one of an app's domains, by id, host or host/path.
+func (m *Manager) Domain(ctx context.Context, p auth.Principal, ref AppRef, which string) (Domain, error) {
+	return m.findDomain(ctx, p, ref, which)
+}
+
+// UpdateDomain replaces the options of one of an app's domains (found like
+// RemoveDomain finds it) with in's: all of them, so an option in leaves out
+// is dropped. The host and path prefix name the route and cannot change: in
+// leaves them empty or repeats them. A basic auth user with an empty
+// password keeps the current password. The checks are AddDomain's, so an
+// updated domain always renders, and refused input changes nothing. Turning
+// HTTPS on requests a certificate; turning it off deletes the certificate
+// once no HTTPS domain uses the host.
+func (m *Manager) UpdateDomain(ctx context.Context, p auth.Principal, ref AppRef, which string, in DomainInput) (Domain, error) {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return Domain{}, err
+	}
+	ds, err := m.appDomains(ctx, l.App)
+	if err != nil {
+		return Domain{}, err
+	}
+	found, err := pickDomain(ds, which)
+	if err != nil {
+		return Domain{}, err
+	}
+	cur := found.Domain
+	if strings.TrimSpace(in.Host) == "" {
+		in.Host = cur.Host
+	}
+	if strings.TrimSpace(in.PathPrefix) == "" {
+		in.PathPrefix = cur.PathPrefix
+	}
+	if cleanHost(in.Host) != cur.Host {
+		return Domain{}, fieldErrf("host", "a domain's host cannot change; add the new one and remove this one")
+	}
+	if strings.TrimSpace(in.PathPrefix) != cur.PathPrefix {
+		return Domain{}, fieldErrf("path_prefix", "a domain's path prefix cannot change; add the new one and remove this one")
+	}
+	if b := in.BasicAuth; b != nil && b.Password == "" && cur.AuthUser != "" {
+		keep := *b
+		keep.hash = cur.AuthHash
+		in.BasicAuth = &keep
+	}
+	d, err := normalizeDomain(in, l.App, m.wildcards)
+	if err != nil {
+		return Domain{}, err
+	}
+	d.ID, d.CreatedAt = cur.ID, cur.CreatedAt
+	if err := m.db.UpdateDomain(ctx, d); err != nil {
+		return Domain{}, err
+	}
+	switch {
+	case d.HTTPS:
+		// Also when it was on: a certificate row lost meanwhile comes back.
+		if err := m.db.EnsureCertificate(ctx, m.now(), p.Organization.ID, d.Host); err != nil {
+			return Domain{}, err
+		}
+	case cur.HTTPS:
+		if err := m.db.DeleteUnusedCertificates(ctx); err != nil {
+			return Domain{}, err
+		}
+	}
+	m.routesChanged(ctx)
+	return m.domain(ctx, d)
+}
+
 // UploadCertificate replaces the ACME certificate of an HTTPS domain's host
 // with one the user brings (PEM chain, leaf first, and its key). It must
 // verify to a trusted root, cover the host, match the key and be valid now;
@@ -391,7 +481,7 @@ func (m *Manager) UploadCertificate(ctx context.Context, p auth.Principal, ref A
 		return Domain{}, err
 	}
 	if !d.HTTPS {
-		return Domain{}, conflictf("%s serves plain HTTP; add it with HTTPS to give it a certificate", d.Host)
+		return Domain{}, conflictf("%s serves plain HTTP; turn on HTTPS for it to give it a certificate", d.Host)
 	}
 	now := m.now()
 	info, err := certs.ValidateUpload([]byte(certPEM), []byte(keyPEM), d.Host, now, m.certRoots)
@@ -423,7 +513,7 @@ func (m *Manager) UseACME(ctx context.Context, p auth.Principal, ref AppRef, whi
 		return Domain{}, err
 	}
 	if d.Certificate == nil {
-		return Domain{}, conflictf("%s serves plain HTTP; add it with HTTPS to give it a certificate", d.Host)
+		return Domain{}, conflictf("%s serves plain HTTP; turn on HTTPS for it to give it a certificate", d.Host)
 	}
 	if d.Certificate.Source != store.CertACME {
 		if err := m.db.UseACMECertificate(ctx, m.now(), p.Organization.ID, d.Host); err != nil {

@@ -84,13 +84,9 @@ func (db *DB) CreateDomain(ctx context.Context, now time.Time, d *Domain) error 
 		case !errors.Is(mapErr(err), ErrNotFound):
 			return err
 		}
-		headers := ""
-		if len(d.Headers) > 0 {
-			b, err := json.Marshal(d.Headers)
-			if err != nil {
-				return err
-			}
-			headers = string(b)
+		headers, err := encodeHeaders(d.Headers)
+		if err != nil {
+			return err
 		}
 		_, err = x.exec(ctx, `INSERT INTO domains (`+domainColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.OrganizationID, d.AppID, d.Host, d.PathPrefix, sqlBool(d.StripPrefix), d.Port, sqlBool(d.HTTPS),
@@ -101,6 +97,29 @@ func (db *DB) CreateDomain(ctx context.Context, now time.Time, d *Domain) error 
 		}
 		return err
 	})
+}
+
+// UpdateDomain writes every option of d (all but its host, path prefix and
+// app, which identify the route) to the organization's domain d.ID:
+// ErrNotFound when it has no such domain.
+func (db *DB) UpdateDomain(ctx context.Context, d Domain) error {
+	headers, err := encodeHeaders(d.Headers)
+	if err != nil {
+		return err
+	}
+	return db.q().execOne(ctx, `UPDATE domains SET strip_prefix = ?, port = ?, https = ?, timeout_ms = ?, max_body = ?, redirect_to = ?, redirect_code = ?,
+ redirect_keep_path = ?, auth_user = ?, auth_hash = ?, headers = ?, compress = ? WHERE id = ? AND organization_id = ?`,
+		sqlBool(d.StripPrefix), d.Port, sqlBool(d.HTTPS), d.Timeout.Milliseconds(), d.MaxBody, d.RedirectTo, d.RedirectCode,
+		sqlBool(d.RedirectKeepPath), d.AuthUser, d.AuthHash, headers, sqlBool(d.Compress), d.ID, d.OrganizationID)
+}
+
+// encodeHeaders is the headers column: JSON, or "" for none.
+func encodeHeaders(hs []Header) (string, error) {
+	if len(hs) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(hs)
+	return string(b), err
 }
 
 const domainColumns = `id, organization_id, app_id, host, path_prefix, strip_prefix, port, https, timeout_ms, max_body, redirect_to, redirect_code, redirect_keep_path, auth_user, auth_hash, headers, compress, created_at`

@@ -120,3 +120,73 @@ func TestDomainsAndCertificates(t *testing.T) {
 		}
 	})
 }
+
+func TestUpdateDomain(t *testing.T) {
+	engines(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		org, _ := owner(t, db)
+		other := otherOrg(t, db, "Other")
+		_, prod := newProject(t, db, org.ID, "shop")
+		web := newApp(t, db, prod, "web")
+
+		d := Domain{OrganizationID: org.ID, AppID: web.ID, Host: "shop.example.com", PathPrefix: "/api", Port: 80, HTTPS: true,
+			AuthUser: "alice", AuthHash: "$2a$05$hash", Headers: []Header{{Name: "X-A", Value: "1"}}}
+		if err := db.CreateDomain(ctx, t0, &d); err != nil {
+			t.Fatal(err)
+		}
+		neighbour := Domain{OrganizationID: org.ID, AppID: web.ID, Host: "shop.example.com", PathPrefix: "/", Port: 80}
+		if err := db.CreateDomain(ctx, t0, &neighbour); err != nil {
+			t.Fatal(err)
+		}
+
+		// Every option changes; the host, path, app and creation time do not,
+		// whatever the value passed says.
+		up := d
+		up.AppID, up.Host, up.PathPrefix, up.CreatedAt = "app_elsewhere", "evil.example.com", "/x", t0.Add(time.Hour)
+		up.StripPrefix, up.Port, up.HTTPS = true, 0, false
+		up.Timeout, up.MaxBody, up.Compress = 0, 0, false
+		up.RedirectTo, up.RedirectCode, up.RedirectKeepPath = "https://www.example.com", 302, true
+		up.AuthUser, up.AuthHash = "", ""
+		up.Headers = []Header{{Name: "X-B", Value: `"quoted"`}, {Name: "X-C", Value: "2"}}
+		if err := db.UpdateDomain(ctx, up); err != nil {
+			t.Fatal(err)
+		}
+		want := up
+		want.AppID, want.Host, want.PathPrefix, want.CreatedAt = d.AppID, d.Host, d.PathPrefix, d.CreatedAt
+		got, err := db.Domains(ctx, org.ID, web.ID)
+		if err != nil || len(got) != 2 || !reflect.DeepEqual(got[1], want) {
+			t.Fatalf("after update: %+v, %v; want [1] = %+v", got, err, want)
+		}
+		if !reflect.DeepEqual(got[0], neighbour) {
+			t.Errorf("the other route of the host changed: %+v", got[0])
+		}
+
+		// And back: a route to the app with every option of one.
+		up = want
+		up.RedirectTo, up.RedirectCode, up.RedirectKeepPath = "", 0, false
+		up.Port, up.HTTPS, up.Timeout, up.MaxBody, up.Compress = 8080, true, 90*time.Second, 1<<20, true
+		up.AuthUser, up.AuthHash, up.Headers = "bob", "$2a$05$other", nil
+		if err := db.UpdateDomain(ctx, up); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := db.Domains(ctx, org.ID, web.ID); len(got) != 2 || !reflect.DeepEqual(got[1], up) {
+			t.Errorf("after the second update: %+v; want %+v", got, up)
+		}
+
+		// Another organization's id, or an unknown one, is not found and
+		// changes nothing.
+		foreign := up
+		foreign.OrganizationID, foreign.Port = other.ID, 1
+		if err := db.UpdateDomain(ctx, foreign); !errors.Is(err, ErrNotFound) {
+			t.Errorf("update by another organization: %v", err)
+		}
+		missing := up
+		missing.ID = "dom_missing"
+		if err := db.UpdateDomain(ctx, missing); !errors.Is(err, ErrNotFound) {
+			t.Errorf("update of a missing domain: %v", err)
+		}
+		if got, _ := db.Domains(ctx, org.ID, web.ID); !reflect.DeepEqual(got[1], up) {
+			t.Errorf("a refused update changed the domain: %+v", got[1])
+		}
+	})
+}

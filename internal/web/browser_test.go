@@ -501,6 +501,43 @@ func TestBrowser(t *testing.T) {
 	}
 	screenshot("domains-with-options-light")
 
+	// Edit: the row's Edit action opens the form with the domain in it,
+	// without a reload; a changed option shows in the list, the others
+	// (basic auth with its password) stay.
+	step("edit domain",
+		chromedp.Click(chromedp.CSS(`#domain-list tr[id^="domain-"]:nth-child(3) a[href*="edit="]`)),
+		chromedp.WaitVisible(chromedp.ID("edit-domain")),
+	)
+	if got := eval(`[document.querySelector("#edit-domain h2").innerText, document.getElementById("domain-timeout").value, document.getElementById("domain-auth-password").value, String(document.getElementById("domain-host"))].join("|")`); got != "Edit www.example.com|90||null" {
+		t.Errorf("edit form: %q, want its title, the timeout, an empty password and no host field", got)
+	}
+	step("change the timeout",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("domain-timeout").value = ""`),
+		chromedp.SendKeys(chromedp.ID("domain-timeout"), "120"),
+		chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, document.getElementById("edit-domain").offsetTop - 16)`),
+	)
+	screenshot("domains-edit-light")
+	step("save the domain",
+		chromedp.Click(chromedp.CSS(`#edit-domain button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("add-domain")),
+	)
+	if m := eval(`String(window.berthMarker)`); m != "domains" {
+		t.Errorf("editing a domain reloaded the page (marker %q)", m)
+	}
+	if txt := eval(`document.querySelector("#domains .notice-ok").innerText + "|" + document.querySelector("#domain-list tbody tr:nth-child(3)").innerText`); !strings.Contains(txt, "www.example.com saved.") ||
+		!strings.Contains(txt, "timeout 120s") || !strings.Contains(txt, "auth: preview") || strings.Contains(txt, "timeout 90s") {
+		t.Errorf("after the edit: %q", txt)
+	}
+	step("edit and cancel",
+		chromedp.Click(chromedp.CSS(`#domain-list tr[id^="domain-"]:nth-child(1) a[href*="edit="]`)),
+		chromedp.WaitVisible(chromedp.ID("edit-domain")),
+		chromedp.Click(chromedp.CSS(`#edit-domain .form-actions a`)),
+		chromedp.WaitVisible(chromedp.ID("add-domain")),
+	)
+	if n := eval(`String(document.querySelectorAll("#edit-domain").length)`); n != "0" {
+		t.Errorf("the edit form is still there after Cancel")
+	}
+
 	// The proxy page refreshes itself every 5 s without reloading.
 	step("proxy",
 		chromedp.Click(chromedp.CSS(`.nav a[href="/proxy"]`)),

@@ -17,8 +17,9 @@ import (
 )
 
 // domainsView is an app's Domains tab: the list (which refreshes itself
-// while a certificate is being requested) and the add form. htmx swaps it
-// as a whole after an add or a removal.
+// while a certificate is being requested) and the add form, or the same
+// form editing one domain. htmx swaps it as a whole after an add, an edit
+// or a removal.
 type domainsView struct {
 	CSRF        string
 	AppName     string
@@ -46,9 +47,22 @@ type domainsView struct {
 	BasicAuthUser     Field
 	BasicAuthPassword Field
 	Headers           Field
+	// Editing is the domain the form edits; nil for the add form.
+	Editing *domainEdit
+	// FormAction is where the form posts: the add or the edit route.
+	FormAction string
+	// RemoveAuth drops an edited domain's basic auth; shown when it has one.
+	RemoveAuth Field
 	// Upload is the own-certificate form; nil without HTTPS domains.
 	Upload *certUploadView
 }
+
+// domainEdit is the domain the form edits. Its host and path prefix name
+// the route and are shown, not edited.
+type domainEdit struct{ ID, Host, PathPrefix string }
+
+// Label is the domain as people write it.
+func (e domainEdit) Label() string { return domainRow{Host: e.Host, PathPrefix: e.PathPrefix}.Label() }
 
 // certUploadView is the form that replaces an HTTPS domain's ACME
 // certificate with the user's own.
@@ -78,10 +92,48 @@ func newCertUpload(ref deploy.AppRef, ds []deploy.Domain) *certUploadView {
 	return v
 }
 
-// domainTyped is what was typed into the add form, to show it again.
+// domainTyped is what was typed into the add or edit form, to show it
+// again.
 type domainTyped struct {
 	host, prefix, port, timeout, maxBody, redirectTo, redirectCode, authUser, headers string
-	strip, https, compress, keepPath                                                  bool
+	strip, https, compress, keepPath, removeAuth                                      bool
+}
+
+// typedOf is a domain as the edit form shows it.
+func typedOf(d deploy.Domain) domainTyped {
+	f := domainTyped{host: d.Host, prefix: d.PathPrefix, strip: d.StripPrefix, https: d.HTTPS, compress: d.Compress,
+		authUser: d.AuthUser, redirectTo: d.RedirectTo, redirectCode: "308", keepPath: true}
+	if d.RedirectTo != "" {
+		f.redirectCode, f.keepPath = strconv.Itoa(d.RedirectCode), d.RedirectKeepPath
+	} else {
+		f.port = strconv.Itoa(d.Port)
+	}
+	if d.Timeout != 0 {
+		f.timeout = strconv.Itoa(int(d.Timeout / time.Second))
+	}
+	if d.MaxBody != 0 {
+		f.maxBody = formSize(d.MaxBody)
+	}
+	var hs []string
+	for _, h := range d.Headers {
+		hs = append(hs, h.Name+": "+h.Value)
+	}
+	f.headers = strings.Join(hs, "\n")
+	return f
+}
+
+// formSize writes a size as the form reads it back (parseMemory): "10m",
+// "512k", "1500b".
+func formSize(n int64) string {
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{40, "t"}, {30, "g"}, {20, "m"}, {10, "k"}} {
+		if n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10) + "b"
 }
 
 // domainRow is one route to the app.
@@ -95,6 +147,7 @@ type domainRow struct {
 	HTTPS        bool
 	Cert         *certView // nil for plain-HTTP domains
 	RemoveAction string
+	EditURL      string // the tab with this domain in the form
 	CSRF         string
 	// Redirect is "308 → https://www.example.com/…" for a redirect domain.
 	Redirect string
@@ -237,6 +290,21 @@ func (v *domainsView) domainFields(f domainTyped) {
 	v.OptionsOpen = f.timeout != "" || f.maxBody != "" || f.compress || f.redirectTo != "" || f.authUser != "" || f.headers != ""
 }
 
+// edit turns the add form into the form editing d, showing f (d as it is,
+// or what was typed into the form) with every option unfolded. The
+// password is never shown: left empty, it stays as it is.
+func (v *domainsView) edit(d deploy.Domain, f domainTyped) {
+	v.domainFields(f)
+	v.Editing = &domainEdit{ID: d.ID, Host: d.Host, PathPrefix: d.PathPrefix}
+	v.FormAction = v.URL + "/" + url.PathEscape(d.ID) + "/edit"
+	v.OptionsOpen = true
+	if d.AuthUser != "" {
+		v.BasicAuthPassword.Hint = "Leave empty to keep the current password; a new one is 8 to 72 characters, stored as a hash."
+		v.RemoveAuth = Field{ID: "domain-auth-remove", Name: "basic_auth_remove", Label: "Remove basic auth", Type: "checkbox", Checked: f.removeAuth,
+			Hint: "Let every request through without a password."}
+	}
+}
+
 // Options lists the option fields in form order, for applying errors.
 func (v *domainsView) options() []*Field {
 	return []*Field{&v.Timeout, &v.MaxBody, &v.Compress, &v.RedirectTo, &v.RedirectCode, &v.RedirectKeepPath, &v.BasicAuthUser, &v.BasicAuthPassword, &v.Headers}
@@ -282,13 +350,15 @@ func newDomainsView(ref deploy.AppRef, csrf string, a store.App, ds []deploy.Dom
 		CSRF: csrf, AppName: a.Name, AppPort: a.Spec.Port,
 		URL: appURL(ref, "/domains"), ListURL: appURL(ref, "/domains/list"), SettingsURL: appURL(ref, "/settings"),
 	}
+	v.FormAction = v.URL
 	v.domainFields(domainTyped{https: true, keepPath: true, redirectCode: "308"})
 	for _, d := range ds {
 		row := domainRow{
 			ID: d.ID, Host: d.Host, PathPrefix: d.PathPrefix, Stripped: d.StripPrefix, Link: domainLink(d),
 			Port: d.Port, HTTPS: d.HTTPS, Cert: domainCert(d.Certificate, now),
 			RemoveAction: appURL(ref, "/domains/"+url.PathEscape(d.ID)+"/remove"), CSRF: csrf,
-			Tags: domainTags(d),
+			EditURL: withQuery(appURL(ref, "/domains"), "edit", d.ID),
+			Tags:    domainTags(d),
 		}
 		if d.RedirectTo != "" {
 			row.Redirect = strconv.Itoa(d.RedirectCode) + " → " + d.RedirectTo
@@ -316,6 +386,7 @@ func (v domainsView) Count() string {
 // domainNotices are the messages a redirect back to the tab can ask for.
 var domainNotices = map[string]Notice{
 	"domain-added":         {Tone: "ok", Title: "Domain added.", Message: "The edge proxy routes it within a few seconds. With HTTPS, Berth requests its certificate now; the list shows when it is issued."},
+	"domain-updated":       {Tone: "ok", Title: "Domain saved.", Message: "The edge proxy applies the change within a few seconds."},
 	"domain-removed":       {Tone: "ok", Message: "Domain removed. The proxy no longer routes it to this app; a certificate no other domain uses is deleted and not renewed."},
 	"domain-missing":       {Tone: "info", Message: "That domain no longer exists. It may have been removed in another tab."},
 	"certificate-uploaded": {Tone: "ok", Title: "Certificate saved.", Message: "The edge proxy serves it within a few seconds, without a reload. Berth does not renew it: upload the next one before it expires."},
@@ -330,6 +401,8 @@ func (u *ui) domainsOf(r *http.Request, p auth.Principal, a store.App) (*domains
 	return newDomainsView(ref, p.CSRFToken, a, ds, time.Now()), nil
 }
 
+// appDomains shows the tab; ?edit=ID puts that domain into the form (htmx
+// asks for the tab's section alone).
 func (u *ui) appDomains(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	v, st, err := u.appPage(r, p, "domains")
 	if err != nil {
@@ -343,8 +416,31 @@ func (u *ui) appDomains(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if n, ok := domainNotices[r.URL.Query().Get("notice")]; ok {
 		v.Domains.Notice = &n
 	}
+	if id := r.URL.Query().Get("edit"); id != "" {
+		d, err := u.d.Apps.Domain(r.Context(), p, appRefOf(r), id)
+		switch {
+		case err == nil:
+			v.Domains.edit(d, typedOf(d))
+			v.Domains.Port.Autofocus = true
+		case errors.Is(err, store.ErrNotFound):
+			n := domainNotices["domain-missing"]
+			v.Domains.Notice = &n
+		default:
+			u.failed(w, r, p, "show domain", err)
+			return
+		}
+	}
 	v.Title = "Domains · " + v.Head.Name
-	u.render(w, r, http.StatusOK, "app", v)
+	u.renderDomains(w, r, http.StatusOK, v)
+}
+
+// withQuery adds a query parameter to a URL that may have some already.
+func withQuery(target, key, value string) string {
+	sep := "?"
+	if strings.Contains(target, "?") {
+		sep = "&"
+	}
+	return target + sep + key + "=" + url.QueryEscape(value)
 }
 
 // appDomainList is the list's refresh while a certificate is pending; the
@@ -425,6 +521,7 @@ var domainFormFields = map[string]string{
 	"basic_auth.username": "basic_auth_user", "basic_auth.password": "basic_auth_password",
 }
 
+// addDomain adds a domain from the add form.
 func (u *ui) addDomain(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	ref := appRefOf(r)
 	in, errs := parseDomainForm(r.PostFormValue)
@@ -470,6 +567,118 @@ func (u *ui) addDomain(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	}
 	v.Domains = dv
 	u.renderDomains(w, r, http.StatusUnprocessableEntity, v)
+}
+
+// updateDomain saves the edit form: every option of the domain, as the
+// form shows them (an empty password keeps the current one). Refused values
+// are shown under their fields with nothing saved.
+func (u *ui) updateDomain(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	cur, err := u.d.Apps.Domain(r.Context(), p, ref, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		u.domainGone(w, r, p)
+		return
+	} else if err != nil {
+		u.failed(w, r, p, "show domain", err)
+		return
+	}
+	get := r.PostFormValue
+	in, errs := parseDomainForm(get)
+	in.Host, in.PathPrefix = cur.Host, cur.PathPrefix
+	if get("basic_auth_remove") == "on" {
+		in.BasicAuth = nil
+	}
+	var formError string
+	if len(errs) == 0 {
+		d, err := u.d.Apps.UpdateDomain(r.Context(), p, ref, cur.ID, in)
+		var conflict *deploy.ConflictError
+		switch {
+		case err == nil:
+			u.d.Log.InfoContext(r.Context(), "domain updated", "user_id", p.User.ID, "app", ref.String(), "domain_id", d.ID, "host", d.Host, "path_prefix", d.PathPrefix)
+			u.domainUpdated(w, r, p, cur, d)
+			return
+		case errors.Is(err, store.ErrNotFound):
+			u.domainGone(w, r, p)
+			return
+		case errors.As(err, &conflict):
+			formError = "Not saved: " + conflict.Message + "."
+		case !addAppFieldError(errs, renameField(err, domainFormFields)):
+			u.failed(w, r, p, "update domain", err)
+			return
+		}
+	}
+	v, st, err := u.appPage(r, p, "domains")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	dv, err := u.domainsOf(r, p, st.App)
+	if err != nil {
+		u.failed(w, r, p, "list domains", err)
+		return
+	}
+	dv.edit(cur, domainTyped{host: cur.Host, prefix: cur.PathPrefix, port: get("port"), strip: in.StripPrefix, https: in.HTTPS,
+		timeout: get("timeout"), maxBody: get("max_body"), compress: in.Compress, redirectTo: get("redirect_to"),
+		redirectCode: get("redirect_code"), keepPath: get("redirect_keep_path") == "on", authUser: get("basic_auth_user"), headers: get("headers"),
+		removeAuth: get("basic_auth_remove") == "on"})
+	errs.apply(append([]*Field{&dv.Port, &dv.StripPrefix, &dv.HTTPS}, dv.options()...)...)
+	dv.FormError = formError
+	if len(errs) > 0 {
+		dv.FormError = "Not saved. " + formErrorSummary(errs)
+		// The host and path are not fields of this form: above it, then.
+		if msg, ok := errs["host"]; ok {
+			dv.FormError = "Not saved: the host " + sentence(msg)
+		} else if msg, ok := errs["path_prefix"]; ok {
+			dv.FormError = "Not saved: the path prefix " + sentence(msg)
+		}
+	}
+	v.Domains = dv
+	u.renderDomains(w, r, http.StatusUnprocessableEntity, v)
+}
+
+// domainGone answers a form about a domain removed meanwhile (in another
+// tab): the tab as it is now, saying so.
+func (u *ui) domainGone(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	if !isHTMX(r) {
+		http.Redirect(w, r, withNotice(appURL(appRefOf(r), "/domains"), "domain-missing")+"#domains", http.StatusSeeOther)
+		return
+	}
+	v, st, err := u.appPage(r, p, "domains")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	if v.Domains, err = u.domainsOf(r, p, st.App); err != nil {
+		u.failed(w, r, p, "list domains", err)
+		return
+	}
+	n := domainNotices["domain-missing"]
+	v.Domains.Notice = &n
+	u.renderDomains(w, r, http.StatusOK, v)
+}
+
+func (u *ui) domainUpdated(w http.ResponseWriter, r *http.Request, p auth.Principal, old, d deploy.Domain) {
+	ref := appRefOf(r)
+	if !isHTMX(r) {
+		http.Redirect(w, r, withNotice(appURL(ref, "/domains"), "domain-updated")+"#domains", http.StatusSeeOther)
+		return
+	}
+	v, st, err := u.appPage(r, p, "domains")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	if v.Domains, err = u.domainsOf(r, p, st.App); err != nil {
+		u.failed(w, r, p, "list domains", err)
+		return
+	}
+	label := domainRow{Host: d.Host, PathPrefix: d.PathPrefix}.Label()
+	n := Notice{Tone: "ok", Title: label + " saved.", Message: "The edge proxy applies the change within a few seconds."}
+	if d.HTTPS && !old.HTTPS {
+		n.Message += " Berth is requesting its certificate; this list updates when it is issued."
+	}
+	v.Domains.Notice = &n
+	u.renderDomains(w, r, http.StatusOK, v)
 }
 
 func (u *ui) domainAdded(w http.ResponseWriter, r *http.Request, p auth.Principal, d deploy.Domain) {
@@ -618,8 +827,6 @@ func (u *ui) overviewDomains(r *http.Request, p auth.Principal, ref deploy.AppRe
 	return rows
 }
 
-// sentence ends s with a full stop unless it already ends a sentence, so a
-// message from elsewhere reads well before another sentence.
 // headerFieldRe matches the manager's "headers[1].value".
 var headerFieldRe = regexp.MustCompile(`^headers\[(\d+)\]\.(name|value)$`)
 
@@ -639,6 +846,8 @@ func renameField(err error, names map[string]string) error {
 	return err
 }
 
+// sentence ends s with a full stop unless it already ends a sentence, so a
+// message from elsewhere reads well before another sentence.
 func sentence(s string) string {
 	s = strings.TrimSpace(s)
 	if s == "" || strings.HasSuffix(s, ".") || strings.HasSuffix(s, "!") || strings.HasSuffix(s, "?") {

@@ -4,10 +4,13 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/store"
@@ -549,4 +552,225 @@ func TestUploadCertificateForm(t *testing.T) {
 	if certs, _ := e.db.AllCertificates(t.Context()); len(certs) != 1 || certs[0].Source != store.CertCustom || certs[0].CertPEM != cert {
 		t.Errorf("stored: %+v", certs)
 	}
+}
+
+// editPath is where the edit form of domain id posts.
+func editPath(id string) string { return domainsPath + "/" + id + "/edit" }
+
+// editForm is the edit form as a browser sends it, with the given fields
+// set (a checkbox that is not ticked is not sent).
+func editForm(tok string, set map[string]string) url.Values {
+	f := url.Values{"csrf_token": {tok}, "port": {""}, "timeout": {""}, "max_body": {""}, "redirect_to": {""},
+		"redirect_code": {"308"}, "basic_auth_user": {""}, "basic_auth_password": {""}, "headers": {""}}
+	for k, v := range set {
+		f.Set(k, v)
+	}
+	return f
+}
+
+// The Edit action opens the add form with the domain in it; saving changes
+// its options, an empty password keeping the current one; refused values
+// are shown under their fields with nothing saved.
+func TestDomainEditForm(t *testing.T) {
+	e := newTestEnv(t)
+	b := e.browser()
+	tok := shopWithWeb(e, b)
+	f := domainForm(tok, "preview.example.com", "/app", "", true, false)
+	for k, v := range map[string]string{"timeout": "90", "max_body": "10m", "basic_auth_user": "preview", "basic_auth_password": "s3cret-preview",
+		"headers": "X-Frame-Options: DENY\nX-Robots-Tag: noindex"} {
+		f.Set(k, v)
+	}
+	if p := b.post(domainsPath, f); p.status != http.StatusSeeOther {
+		t.Fatalf("add: %d\n%s", p.status, p.body)
+	}
+	if p := b.post(domainsPath, domainForm(tok, "www.example.com", "", "", false, false)); p.status != http.StatusSeeOther {
+		t.Fatalf("add: %d\n%s", p.status, p.body)
+	}
+	var preview, www deploy.Domain
+	for _, d := range e.domains(webRef) {
+		switch d.Host {
+		case "preview.example.com":
+			preview = d
+		case "www.example.com":
+			www = d
+		}
+	}
+	stored := func(id string) store.Domain {
+		t.Helper()
+		for _, d := range e.domains(webRef) {
+			if d.ID == id {
+				return d.Domain
+			}
+		}
+		t.Fatalf("domain %s is gone", id)
+		return store.Domain{}
+	}
+	editURL := domainsPath + "?edit=" + preview.ID
+
+	// Every row has its Edit action, with and without htmx.
+	mustContain(t, "rows", b.get(domainsPath).body,
+		`<a class="btn btn-ghost btn-sm" href="`+editURL+`#edit-domain" hx-get="`+editURL+`" hx-target="#domains" hx-swap="outerHTML show:#edit-domain:top">Edit<span class="sr-only"> preview.example.com/app</span></a>`,
+		`href="`+domainsPath+`?edit=`+www.ID+`#edit-domain"`)
+
+	// The form, prefilled: host and path shown, not editable; the password
+	// empty; the options open.
+	p := b.get(editURL)
+	if p.status != http.StatusOK {
+		t.Fatalf("edit: %d\n%s", p.status, p.body)
+	}
+	page := html.UnescapeString(p.body)
+	mustContain(t, "edit form", page, `<section class="card" id="edit-domain"`, "Edit preview.example.com/app", `action="`+editPath(preview.ID)+`"`,
+		"<dt>Host</dt><dd><code>preview.example.com</code></dd>", "<dt>Path prefix</dt><dd><code>/app</code></dd>",
+		`<input id="domain-port" name="port" type="number" value="8080"`, `name="timeout" type="number" value="90"`, `name="max_body" type="text" value="10m"`,
+		`name="basic_auth_user" type="text" value="preview"`, "Leave empty to keep the current password",
+		`<input id="domain-auth-remove" name="basic_auth_remove" type="checkbox" value="on"`, "X-Frame-Options: DENY\nX-Robots-Tag: noindex</textarea>",
+		`<details class="domain-options" open>`, "Save changes", `hx-get="`+domainsPath+`"`, "autofocus")
+	mustNotContain(t, "edit form", page, `id="domain-host"`, `id="domain-path"`, `id="add-domain"`, "s3cret", "$2a$", "Add domain</button>")
+	if m := regexp.MustCompile(`<input id="domain-strip"[^>]*>`).FindString(page); !strings.Contains(m, "checked") {
+		t.Errorf("strip prefix not ticked: %s", m)
+	}
+	if m := regexp.MustCompile(`<input id="domain-https"[^>]*>`).FindString(page); strings.Contains(m, "checked") {
+		t.Errorf("HTTPS ticked for a plain HTTP domain: %s", m)
+	}
+	frag := b.get(editURL, "HX-Request: true")
+	if frag.status != http.StatusOK || !strings.HasPrefix(frag.body, `<div id="domains" class="stack">`) || !strings.Contains(frag.body, `id="edit-domain"`) {
+		t.Errorf("edit with htmx: %d\n%s", frag.status, frag.body)
+	}
+	// A domain without basic auth has no box to remove it.
+	mustNotContain(t, "edit www", b.get(domainsPath+"?edit="+www.ID).body, "domain-auth-remove", "Leave empty to keep")
+
+	// Refused values: shown at their field, in the edit form, with what was
+	// typed; nothing saved; the password never echoed.
+	before := stored(preview.ID)
+	keep := map[string]string{"port": "8080", "strip_prefix": "on", "timeout": "90", "max_body": "10m", "basic_auth_user": "preview",
+		"headers": "X-Frame-Options: DENY"}
+	for _, c := range []struct {
+		name, field, want string
+		set               map[string]string
+	}{
+		{"timeout", "domain-timeout", "between 1 and 3600", map[string]string{"timeout": "7200"}},
+		{"port", "domain-port", "between 1 and 65535", map[string]string{"port": "0"}},
+		{"header", "domain-headers", "line 1: name Set-Cookie cannot be set", map[string]string{"headers": "Set-Cookie: a=1"}},
+		{"password", "domain-auth-password", "8–72 bytes", map[string]string{"basic_auth_password": "short"}},
+		{"redirect with a port", "domain-port", "leave the port empty", map[string]string{"redirect_to": "https://www.example.com"}},
+		{"auth user", "domain-auth-user", "A–Z a–z 0–9", map[string]string{"basic_auth_user": "a b"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			set := map[string]string{}
+			for k, v := range keep {
+				set[k] = v
+			}
+			for k, v := range c.set {
+				set[k] = v
+			}
+			p := b.post(editPath(preview.ID), editForm(tok, set), "HX-Request: true")
+			if p.status != http.StatusUnprocessableEntity {
+				t.Fatalf("status %d, want 422\n%s", p.status, p.body)
+			}
+			body := html.UnescapeString(p.body)
+			mustContain(t, c.name, body, `id="`+c.field+`-error"`, c.want, "Not saved. Please correct the highlighted field.", `id="edit-domain"`,
+				`action="`+editPath(preview.ID)+`"`, "Leave empty to keep the current password")
+			for k, v := range c.set {
+				if k != "basic_auth_password" && k != "headers" && !strings.Contains(body, `value="`+v+`"`) {
+					t.Errorf("%s=%q not kept in the form", k, v)
+				}
+			}
+			if pw := c.set["basic_auth_password"]; pw != "" && strings.Contains(p.body, pw) {
+				t.Error("the password was echoed")
+			}
+			if got := stored(preview.ID); !reflect.DeepEqual(got, before) {
+				t.Errorf("a refused edit changed the domain:\n%+v\n%+v", before, got)
+			}
+		})
+	}
+
+	// Saved with htmx: the tab comes back with a notice and the add form;
+	// the empty password kept the hash; a timeout left empty is dropped.
+	set := map[string]string{}
+	for k, v := range keep {
+		set[k] = v
+	}
+	set["timeout"], set["compress"] = "", "on"
+	p = b.post(editPath(preview.ID), editForm(tok, set), "HX-Request: true")
+	if p.status != http.StatusOK {
+		t.Fatalf("save: %d\n%s", p.status, p.body)
+	}
+	mustContain(t, "saved", html.UnescapeString(p.body), "preview.example.com/app saved.", "The edge proxy applies the change", `id="add-domain"`, "gzip", "auth: preview")
+	mustNotContain(t, "saved", p.body, "<html", "timeout 90s", `id="edit-domain"`)
+	after := stored(preview.ID)
+	if after.AuthHash != before.AuthHash || after.AuthUser != "preview" || after.Timeout != 0 || !after.Compress || after.MaxBody != 10<<20 ||
+		len(after.Headers) != 1 || !after.StripPrefix || after.ID != before.ID || !after.CreatedAt.Equal(before.CreatedAt) {
+		t.Errorf("after the edit: %+v (before %+v)", after, before)
+	}
+	// A new password; then basic auth removed with the box.
+	set["basic_auth_password"] = "another-password"
+	b.post(editPath(preview.ID), editForm(tok, set), "HX-Request: true")
+	if h := stored(preview.ID).AuthHash; h == before.AuthHash || bcrypt.CompareHashAndPassword([]byte(h), []byte("another-password")) != nil {
+		t.Errorf("the new password does not verify against %q", h)
+	}
+	set["basic_auth_password"], set["basic_auth_remove"] = "", "on"
+	b.post(editPath(preview.ID), editForm(tok, set), "HX-Request: true")
+	if d := stored(preview.ID); d.AuthUser != "" || d.AuthHash != "" {
+		t.Errorf("basic auth not removed: %+v", d)
+	}
+
+	// Without JavaScript: a redirect back to the tab, saying so. HTTPS on
+	// asks for a certificate.
+	p = b.post(editPath(www.ID), editForm(tok, map[string]string{"port": "8080", "https": "on"}))
+	if p.status != http.StatusSeeOther || p.location() != domainsPath+"?notice=domain-updated#domains" {
+		t.Fatalf("plain save: %d → %q\n%s", p.status, p.location(), p.body)
+	}
+	mustContain(t, "after plain save", b.get(p.location()).body, "Domain saved.", "Requesting from the ACME CA…")
+	if certs, _ := e.db.AllCertificates(t.Context()); len(certs) != 1 || certs[0].Host != "www.example.com" {
+		t.Errorf("certificates after HTTPS on: %+v", certs)
+	}
+	// A redirect, then back to the app.
+	p = b.post(editPath(www.ID), editForm(tok, map[string]string{"redirect_to": "https://example.com", "redirect_code": "302"}), "HX-Request: true")
+	mustContain(t, "redirect", html.UnescapeString(p.body), "www.example.com saved.", "302 → https://example.com")
+	p = b.post(editPath(www.ID), editForm(tok, map[string]string{"port": "9090"}), "HX-Request: true")
+	if d := stored(www.ID); d.RedirectTo != "" || d.Port != 9090 || d.HTTPS {
+		t.Errorf("back to the app: %+v", d)
+	}
+	if certs, _ := e.db.AllCertificates(t.Context()); len(certs) != 0 {
+		t.Errorf("certificates after HTTPS off: %+v", certs)
+	}
+
+	// A domain removed meanwhile, and a request without the CSRF token.
+	mustContain(t, "edit a missing domain", b.get(domainsPath+"?edit=dom_gone").body, "That domain no longer exists", `id="add-domain"`)
+	if p := b.post(editPath("dom_gone"), editForm(tok, nil)); p.location() != domainsPath+"?notice=domain-missing#domains" {
+		t.Errorf("save a missing domain: %d → %q", p.status, p.location())
+	}
+	if p := b.post(editPath("dom_gone"), editForm(tok, nil), "HX-Request: true"); p.status != http.StatusOK || !strings.Contains(p.body, "That domain no longer exists") {
+		t.Errorf("save a missing domain with htmx: %d", p.status)
+	}
+	before = stored(www.ID)
+	if p := b.post(editPath(www.ID), editForm("", map[string]string{"compress": "on", "port": "9090"})); p.status != http.StatusForbidden {
+		t.Errorf("edit without the CSRF token: %d", p.status)
+	}
+	if got := stored(www.ID); !reflect.DeepEqual(got, before) {
+		t.Errorf("a forbidden edit changed the domain: %+v", got)
+	}
+
+	// A wildcard domain whose DNS-01 provider went away: the host is not a
+	// field of the form, so its error stands above it.
+	e.apps.WithWildcards(true)
+	wild, err := e.apps.AddDomain(t.Context(), e.owner(), webRef, deploy.DomainInput{Host: "*.example.com", HTTPS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.apps.WithWildcards(false)
+	p = b.post(editPath(wild.ID), editForm(tok, map[string]string{"https": "on", "compress": "on"}), "HX-Request: true")
+	if p.status != http.StatusUnprocessableEntity {
+		t.Fatalf("edit a wildcard without DNS-01: %d\n%s", p.status, p.body)
+	}
+	mustContain(t, "wildcard", html.UnescapeString(p.body), "Not saved: the host is a wildcard; wildcard domains need DNS-01 validation", `id="edit-domain"`)
+	if d := stored(wild.ID); d.Compress {
+		t.Errorf("the refused edit was saved: %+v", d)
+	}
+
+	assertNoInline(t, map[string]string{
+		"edit form":           b.get(editURL).body,
+		"edit fragment":       b.get(editURL, "HX-Request: true").body,
+		"edit error fragment": b.post(editPath(preview.ID), editForm(tok, map[string]string{"timeout": "7200"}), "HX-Request: true").body,
+	})
 }

@@ -53,6 +53,7 @@ func (u *ui) registerProjects(mux *http.ServeMux) {
 	h("GET /projects/{project}/apps/{app}/domains", u.appDomains)
 	h("GET /projects/{project}/apps/{app}/domains/list", u.appDomainList)
 	h("POST /projects/{project}/apps/{app}/domains", u.addDomain)
+	h("POST /projects/{project}/apps/{app}/domains/{id}/edit", u.updateDomain)
 	h("POST /projects/{project}/apps/{app}/domains/{id}/remove", u.removeDomain)
 	h("POST /projects/{project}/apps/{app}/domains/certificate", u.uploadCertificate)
 	h("GET /projects/{project}/apps/{app}/requests", u.appRequests)
