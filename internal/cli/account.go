@@ -33,7 +33,7 @@ func setupCmd() *cobra.Command {
 				return errors.New("--email is required")
 			}
 			warnPlainHTTP(cmd, t.server)
-			pw, err := readPassword(cmd, passwordFromStdin, true)
+			pw, err := readPassword(cmd, "password-stdin", passwordFromStdin, true)
 			if err != nil {
 				return err
 			}
@@ -85,7 +85,7 @@ func loginCmd() *cobra.Command {
 				return errors.New("--email is required")
 			}
 			warnPlainHTTP(cmd, t.server)
-			pw, err := readPassword(cmd, passwordFromStdin, false)
+			pw, err := readPassword(cmd, "password-stdin", passwordFromStdin, false)
 			if err != nil {
 				return err
 			}

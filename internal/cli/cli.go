@@ -129,10 +129,10 @@ func warnPlainHTTP(cmd *cobra.Command, server string) {
 // maxPasswordInput bounds what is read as a password.
 const maxPasswordInput = 4096
 
-// readPassword reads the password from stdin with --password-stdin (one
+// readPassword reads the password from stdin with --<stdinFlag> (one
 // trailing newline removed), or prompts for it without echo when stdin is a
 // terminal. confirm asks twice.
-func readPassword(cmd *cobra.Command, fromStdin, confirm bool) (string, error) {
+func readPassword(cmd *cobra.Command, stdinFlag string, fromStdin, confirm bool) (string, error) {
 	if fromStdin {
 		b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), maxPasswordInput+1))
 		if err != nil {
@@ -146,13 +146,13 @@ func readPassword(cmd *cobra.Command, fromStdin, confirm bool) (string, error) {
 			pw = strings.TrimSuffix(pw, "\r")
 		}
 		if pw == "" {
-			return "", errors.New("--password-stdin: stdin held no password")
+			return "", fmt.Errorf("--%s: stdin held no password", stdinFlag)
 		}
 		return pw, nil
 	}
 	f, ok := cmd.InOrStdin().(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return "", errors.New("stdin is not a terminal: pass the password on stdin with --password-stdin")
+		return "", fmt.Errorf("stdin is not a terminal: pass the password on stdin with --%s", stdinFlag)
 	}
 	prompt := func(label string) (string, error) {
 		fmt.Fprint(cmd.ErrOrStderr(), label)

@@ -349,14 +349,14 @@ func TestReadPasswordTrimsOneNewline(t *testing.T) {
 	} {
 		cmd := &cobra.Command{}
 		cmd.SetIn(strings.NewReader(in))
-		got, err := readPassword(cmd, true, false)
+		got, err := readPassword(cmd, "password-stdin", true, false)
 		if err != nil || got != want {
 			t.Errorf("readPassword(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 	cmd := &cobra.Command{}
 	cmd.SetIn(strings.NewReader("\n"))
-	if _, err := readPassword(cmd, true, false); err == nil {
+	if _, err := readPassword(cmd, "password-stdin", true, false); err == nil {
 		t.Error("an empty password was accepted")
 	}
 }

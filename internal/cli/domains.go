@@ -179,7 +179,7 @@ func (f *domainFlags) apply(cmd *cobra.Command, req *api.DomainRequest) error {
 		var pw string
 		if req.BasicAuth == nil || f.passwordStdin {
 			var err error
-			if pw, err = readPassword(cmd, f.passwordStdin, !f.passwordStdin); err != nil {
+			if pw, err = readPassword(cmd, "basic-auth-password-stdin", f.passwordStdin, !f.passwordStdin); err != nil {
 				return err
 			}
 		}

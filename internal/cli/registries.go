@@ -65,7 +65,7 @@ func registryAddCmd() *cobra.Command {
 		Example: "  echo \"$GHCR_TOKEN\" | berth registry add ghcr ghcr.io --username deploy-bot --password-stdin",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pw, err := readPassword(cmd, passwordFromStdin, false)
+			pw, err := readPassword(cmd, "password-stdin", passwordFromStdin, false)
 			if err != nil {
 				return err
 			}
