@@ -38,6 +38,11 @@ type Config struct {
 	// declared in the configuration instead (see Client).
 	Socket string
 
+	// ExtraFiles are passed to HAProxy (and to its configuration check) as
+	// file descriptors 3, 4, …: listening sockets the configuration binds
+	// as fd@3, fd@4, handed over by a listener holder.
+	ExtraFiles []*os.File
+
 	// MinBackoff and MaxBackoff bound the restart delay after a crash
 	// (defaults 100ms and 10s). A process that stayed up for StableAfter
 	// (default 30s) resets the delay.
@@ -363,7 +368,7 @@ func (p *Process) promote(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("haproxy: write candidate config: %w", err)
 	}
-	if err := checkConfig(ctx, cfg.Binary, tmp); err != nil {
+	if err := checkConfig(ctx, cfg, tmp); err != nil {
 		var ce *ConfigError
 		if errors.As(err, &ce) {
 			ce.Path = cfg.ConfigPath
@@ -377,8 +382,9 @@ func (p *Process) promote(ctx context.Context, cfg Config) error {
 }
 
 // checkConfig runs `haproxy -c -q -f path`.
-func checkConfig(ctx context.Context, binary, path string) error {
-	cmd := exec.CommandContext(ctx, binary, "-c", "-f", path)
+func checkConfig(ctx context.Context, cfg Config, path string) error {
+	cmd := exec.CommandContext(ctx, cfg.Binary, "-c", "-f", path)
+	cmd.ExtraFiles = cfg.ExtraFiles // fd@ binds must name sockets
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		return nil
@@ -400,6 +406,7 @@ func (p *Process) spawn(cfg Config) (cmd *exec.Cmd, exited, ready chan struct{},
 		args = append(args, "-p", cfg.PIDFile)
 	}
 	cmd = exec.Command(cfg.Binary, args...)
+	cmd.ExtraFiles = cfg.ExtraFiles
 	cmd.Stdout = &logWriter{log: p.log, level: slog.LevelInfo}
 	cmd.Stderr = &logWriter{log: p.log, level: slog.LevelWarn}
 	// Own process group: a Ctrl-C aimed at the controller must not bypass
