@@ -18,6 +18,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
+	"github.com/berthpaas/berth/internal/audit"
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/edge"
@@ -39,6 +40,9 @@ type Deps struct {
 	// Requests is an app's traffic through the edge over a window
 	// (edge.Router.AppRequests); the requests operation needs it.
 	Requests func(appID string, window time.Duration) edge.AppRequests
+	// Audit records every state-changing request and every reveal, and
+	// serves the audit log operations; nil records nothing.
+	Audit *audit.Recorder
 }
 
 const (
@@ -106,7 +110,7 @@ func Register(mux *http.ServeMux, d Deps) huma.API {
 	cfg.Transformers = append(cfg.Transformers, s.scrubProblem)
 
 	s.api = humago.New(mux, cfg)
-	s.api.UseMiddleware(s.recoverPanics, s.authenticate)
+	s.api.UseMiddleware(s.record, s.recoverPanics, s.authenticate)
 
 	s.registerSetup()
 	s.registerSessions()
@@ -122,6 +126,9 @@ func Register(mux *http.ServeMux, d Deps) huma.API {
 		s.registerRegistries()
 		s.registerDomains()
 		s.registerRequests()
+	}
+	if d.Audit != nil {
+		s.registerAudit()
 	}
 
 	mux.Handle("GET "+SpecPath, s.specHandler())
@@ -226,6 +233,9 @@ func (s *server) authenticate(hctx huma.Context, next func(huma.Context)) {
 	if err != nil {
 		s.writeProblem(hctx, err)
 		return
+	}
+	if n := audit.NoteFrom(ctx); n != nil {
+		n.Principal = &p // from here on, even a refusal is recorded
 	}
 	if !csrfValid(r, p) {
 		s.writeProblem(hctx, huma.Error403Forbidden("missing or invalid CSRF token"))

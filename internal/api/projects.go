@@ -461,18 +461,22 @@ func (s *server) getEnv(ctx context.Context, in *getEnvInput) (*envVarListOutput
 	if err != nil {
 		return nil, err
 	}
+	keys := slices.Sorted(maps.Keys(vars))
+	if in.Reveal {
+		// Recorded before the values go out; no record, no values.
+		// TODO(teams): require a permission for reveals when roles arrive.
+		if err := s.recordReveal(ctx, p, scope, keys); err != nil {
+			return nil, err
+		}
+		s.log.InfoContext(ctx, "environment variables revealed", "user_id", p.User.ID, "project", in.Project, "scope", scope.Scope, "count", len(vars))
+	}
 	out := EnvVarList{Vars: make([]EnvVar, 0, len(vars))}
-	for _, k := range slices.Sorted(maps.Keys(vars)) {
+	for _, k := range keys {
 		v := masked
 		if in.Reveal {
 			v = vars[k]
 		}
 		out.Vars = append(out.Vars, EnvVar{Key: k, Value: v})
-	}
-	if in.Reveal {
-		// TODO(teams): record reveals in the audit log, and require a
-		// permission for them, when roles and the audit log arrive.
-		s.log.InfoContext(ctx, "environment variables revealed", "user_id", p.User.ID, "project", in.Project, "scope", scope.Scope, "count", len(vars))
 	}
 	return &envVarListOutput{Body: out}, nil
 }

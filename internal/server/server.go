@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/api"
+	"github.com/berthpaas/berth/internal/audit"
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/certs"
 	"github.com/berthpaas/berth/internal/config"
@@ -74,10 +75,11 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyrin
 	metrics := newHTTPMetrics()
 	metrics.registry.MustRegister(router.Collector())
 	mux.Handle("GET /metrics", metrics.handler())
+	auditLog := audit.NewRecorder(db, log, nil) // one recorder: the API and the UI append to the same chains
 	humaAPI := api.Register(mux, api.Deps{
 		Auth: s.auth, Engine: engine, Log: log, SecureCookies: secure,
 		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, Apps: apps, ProxyStatus: proxyStatus,
-		Requests: router.AppRequests,
+		Requests: router.AppRequests, Audit: auditLog,
 	})
 	spec := sync.OnceValue(func() []byte {
 		b, err := json.Marshal(humaAPI.OpenAPI())
@@ -89,7 +91,7 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyrin
 	web.Register(mux, web.Deps{
 		Auth: s.auth, Engine: engine, Log: log, SecureCookies: secure,
 		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, OpenAPI: spec, Apps: apps, ProxyStatus: proxyStatus,
-		Requests: router.AppRequests,
+		Requests: router.AppRequests, Audit: auditLog,
 	})
 	s.handler = requestID(observe(log, metrics, securityHeaders(limitBody(mux))))
 	return s

@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -91,9 +92,14 @@ func (u *ui) appEnv(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 }
 
 func (u *ui) revealEnv(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	ev, _, err := u.envView(r, p, true)
+	ev, vars, err := u.envView(r, p, true)
 	if err != nil {
 		u.failed(w, r, p, "read variables", err)
+		return
+	}
+	// Recorded before the values go out; no record, no values.
+	scope := deploy.EnvScope{Scope: deploy.ScopeApp, Ref: appRefOf(r)}
+	if !u.recordReveal(w, r, p, scope, slices.Collect(maps.Keys(vars))) {
 		return
 	}
 	u.renderEnv(w, r, p, http.StatusOK, ev)

@@ -6,6 +6,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/berthpaas/berth/internal/audit"
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/version"
 )
@@ -18,6 +19,7 @@ type Layout struct {
 	CSRF    string    // the session's CSRF token, for forms and htmx
 	HTMX    bool      // htmx is part of this build
 	Proxy   bool      // the server runs the edge proxy page
+	Audit   bool      // the audit log page is there and the user may read it
 	Version string
 	Notice  *Notice
 }
@@ -100,6 +102,7 @@ func (u *ui) layout(r *http.Request, p *auth.Principal, title, active string) La
 	if p != nil {
 		l.User = userView(*p)
 		l.CSRF = p.CSRFToken
+		l.Audit = u.d.Audit != nil && audit.CanRead(*p)
 	}
 	return l
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthpaas/berth/internal/audit"
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/edge"
@@ -37,12 +38,15 @@ type Deps struct {
 	// Requests is an app's traffic through the edge over a window; nil
 	// leaves the Requests tab with a note.
 	Requests func(appID string, window time.Duration) edge.AppRequests
+	// Audit records the UI's form posts and reveals and backs the audit
+	// log page; nil records nothing and hides the page.
+	Audit *audit.Recorder
 }
 
 // Register mounts the UI on mux: /, /setup, /login, /logout, /account (+ token
 // and password actions), /settings (+ registries), /projects (+ projects, environments, apps
 // and their deployments, logs, variables and domains), /system, /proxy (with
-// Deps.ProxyStatus), /api/docs, /static/.
+// Deps.ProxyStatus), /audit (with Deps.Audit), /api/docs, /static/.
 func Register(mux *http.ServeMux, d Deps) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
@@ -59,9 +63,9 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /static/", u.assets.handler())
 
 	mux.HandleFunc("GET /setup", u.setupForm)
-	mux.HandleFunc("POST /setup", u.setupSubmit)
+	mux.HandleFunc("POST /setup", u.recordSignIn(u.setupSubmit))
 	mux.HandleFunc("GET /login", u.loginForm)
-	mux.HandleFunc("POST /login", u.loginSubmit)
+	mux.HandleFunc("POST /login", u.recordSignIn(u.loginSubmit))
 	mux.HandleFunc("POST /logout", u.signedIn(u.logout))
 
 	mux.HandleFunc("GET /{$}", u.signedIn(u.dashboard))
@@ -69,6 +73,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	u.registerProjects(mux)
 	u.registerSettings(mux)
 	u.registerProxy(mux)
+	u.registerAudit(mux)
 	mux.HandleFunc("GET /account", u.signedIn(u.account))
 	mux.HandleFunc("POST /account/password", u.signedIn(u.changePassword))
 	mux.HandleFunc("POST /account/tokens", u.signedIn(u.createToken))
@@ -102,11 +107,20 @@ func (u *ui) signedIn(h func(http.ResponseWriter, *http.Request, auth.Principal)
 			u.serverError(w, r, "resolve session", err)
 			return
 		}
-		if !auth.CSRFValid(r, p) {
-			u.forbidden(w, r, &p)
+		r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+		checked := func(w http.ResponseWriter, r *http.Request) {
+			if !auth.CSRFValid(r, p) {
+				u.forbidden(w, r, &p)
+				return
+			}
+			h(w, r, p)
+		}
+		if r.Method == http.MethodPost {
+			// Every form post is recorded in the audit log, refused ones too.
+			u.recordPost(w, r, p, checked)
 			return
 		}
-		h(w, r.WithContext(auth.WithPrincipal(r.Context(), p)), p)
+		checked(w, r)
 	}
 }
 
