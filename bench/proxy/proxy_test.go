@@ -30,6 +30,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -270,9 +271,9 @@ func BenchmarkThroughput(b *testing.B) {
 	row("direct: wrk → upstream", direct, "—")
 	row("berth proxy ("+version("haproxy")+" + controller)", berth, berth.proxyCPU())
 	row(version("nginx")+" (upstream keepalive 64)", nginx, nginx.proxyCPU())
-	printf("\ntargets: berth proxy req/s ≥ 1.0× nginx, p99 ≤ 1.0× nginx. Both proxies log every request (berth proxy: HAProxy → pipe → controller → JSON on stderr, to a file here; nginx: JSON to a file).\n")
+	printf("\ntargets: berth proxy req/s ≥ 1.0× nginx, p99 ≤ 1.0× nginx. Both proxies log every request (berth proxy: HAProxy → log ring → unix socket → controller, which counts it and writes the line unchanged to stderr, to a file here; nginx: JSON to a file).\n")
 	printf("Proxy CPU per request, berth proxy ÷ nginx: %.2f (requests/s and p99 move with whatever else the machine runs, CPU per request hardly does; CPU busy is this bench's share of the cores).\n", proxyCPU(berth)/proxyCPU(nginx))
-	printf("berth proxy access log: %d requests sent, %d access records, %d lines cut in two by the controller, %s lines HAProxy dropped (DroppedLogs: the controller did not read the pipe fast enough). RSS after the runs: %.1f MB.\n\n",
+	printf("berth proxy access log: %d requests sent, %d access records, %d access lines logged as HAProxy messages instead (cut short), %s lines HAProxy dropped (DroppedLogs). RSS after the runs: %.1f MB.\n\n",
 		berthRequests, access, split, dropped, float64(rss)/(1<<20))
 
 	if !*flagVariants {
@@ -282,9 +283,9 @@ func BenchmarkThroughput(b *testing.B) {
 	variants(b, v, up, e, berth, nginx)
 }
 
-// countAccess counts the "access" records of the proxy log, and the access
-// log lines that reached it cut in two: their first half, logged as a
-// "haproxy" record, is all that is left of them.
+// countAccess counts the access log lines of the proxy log, and the access
+// log lines the controller could not read (cut short), logged as "haproxy"
+// records instead.
 func countAccess(b *testing.B, path string) (access, split int) {
 	b.Helper()
 	data, err := os.ReadFile(path)
@@ -336,25 +337,43 @@ func variants(b *testing.B, v *env, up *upstream, e *edge, berth, nginx load) {
 		}
 		return strings.Replace(c, old, new, 1)
 	}
-	noLog := func(c string) string { return replace(c, "    log stdout format raw local0\n", "") }
+	// Standalone, HAProxy has no controller to forward its log ring to (and
+	// its forwarder spins on a socket nobody listens on): the ring goes, and
+	// the log with it, or to HAProxy's standard output (a file), or to a
+	// socket the bench reads and discards.
+	const logLine = "    log ring@berth_log len 8192 format raw local0\n"
+	noRing := func(c string) string {
+		i := strings.Index(c, "\nring berth_log\n")
+		if i < 0 {
+			b.Fatal("the rendered configuration has no log ring any more: update the variants")
+		}
+		j := strings.Index(c[i+1:], "\n\n")
+		return c[:i+1] + c[i+1+j+2:]
+	}
+	noLog := func(c string) string { return noRing(replace(c, logLine, "")) }
+	toStdout := func(c string) string { return noRing(replace(c, logLine, "    log stdout format raw local0\n")) }
+	toDiscard := func(c string) string {
+		return replace(c, strconv.Quote("unix@"+filepath.Join(e.stateDir, "access.sock")), strconv.Quote("unix@"+discardLog(b)))
+	}
 	oneThread := func(c string) string { return replace(c, "    master-worker\n", "    master-worker\n    nbthread 1\n") }
 	vs := []variant{
-		{"berth proxy, --log-level warn (the controller still reads every line, drops it before formatting)", func() load {
+		{"berth proxy, --log-level warn (the controller still reads and counts every line, writes none)", func() load {
 			w := v.startEdge(b, "warn")
 			defer w.stop()
 			waitFor(b, 20*time.Second, "served", answers(w.url("/"), benchHost, kib))
 			return measure(b, target{name: "berth-warn", url: w.url("/"), parties: w.parties})
 		}},
-		{"HAProxy alone, rendered config, access log written by HAProxy straight to a file (no pipe, no controller)", standalone(func(c string) string { return c })},
+		{"HAProxy alone, rendered config, access log through the log ring to a socket the bench reads and discards (no controller)", standalone(toDiscard)},
+		{"HAProxy alone, access log written by HAProxy straight to a file (`log stdout`, no ring, no controller)", standalone(toStdout)},
 		{"HAProxy alone, access log straight to a file, its time as epoch seconds (%Ts) instead of converters", standalone(func(c string) string {
-			return replace(c, `\"time\":\"%[date,utime(%Y-%m-%dT%H:%M:%S)].%[date(0,ms),mod(1000),add(1000),regsub(^1,)]Z\"`, `\"time\":%Ts`)
+			return replace(toStdout(c), `\"time\":\"%[date,utime(%Y-%m-%dT%H:%M:%S)].%[date_us,div(1000),add(1000),lower,bytes(1)]Z\"`, `\"time\":%Ts`)
 		})},
 		{"HAProxy alone, rendered config without access log", standalone(noLog)},
 		{"HAProxy alone, without access log, nbthread 1", standalone(func(c string) string { return oneThread(noLog(c)) })},
 		{"HAProxy alone, without access log nor routing rules (static default_backend)", standalone(func(c string) string {
 			return noRules(b, noLog(c))
 		})},
-		{"HAProxy alone, access log straight to a file, no routing rules", standalone(func(c string) string { return noRules(b, c) })},
+		{"HAProxy alone, access log straight to a file, no routing rules", standalone(func(c string) string { return noRules(b, toStdout(c)) })},
 		{"nginx, no access log", func() load {
 			n := startNginx(b, up.port, false)
 			defer n.stop()
@@ -371,6 +390,28 @@ func variants(b *testing.B, v *env, up *upstream, e *edge, berth, nginx load) {
 			l.rps/nginx.rps, float64(l.p99)/float64(nginx.p99), l.proxyCPU())
 	}
 	printf("\n")
+}
+
+// discardLog listens on a unix socket whose connections are read and
+// discarded, for HAProxy's log ring, and returns its path.
+func discardLog(b *testing.B) string {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "log.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, conn); conn.Close() }()
+		}
+	}()
+	return path
 }
 
 // noRules strips Berth's routing rules from the frontend (host and prefix

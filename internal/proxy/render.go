@@ -20,7 +20,9 @@ const (
 	DefaultHTTPPort        = 80
 	DefaultStatsPort       = 8404
 	DefaultRuntimeSocket   = "/run/berth/haproxy.sock"
+	DefaultLogSocket       = "/run/berth/access.sock"
 	DefaultMapPath         = "/etc/berth/proxy/routes.map"
+	DefaultPathMapPath     = "/etc/berth/proxy/paths.map"
 	DefaultSlotsPerRelease = 10
 	DefaultMaxConn         = 4096
 	DefaultHealthInterval  = 2 * time.Second
@@ -52,9 +54,15 @@ type Options struct {
 	// RuntimeSocket is the Runtime API socket (admin level) the controller
 	// drives HAProxy through.
 	RuntimeSocket string
+	// LogSocket is the unix socket HAProxy forwards its log to (from a
+	// ring buffer, see renderGlobal): the controller listens on it.
+	LogSocket string
 	// MapPath is the route map file (see RenderMap); the Runtime API's map
 	// commands name it by this path.
 	MapPath string
+	// PathMapPath is the map of hosts with path routes (see RenderPathMap);
+	// the Runtime API's map commands name it by this path.
+	PathMapPath string
 	// SlotsPerRelease is how many server slots each release gets: the most
 	// tasks of one release that receive traffic.
 	SlotsPerRelease int
@@ -91,7 +99,9 @@ func (o Options) withDefaults() (Options, error) {
 	o.HTTPPort = cmp.Or(o.HTTPPort, DefaultHTTPPort)
 	o.StatsPort = cmp.Or(o.StatsPort, DefaultStatsPort)
 	o.RuntimeSocket = cmp.Or(o.RuntimeSocket, DefaultRuntimeSocket)
+	o.LogSocket = cmp.Or(o.LogSocket, DefaultLogSocket)
 	o.MapPath = cmp.Or(o.MapPath, DefaultMapPath)
+	o.PathMapPath = cmp.Or(o.PathMapPath, DefaultPathMapPath)
 	o.SlotsPerRelease = cmp.Or(o.SlotsPerRelease, DefaultSlotsPerRelease)
 	o.MaxConn = cmp.Or(o.MaxConn, DefaultMaxConn)
 	o.DefaultCertPath = cmp.Or(o.DefaultCertPath, DefaultCertPath)
@@ -121,7 +131,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	for _, p := range []struct{ name, path string }{
 		{"runtime_socket", o.RuntimeSocket},
+		{"log_socket", o.LogSocket},
 		{"map_path", o.MapPath},
+		{"path_map_path", o.PathMapPath},
 		{"default_cert_path", o.DefaultCertPath},
 		{"cert_dir", o.CertDir},
 		{"crt_list_path", o.CrtListPath},
@@ -220,6 +232,37 @@ func RenderMap(t Table) []byte {
 	return b.Bytes()
 }
 
+// PathHosts returns the hosts (wildcards included) that have at least one
+// route with a path prefix, sorted: the keys of the path map. The frontend
+// looks a request's path prefixes up only for these, so a host without path
+// routes costs one map lookup instead of one per prefix depth.
+func PathHosts(routes []Route) []string {
+	var hosts []string
+	for _, r := range routes {
+		if canonicalPrefix(r.PathPrefix) != "/" {
+			hosts = append(hosts, r.Host)
+		}
+	}
+	slices.Sort(hosts)
+	return slices.Compact(hosts)
+}
+
+// PathMapValue is the value of every path map entry: the map is a set.
+const PathMapValue = "1"
+
+// RenderPathMap returns the path map file for t: one line per host of
+// PathHosts. Like RenderMap, it leaves out routes that fail validation.
+func RenderPathMap(t Table) []byte {
+	t, _ = ValidRoutes(t)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Berth path map, table version %d. Generated; edit through the Runtime API or the control plane.\n", t.Version)
+	fmt.Fprintf(&b, "# <host> %s: the host has routes with a path prefix.\n", PathMapValue)
+	for _, h := range PathHosts(t.Routes) {
+		fmt.Fprintf(&b, "%s %s\n", h, PathMapValue)
+	}
+	return b.Bytes()
+}
+
 // certNameRe is the alphabet of Certificate.Name: it becomes a file name.
 var certNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,99}$`)
 
@@ -305,12 +348,29 @@ func renderGlobal(w *cfgWriter, o Options) {
 	w.line("global")
 	w.in("master-worker")
 	w.in("maxconn %d", o.MaxConn)
-	w.in("log stdout format raw local0")
+	// The log goes to a ring buffer in memory that forwards it to the
+	// controller: unlike `log stdout`, which writes each line with a system
+	// call of its own and drops those that meet another thread's write, the
+	// ring takes every line and sends what gathered in few writes.
+	w.in("log ring@%s len %d format raw local0", logRing, MaxLogLine)
 	w.in("stats socket %s mode 600 level admin expose-fd listeners", quote(o.RuntimeSocket))
 	// Old workers keep serving in-flight requests after a reload; bound how
 	// long, at the longest route timeout allowed.
 	w.in("hard-stop-after %s", dur(MaxTimeout))
 	w.in("server-state-file %s", quote(o.ServerStatePath))
+	w.line("")
+	w.line("ring %s", logRing)
+	w.in("description %s", quote("access log, forwarded to the controller"))
+	w.in("format raw")
+	w.in("maxlen %d", MaxLogLine)
+	// About 3,000 lines: what the controller reads, it reads every few
+	// milliseconds. A full ring drops new lines.
+	w.in("size %d", logRingSize)
+	w.in("timeout connect 1s")
+	w.in("timeout server 10s")
+	// HAProxy 2.6 retries a refused connection at once, in a loop: the
+	// controller listens before HAProxy starts and until it has stopped.
+	w.in("server controller %s", quote("unix@"+o.LogSocket))
 	w.line("")
 	w.line("defaults")
 	w.in("mode http")
@@ -359,12 +419,27 @@ func renderGlobal(w *cfgWriter, o Options) {
 	w.line("")
 }
 
-// accessLog is the access log format: one JSON object per request. Values
-// the client chose (host, path) pass through HAProxy's json converter, which
-// escapes them; the others are HAProxy's own names, words and numbers. The
-// time is when the log line was written, in UTC with milliseconds.
+// The log ring (see renderGlobal).
+const (
+	logRing     = "berth_log"
+	logRingSize = 1 << 20
+)
+
+// MaxLogLine is the longest log line HAProxy writes; a longer one is cut.
+const MaxLogLine = 8192
+
+// accessLog is the access log format: one JSON object per request, which
+// the controller passes on unchanged (and scans for the fields it counts:
+// status, duration_ms, backend and server, left as plain numbers and names).
+// Values the client chose (host, path) pass through HAProxy's json
+// converter, which escapes them; the others are HAProxy's own names, words
+// and numbers. The time is when the log line was written, in UTC with
+// milliseconds (zero-padded by cutting the 1 off 1000 + ms, without a
+// regular expression); level and msg match the controller's own records.
 var accessLog = strings.Join([]string{
-	`{"time":"%[date,utime(%Y-%m-%dT%H:%M:%S)].%[date(0,ms),mod(1000),add(1000),regsub(^1,)]Z"`,
+	`{"time":"%[date,utime(%Y-%m-%dT%H:%M:%S)].%[date_us,div(1000),add(1000),lower,bytes(1)]Z"`,
+	`"level":"INFO"`,
+	`"msg":"access"`,
 	`"client":"%ci"`,
 	`"host":"%[var(txn.berth_host),json(utf8s)]"`,
 	`"method":"%HM"`,
@@ -386,9 +461,11 @@ var accessLog = strings.Join([]string{
 // so order in the map does not matter and "add map" may append anywhere):
 // first the bare host, then host + the first 1, 2, … MaxPrefixSegments path
 // segments; every hit overwrites the previous one, so the deepest wins, and
-// prefixes only ever match whole segments. A host none of whose keys match
-// is looked up again as the wildcard of its parent domain, so an exact host
-// always wins over a wildcard.
+// prefixes only ever match whole segments. The prefixes are looked up only
+// for a host in the path map (one with path routes): most hosts have none,
+// and the lookups are most of a request's routing work. A host none of whose
+// keys match is looked up again as the wildcard of its parent domain, so an
+// exact host always wins over a wildcard.
 //
 // Redirects are data too: the target URL comes from the map value and is
 // appended to by the request's path and query (after a prefix strip), one
@@ -396,7 +473,7 @@ var accessLog = strings.Join([]string{
 // headers are the only per-route rules, named by the route's tag: a userlist
 // and a header are configuration, so changing them reloads.
 func renderFrontends(w *cfgWriter, o Options, routes []Route) {
-	m := o.MapPath
+	m, pm := o.MapPath, o.PathMapPath
 	w.line("frontend http")
 	w.in("bind :%d", o.HTTPPort)
 	if o.HTTPSPort != 0 {
@@ -413,9 +490,10 @@ func renderFrontends(w *cfgWriter, o Options, routes []Route) {
 	w.in("http-request set-var(txn.berth_path) path")
 	w.in("http-request set-var(txn.berth_host) req.hdr(host),field(1,:),lower")
 	w.in("http-request set-var(txn.berth_route) var(txn.berth_host),map_str(%s)", m)
+	w.in("http-request set-var(txn.berth_paths) var(txn.berth_host),map_str(%s)", pm)
 	for d := 1; d <= MaxPrefixSegments; d++ {
-		w.in("http-request set-var(txn.berth_prefix) path,field(1,/,%d)", d+1)
-		w.in("http-request set-var(txn.berth_route) var(txn.berth_host),concat(,txn.berth_prefix,),map_str(%s)", m)
+		w.in("http-request set-var(txn.berth_prefix) path,field(1,/,%d) if { var(txn.berth_paths) -m found }", d+1)
+		w.in("http-request set-var(txn.berth_route) var(txn.berth_host),concat(,txn.berth_prefix,),map_str(%s) if { var(txn.berth_paths) -m found }", m)
 	}
 	// Only a host with no route of its own falls back to the wildcard of its
 	// parent ("*.example.com" for a.example.com), one label deep like a TLS
@@ -423,9 +501,10 @@ func renderFrontends(w *cfgWriter, o Options, routes []Route) {
 	w.in("http-request set-var(txn.berth_wild) var(txn.berth_host),field(2,.,0) if !{ var(txn.berth_route) -m found }")
 	w.in("http-request set-var(txn.berth_wild) str(*.),concat(,txn.berth_wild,) if { var(txn.berth_wild) -m found }")
 	w.in("http-request set-var(txn.berth_route) var(txn.berth_wild),map_str(%s) if { var(txn.berth_wild) -m found }", m)
+	w.in("http-request set-var(txn.berth_wild_paths) var(txn.berth_wild),map_str(%s) if { var(txn.berth_wild) -m found }", pm)
 	for d := 1; d <= MaxPrefixSegments; d++ {
-		w.in("http-request set-var(txn.berth_prefix) path,field(1,/,%d) if { var(txn.berth_wild) -m found }", d+1)
-		w.in("http-request set-var(txn.berth_route) var(txn.berth_wild),concat(,txn.berth_prefix,),map_str(%s) if { var(txn.berth_wild) -m found }", m)
+		w.in("http-request set-var(txn.berth_prefix) path,field(1,/,%d) if { var(txn.berth_wild_paths) -m found }", d+1)
+		w.in("http-request set-var(txn.berth_route) var(txn.berth_wild),concat(,txn.berth_prefix,),map_str(%s) if { var(txn.berth_wild_paths) -m found }", m)
 	}
 	w.in("http-request set-var(txn.berth_strip) var(txn.berth_route),field(2,|),add(0)")
 	w.in("http-request set-var(txn.berth_redirect) var(txn.berth_route),field(3,|),add(0)")

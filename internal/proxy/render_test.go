@@ -30,7 +30,8 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.cfg from the current output")
 
 // goldenOptions are fixed so golden files do not depend on the machine.
-var goldenOptions = Options{RuntimeSocket: "/run/berth/haproxy.sock", MapPath: "/etc/berth/proxy/routes.map"}
+var goldenOptions = Options{RuntimeSocket: "/run/berth/haproxy.sock", MapPath: "/etc/berth/proxy/routes.map",
+	PathMapPath: "/etc/berth/proxy/paths.map"}
 
 func app(id string, rels ...Release) App {
 	return App{ID: id, Name: "App " + id, Releases: rels}
@@ -164,6 +165,8 @@ func TestRenderGolden(t *testing.T) {
 			}
 			got := append(cfg, "\n# ---- route map ----\n"...)
 			got = append(got, RenderMap(tc.table)...)
+			got = append(got, "\n# ---- path map ----\n"...)
+			got = append(got, RenderPathMap(tc.table)...)
 			got = append(got, "\n# ---- crt-list ----\n"...)
 			got = append(got, crtList...)
 			path := filepath.Join("testdata", tc.name+".golden.cfg")
@@ -182,7 +185,8 @@ func TestRenderGolden(t *testing.T) {
 			// Determinism: shuffled input, same output.
 			again, _ := Render(reversed(tc.table), o)
 			againList, _ := RenderCrtList(reversed(tc.table), o)
-			if !bytes.Equal(again, cfg) || !bytes.Equal(RenderMap(reversed(tc.table)), RenderMap(tc.table)) || !bytes.Equal(againList, crtList) {
+			if !bytes.Equal(again, cfg) || !bytes.Equal(RenderMap(reversed(tc.table)), RenderMap(tc.table)) ||
+				!bytes.Equal(RenderPathMap(reversed(tc.table)), RenderPathMap(tc.table)) || !bytes.Equal(againList, crtList) {
 				t.Error("output depends on the order of apps, releases or routes")
 			}
 		})
@@ -210,12 +214,15 @@ func reversed(t Table) Table {
 
 // checkFiles renders tb with every file the configuration names in a
 // temporary directory (map, crt-list, default certificate, one file per
-// certificate, server state) and returns the configuration's path.
+// certificate, server state) and returns the configuration's path. The log
+// socket is access.sock next to it.
 func checkFiles(t *testing.T, tb Table, o Options) (string, []byte) {
 	t.Helper()
 	dir := t.TempDir()
 	o.RuntimeSocket = filepath.Join(dir, "admin.sock")
+	o.LogSocket = filepath.Join(dir, "access.sock")
 	o.MapPath = filepath.Join(dir, "routes.map")
+	o.PathMapPath = filepath.Join(dir, "paths.map")
 	o.DefaultCertPath = filepath.Join(dir, "default.pem")
 	o.CertDir = filepath.Join(dir, "certs")
 	o.CrtListPath = filepath.Join(dir, "certs.list")
@@ -233,6 +240,7 @@ func checkFiles(t *testing.T, tb Table, o Options) (string, []byte) {
 	}
 	files := map[string][]byte{
 		o.MapPath:         RenderMap(tb),
+		o.PathMapPath:     RenderPathMap(tb),
 		o.CrtListPath:     crtList,
 		o.DefaultCertPath: selfSigned(t, "Berth fallback certificate"),
 		// What "show servers state" prints when there are no servers.
@@ -337,6 +345,21 @@ func TestRenderedFrontend(t *testing.T) {
 	cmd := exec.Command(bin, "-db", "-f", cfgPath)
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// The log ring's forwarder connects here; its lines join HAProxy's output.
+	logs, err := net.Listen("unix", filepath.Join(filepath.Dir(cfgPath), "access.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logs.Close() })
+	go func() {
+		for {
+			conn, err := logs.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(&out, conn)
+		}
+	}()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -27,9 +27,9 @@ type plan struct {
 	table    proxy.Table // the valid part
 	problems []string    // what was left out, in plain words
 
-	config, routeMap, crtList []byte
-	certs                     map[string][]byte // certificate name → PEM file (chain, key)
-	challenges                map[string]string // token → key authorization
+	config, routeMap, pathMap, crtList []byte
+	certs                              map[string][]byte // certificate name → PEM file (chain, key)
+	challenges                         map[string]string // token → key authorization
 }
 
 // prepare validates t, item by item, and renders the files for its valid
@@ -55,6 +55,7 @@ func (c *controller) prepare(t proxy.Table) (*plan, error) {
 		return nil, err
 	}
 	p.routeMap = proxy.RenderMap(valid)
+	p.pathMap = proxy.RenderPathMap(valid)
 	return p, nil
 }
 
@@ -187,6 +188,7 @@ func (c *controller) applyRuntime(ctx context.Context, prev, next *plan) error {
 	return c.updateCerts(ctx, prev, next)
 }
 
+// mapEntries are the entries of the route map (proxy.RenderMap).
 func mapEntries(t proxy.Table) map[string]string {
 	m := make(map[string]string, len(t.Routes))
 	for _, r := range t.Routes {
@@ -195,16 +197,47 @@ func mapEntries(t proxy.Table) map[string]string {
 	return m
 }
 
+// pathMapEntries are the entries of the path map (proxy.RenderPathMap).
+func pathMapEntries(t proxy.Table) map[string]string {
+	hosts := proxy.PathHosts(t.Routes)
+	m := make(map[string]string, len(hosts))
+	for _, h := range hosts {
+		m[h] = proxy.PathMapValue
+	}
+	return m
+}
+
+// updateMap changes the route map and the path map from prev's entries to
+// next's. Path map entries are added before the route map changes and
+// removed after, so a host never has prefix routes it is not looked up for.
 func (c *controller) updateMap(ctx context.Context, prev, next proxy.Table) error {
-	old, cur := mapEntries(prev), mapEntries(next)
+	oldPaths, curPaths := pathMapEntries(prev), pathMapEntries(next)
+	if err := c.updateMapFile(ctx, c.opts.PathMapPath, oldPaths, mergeMaps(oldPaths, curPaths)); err != nil {
+		return err
+	}
+	if err := c.updateMapFile(ctx, c.opts.MapPath, mapEntries(prev), mapEntries(next)); err != nil {
+		return err
+	}
+	return c.updateMapFile(ctx, c.opts.PathMapPath, mergeMaps(oldPaths, curPaths), curPaths)
+}
+
+// mergeMaps returns the entries of a and b, b's where both have a key.
+func mergeMaps(a, b map[string]string) map[string]string {
+	m := maps.Clone(a)
+	maps.Copy(m, b)
+	return m
+}
+
+// updateMapFile changes the map at path from the entries old to cur.
+func (c *controller) updateMapFile(ctx context.Context, path string, old, cur map[string]string) error {
 	for _, k := range slices.Sorted(maps.Keys(cur)) {
 		v, had := old[k]
 		var err error
 		switch {
 		case !had:
-			err = c.rt.AddMapEntry(ctx, c.opts.MapPath, k, cur[k])
+			err = c.rt.AddMapEntry(ctx, path, k, cur[k])
 		case v != cur[k]:
-			err = c.rt.SetMapEntry(ctx, c.opts.MapPath, k, cur[k])
+			err = c.rt.SetMapEntry(ctx, path, k, cur[k])
 		}
 		if err != nil {
 			return err
@@ -212,7 +245,7 @@ func (c *controller) updateMap(ctx context.Context, prev, next proxy.Table) erro
 	}
 	for _, k := range slices.Sorted(maps.Keys(old)) {
 		if _, keep := cur[k]; !keep {
-			if err := c.rt.DelMapEntry(ctx, c.opts.MapPath, k); err != nil {
+			if err := c.rt.DelMapEntry(ctx, path, k); err != nil {
 				return err
 			}
 		}
@@ -380,7 +413,8 @@ func (c *controller) writeFiles(p *plan) error {
 	for _, f := range []struct {
 		path string
 		data []byte
-	}{{c.opts.CrtListPath, p.crtList}, {c.opts.MapPath, p.routeMap}, {c.hcfg.ConfigPath, p.config}} {
+	}{{c.opts.CrtListPath, p.crtList}, {c.opts.MapPath, p.routeMap}, {c.opts.PathMapPath, p.pathMap},
+		{c.hcfg.ConfigPath, p.config}} {
 		if err := writeFileAtomic(f.path, f.data, 0o600); err != nil {
 			return err
 		}

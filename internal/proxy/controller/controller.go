@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,9 +54,13 @@ type Config struct {
 	HAProxyBinary string
 	// ID and Node identify the replica in its status reports.
 	ID, Node string
-	// Log receives the controller's logs and HAProxy's output; access log
-	// lines become "access" records with the request as a JSON object.
+	// Log receives the controller's logs and HAProxy's own messages.
 	Log *slog.Logger
+	// AccessLog receives the access log: one JSON object per request and
+	// line, as HAProxy wrote it, buffered for up to 100 ms (nil: os.Stderr,
+	// next to Log's records in `berth proxy`). It is written only when Log
+	// is enabled at level info, like a record of that level would be.
+	AccessLog io.Writer
 	// SlotsPerRelease is passed to the renderer (0: its default).
 	SlotsPerRelease int
 	// StopTimeout bounds the graceful stop of HAProxy when ctx ends; in-flight
@@ -84,6 +89,7 @@ type controller struct {
 
 	challenges atomic.Pointer[map[string]string]
 	traffic    *traffic      // counted from the access log
+	accessLog  *accessLog    // HAProxy's log, from the log socket
 	kick       chan struct{} // asks the status loop to report now
 
 	mu      sync.Mutex
@@ -132,7 +138,9 @@ func newController(cfg Config) (*controller, error) {
 			HTTPSPort:       cfg.HTTPSPort,
 			StatsPort:       cfg.StatsPort,
 			RuntimeSocket:   path("haproxy.sock"),
+			LogSocket:       path("access.sock"),
 			MapPath:         path("routes.map"),
+			PathMapPath:     path("paths.map"),
 			SlotsPerRelease: cfg.SlotsPerRelease,
 			DefaultCertPath: path("default.pem"),
 			CertDir:         path("certs"),
@@ -153,8 +161,15 @@ func newController(cfg Config) (*controller, error) {
 		kick:      make(chan struct{}, 1),
 		traffic:   newTraffic(),
 	}
-	// HAProxy's output goes through the access log handler.
-	c.proc = haproxy.NewProcess(slog.New(accessLogHandler{cfg.Log.Handler(), c.traffic}))
+	var out io.Writer
+	if cfg.Log.Enabled(context.Background(), slog.LevelInfo) {
+		out = cfg.AccessLog
+		if out == nil {
+			out = os.Stderr
+		}
+	}
+	c.accessLog = newAccessLog(cfg.Log, c.traffic, out)
+	c.proc = haproxy.NewProcess(cfg.Log)
 	c.rt = haproxy.NewClient(c.opts.RuntimeSocket)
 	if _, err := proxy.Render(proxy.Table{}, c.opts); err != nil {
 		return nil, fmt.Errorf("proxy controller: %w", err)
@@ -183,6 +198,17 @@ func (c *controller) run(ctx context.Context) error {
 	defer func() {
 		acme.Close()
 		wg.Wait()
+	}()
+
+	// HAProxy's log: listening before HAProxy starts, closed after it
+	// stopped, so no line is lost on either side.
+	logs, err := haproxy.ListenLog(c.opts.LogSocket, c.accessLog)
+	if err != nil {
+		return fmt.Errorf("proxy controller: access log socket: %w", err)
+	}
+	defer func() {
+		logs.Close()
+		c.accessLog.Flush()
 	}()
 
 	// Serve the last good table before asking the control plane anything.

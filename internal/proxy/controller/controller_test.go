@@ -256,6 +256,16 @@ func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
+// Write records access log lines as "access <line>" (see Config.AccessLog).
+func (l *logRecorder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for line := range strings.Lines(string(p)) {
+		l.records = append(l.records, "access "+strings.TrimSuffix(line, "\n"))
+	}
+	return len(p), nil
+}
+
 // find returns the records that match re.
 func (l *logRecorder) find(re string) []string {
 	l.mu.Lock()
@@ -311,6 +321,7 @@ func start(t *testing.T, cfg Config) *harness {
 	logs := &logRecorder{t: t}
 	t.Cleanup(func() { logs.mu.Lock(); logs.closed = true; logs.mu.Unlock() })
 	cfg.Log = slog.New(logs)
+	cfg.AccessLog = logs
 	c, err := newController(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -477,7 +488,7 @@ func TestServesRouteEndToEnd(t *testing.T) {
 		t.Errorf("table.json: %v, mode %v; want 0600", err, fi.Mode())
 	}
 	eventually(t, 5*time.Second, "JSON access log record", func() error {
-		if len(h.logs.find(`^INFO access request=\{.*"host":"web.test".*"status":200.*"server":"web-r1-1"`)) == 0 {
+		if len(h.logs.find(`^access \{.*"msg":"access".*"host":"web.test".*"status":200.*"server":"web-r1-1"`)) == 0 {
 			return errors.New("none for web.test")
 		}
 		return nil

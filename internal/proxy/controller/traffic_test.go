@@ -1,8 +1,9 @@
 package controller
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func TestTrafficCountsPerRelease(t *testing.T) {
 	tr := newTraffic()
 	tr.setTable(trafficTable())
 	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	for _, r := range []accessRecord{
+	for _, r := range []testRequest{
 		{Backend: "be_app_web", Server: "berth-web-1-1", Status: 200, DurationMs: 3},
 		{Backend: "be_app_web", Server: "berth-web-1-2", Status: 204, DurationMs: 5},
 		{Backend: "be_app_web", Server: "berth-web-2-1", Status: 502, DurationMs: 12000},
@@ -35,7 +36,9 @@ func TestTrafficCountsPerRelease(t *testing.T) {
 		{Backend: proxy.ACMEBackend, Server: "acme", Status: 200},
 	} {
 		r.Time, r.Method, r.Host, r.Path = at, "GET", "web.test", "/"
-		tr.record(r)
+		if !tr.record(r.line()) {
+			t.Fatalf("line of %+v not taken", r)
+		}
 	}
 	counts, recent, marks := tr.snapshot()
 	type row struct {
@@ -85,7 +88,7 @@ func TestTrafficCountsPerRelease(t *testing.T) {
 	tb := trafficTable()
 	tb.Apps[0].Releases = tb.Apps[0].Releases[1:]
 	tr.setTable(tb)
-	tr.record(accessRecord{Backend: "be_app_web", Server: "berth-web-1-1", Status: 200}) // logged late
+	tr.record(testRequest{Backend: "be_app_web", Server: "berth-web-1-1", Status: 200}.line()) // logged late
 	if counts, _, _ := tr.snapshot(); len(counts) != 5 || counts[2].Codes[1] != 3 {
 		t.Errorf("a request routed by the table before was not counted: %+v", counts)
 	}
@@ -118,8 +121,8 @@ func TestTrafficRecentIsBounded(t *testing.T) {
 	long := "/" + strings.Repeat("é", 200)
 	for n := range 100 {
 		for i := range 10 {
-			tr.record(accessRecord{Backend: fmt.Sprintf("be_app_%d", i), Server: fmt.Sprintf("svc%d-1", i),
-				Status: 200, Path: long, Method: fmt.Sprint(n)})
+			tr.record(testRequest{Backend: fmt.Sprintf("be_app_%d", i), Server: fmt.Sprintf("svc%d-1", i),
+				Status: 200, Path: long, Method: fmt.Sprint(n)}.line())
 		}
 	}
 	_, recent, marks := tr.snapshot()
@@ -143,26 +146,60 @@ func TestTrafficRecentIsBounded(t *testing.T) {
 	}
 	// Reporting drops what was sent and what had no room (older).
 	tr.reported(marks)
-	tr.record(accessRecord{Backend: "be_app_3", Server: "svc3-1", Status: 500, Method: "new"})
+	tr.record(testRequest{Backend: "be_app_3", Server: "svc3-1", Status: 500, Method: "new"}.line())
 	if _, recent, _ := tr.snapshot(); len(recent) != 1 || recent[0].Method != "new" {
 		t.Errorf("after a report: %+v", recent)
 	}
 }
 
-// The access log handler counts what it turns into access records.
-func TestAccessLogHandlerCounts(t *testing.T) {
+// testRequest is an access log line's fields, in the log's order.
+type testRequest struct {
+	Time       time.Time `json:"time"`
+	Client     string    `json:"client"`
+	Host       string    `json:"host"`
+	Method     string    `json:"method"`
+	Path       string    `json:"path"`
+	Status     int       `json:"status"`
+	Bytes      int       `json:"bytes"`
+	DurationMs int64     `json:"duration_ms"`
+	Backend    string    `json:"backend"`
+	Server     string    `json:"server"`
+}
+
+func (r testRequest) line() []byte {
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// The access log counts each access log line and passes it on unchanged
+// (once flushed); HAProxy's other lines and lines cut short are logged.
+func TestAccessLogCountsAndPassesLinesOn(t *testing.T) {
 	tr := newTraffic()
 	tr.setTable(trafficTable())
-	log := slog.New(accessLogHandler{slog.NewTextHandler(io.Discard, nil), tr})
-	line := `{"time":"2030-01-02T03:04:05.678Z","client":"10.0.0.1","host":"web.test","method":"POST","path":"/a","status":201,"bytes":2,"duration_ms":7,"backend":"be_app_web","server":"berth-web-2-3","termination":"----"}`
-	log.Info("haproxy", "output", line)
-	log.Info("haproxy", "output", "[WARNING] not json")
+	var logs, out bytes.Buffer
+	a := newAccessLog(slog.New(slog.NewTextHandler(&logs, nil)), tr, &out)
+	line := `{"time":"2030-01-02T03:04:05.678Z","level":"INFO","msg":"access","client":"10.0.0.1","host":"web.test","method":"POST","path":"/a\"status\":1","status":201,"bytes":2,"duration_ms":7,"backend":"be_app_web","server":"berth-web-2-3","termination":"----"}`
+	cut := `{"time":"2030-01-02T03:04:05.678Z","level":"INFO","msg":"access","client":"10.0.0.1","host":"web.test","method":"GET","path":"/very-long`
+	a.Write([]byte(line + "\n[WARNING] not json\n" + cut + "\n"))
+	if out.Len() != 0 {
+		t.Errorf("written before a flush: %q", out.String())
+	}
+	a.Flush()
+	if out.String() != line+"\n" {
+		t.Errorf("output %q, want the access line unchanged", out.String())
+	}
+	if !strings.Contains(logs.String(), `level=WARN msg=haproxy output="[WARNING] not json"`) || !strings.Contains(logs.String(), "very-long") {
+		t.Errorf("HAProxy's message or the cut line not logged:\n%s", logs.String())
+	}
 	counts, recent, _ := tr.snapshot()
 	if len(counts) != 1 || counts[0].Release != "berth-web-2" || counts[0].Codes[1] != 1 || counts[0].Latency[1] != 1 {
 		t.Fatalf("counts %+v", counts)
 	}
 	want := proxy.Request{Time: time.Date(2030, 1, 2, 3, 4, 5, 678e6, time.UTC), App: "app_web", Release: "berth-web-2",
-		Method: "POST", Host: "web.test", Path: "/a", Status: 201, DurationMs: 7}
+		Method: "POST", Host: "web.test", Path: `/a"status":1`, Status: 201, DurationMs: 7}
 	if len(recent) != 1 || recent[0] != want {
 		t.Errorf("recent %+v, want %+v", recent, want)
 	}
@@ -195,7 +232,7 @@ func TestTrafficReportedThroughHAProxy(t *testing.T) {
 				return nil
 			}
 		}
-		return fmt.Errorf("traffic %+v (log %q)", s.Traffic, h.logs.find("access"))
+		return fmt.Errorf("traffic %+v (log %q)", s.Traffic, h.logs.find("^access"))
 	})
 	for _, c := range s.Traffic {
 		if c.App != "app_web" {

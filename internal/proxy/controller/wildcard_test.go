@@ -94,6 +94,25 @@ func TestWildcardRoutes(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// A path route added to a host that had none (the path map gains the
+	// host at runtime), then removed again.
+	deep := proxy.Route{Host: "a.example.com", PathPrefix: "/deep", AppID: "app_api"}
+	cp.SetTable(table(3, proxy.Route{Host: "a.example.com", AppID: "app_exact"}, deep))
+	cp.waitStatus(t, "version 3 applied", versionIs(3))
+	for _, c := range []struct{ host, path, want string }{
+		{"a.example.com", "/deep/x", "api-r1"},
+		{"a.example.com", "/deeper", "exact-r1"},
+		{"b.example.com", "/deep", "wild-r1"},
+	} {
+		if err := h.served(c.host, c.path, c.want)(); err != nil {
+			t.Error(err)
+		}
+	}
+	cp.SetTable(table(4, proxy.Route{Host: "a.example.com", AppID: "app_exact"}))
+	cp.waitStatus(t, "version 4 applied", versionIs(4))
+	if err := h.served("a.example.com", "/deep/x", "exact-r1")(); err != nil {
+		t.Error(err)
+	}
 	if after := h.workers(); !slices.Equal(before, after) {
 		t.Errorf("workers %v → %v: a route change reloaded HAProxy", before, after)
 	}
