@@ -37,9 +37,16 @@ const (
 	ProxyHTTPPort  = 8080
 	ProxyHTTPSPort = 8443
 
+	// ProxyListenersSocket is where the proxy asks the listener holder of
+	// its node for the sockets of the host ports (internal/proxy/listeners),
+	// on a volume only the two services mount.
+	ProxyListenersSocket = "/run/berth-proxy/listeners.sock"
+
 	// Environment of proxy containers.
 	EnvProxyControlURL = "BERTH_PROXY_CONTROL_URL" // where to pull the routing table
 	EnvProxyNode       = "BERTH_PROXY_NODE"        // the Swarm node's hostname
+	EnvProxyListeners  = "BERTH_PROXY_LISTENERS"   // ProxyListenersSocket
+	EnvProxyRunDir     = "BERTH_PROXY_RUN_DIR"     // the container's own files and sockets
 
 	// DefaultProxyStopGrace is ProxySpec.StopGrace when zero.
 	DefaultProxyStopGrace = 10 * time.Second
@@ -49,8 +56,8 @@ const (
 type ProxySpec struct {
 	Name  string // service name, a DNS label, e.g. "berth-proxy"
 	Image string // from Edge.BuildProxyImage
-	// HTTPPort and HTTPSPort are the host ports (80 and 443 in production),
-	// published in host mode on every node that runs the proxy.
+	// HTTPPort and HTTPSPort are the host ports (80 and 443 in production)
+	// the listener holder binds on every node that runs the proxy.
 	HTTPPort, HTTPSPort int
 	// ControlURL is the control plane's internal listener as the proxy
 	// containers reach it (on a single node, via Edge.GatewayAddr).

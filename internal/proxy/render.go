@@ -49,6 +49,10 @@ const ACMEPathPrefix = "/.well-known/acme-challenge/"
 type Options struct {
 	// HTTPPort is the plain-HTTP listener of the edge.
 	HTTPPort int
+	// HTTPFD and HTTPSFD, when not 0, are inherited listening sockets
+	// (fd@N) HAProxy accepts on instead of binding HTTPPort and HTTPSPort:
+	// the sockets a listener holder hands over (internal/proxy/listeners).
+	HTTPFD, HTTPSFD int
 	// StatsPort serves the Prometheus exporter at /metrics.
 	StatsPort int
 	// RuntimeSocket is the Runtime API socket (admin level) the controller
@@ -452,6 +456,14 @@ var accessLog = strings.Join([]string{
 	`"termination":"%tsc"}`,
 }, ",")
 
+// bindAddr is where a listener binds: an inherited socket, else the port.
+func bindAddr(fd, port int) string {
+	if fd != 0 {
+		return fmt.Sprintf("fd@%d", fd)
+	}
+	return fmt.Sprintf(":%d", port)
+}
+
 // renderFrontends writes the HTTP(S) frontend and the metrics frontend.
 //
 // ACME HTTP-01 challenges are answered before any route applies: no redirect,
@@ -475,11 +487,11 @@ var accessLog = strings.Join([]string{
 func renderFrontends(w *cfgWriter, o Options, routes []Route) {
 	m, pm := o.MapPath, o.PathMapPath
 	w.line("frontend http")
-	w.in("bind :%d", o.HTTPPort)
+	w.in("bind %s", bindAddr(o.HTTPFD, o.HTTPPort))
 	if o.HTTPSPort != 0 {
 		// The first certificate is the default one, served when no crt-list
 		// entry covers the SNI name.
-		w.in("bind :%d ssl crt %s crt-list %s alpn h2,http/1.1", o.HTTPSPort, quote(o.DefaultCertPath), quote(o.CrtListPath))
+		w.in("bind %s ssl crt %s crt-list %s alpn h2,http/1.1", bindAddr(o.HTTPSFD, o.HTTPSPort), quote(o.DefaultCertPath), quote(o.CrtListPath))
 	}
 	w.in("option dontlognull")
 	w.in("log-format %s", quote(accessLog))

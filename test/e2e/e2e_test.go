@@ -86,7 +86,13 @@ func startServer(t *testing.T, env ...string) *server {
 
 func startServerAt(t *testing.T, host string, port int, env ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary(t), "server", "--log-format", "json")
+	return startServerWith(t, binary(t), host, port, env...)
+}
+
+// startServerWith runs `bin server`, for a test of an upgrade.
+func startServerWith(t *testing.T, bin, host string, port int, env ...string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, "server", "--log-format", "json")
 	cmd.Env = append(os.Environ(), append([]string{
 		fmt.Sprintf("BERTH_LISTEN=%s:%d", host, port),
 		"BERTH_DATA_DIR=" + filepath.Join(t.TempDir(), "data"),

@@ -54,19 +54,22 @@ func newEdgeEnv(t *testing.T) *edgeEnv {
 // removeProxy deletes what the server created for its proxy: the service
 // outlives the control plane on purpose, so the test removes it.
 func removeProxy(t *testing.T, name string) {
-	exec.Command("docker", "service", "rm", name).Run()
+	services := []string{name, name + "-listen"} // the proxy and its listener holder
+	exec.Command("docker", append([]string{"service", "rm"}, services...)...).Run()
 	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=com.docker.swarm.service.name="+name).Output()
-		if len(bytes.TrimSpace(out)) == 0 {
-			break
+	for _, service := range services {
+		for time.Now().Before(deadline) {
+			out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=com.docker.swarm.service.name="+service).Output()
+			if len(bytes.TrimSpace(out)) == 0 {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
 	if out, _ := exec.Command("docker", "secret", "ls", "-q", "--filter", "label=berth.proxy="+name).Output(); len(out) > 0 {
 		exec.Command("docker", append([]string{"secret", "rm"}, strings.Fields(string(out))...)...).Run()
 	}
-	exec.Command("docker", "volume", "rm", name+"-state").Run()
+	exec.Command("docker", "volume", "rm", name+"-state", name+"-sockets").Run()
 }
 
 func (e *edgeEnv) run(stdin string, args ...string) string {
@@ -290,6 +293,28 @@ func TestEdgeDoneWhen(t *testing.T) {
 		}
 	}
 
+	// Berth is upgraded under load: a new binary, so a new proxy image for
+	// the proxy and its listener holder. Each new task starts next to the
+	// old one and accepts on the same sockets: not one request fails.
+	oldImage := e.proxyImage(e.proxyName)
+	e.s.cmd.Process.Signal(os.Interrupt)
+	<-e.s.done
+	upgraded := filepath.Join(t.TempDir(), "berth")
+	if b, err := os.ReadFile(binary(t)); err != nil || os.WriteFile(upgraded, append(b, "upgraded"...), 0o755) != nil {
+		t.Fatalf("copying the binary: %v", err)
+	}
+	stop = make(chan struct{})
+	l = startLoad(e.httpPort, "web.example.test", stop)
+	began = time.Now()
+	e.s = startServerWith(t, upgraded, "127.0.0.1", e.port, e.env...)
+	image := e.awaitProxyUpgrade(oldImage)
+	close(stop)
+	l.wg.Wait()
+	t.Logf("proxy upgraded to %s in %s under load: %d requests, %d failed", image, time.Since(began).Round(time.Millisecond), l.ok.Load(), l.failed.Load())
+	if l.failed.Load() != 0 {
+		t.Errorf("%d requests failed while the proxy was upgraded: %v", l.failed.Load(), l.failures)
+	}
+
 	// The proxy keeps serving with the control plane stopped, even when it
 	// restarts itself meanwhile: it starts from the table on its volume.
 	e.s.cmd.Process.Signal(os.Interrupt)
@@ -304,6 +329,41 @@ func TestEdgeDoneWhen(t *testing.T) {
 	// process is killed.
 	e.run("", "app", "delete", ref, "--yes")
 	e.run("", "project", "delete", project)
+}
+
+// proxyImage is the image a proxy service's spec names.
+func (e *edgeEnv) proxyImage(service string) string {
+	e.t.Helper()
+	out, err := exec.Command("docker", "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", service).Output()
+	if err != nil {
+		e.t.Fatalf("docker service inspect %s: %v", service, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// awaitProxyUpgrade waits until the proxy and its listener holder each run
+// one container, of a new image, and returns that image.
+func (e *edgeEnv) awaitProxyUpgrade(old string) string {
+	e.t.Helper()
+	var last string
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		image := e.proxyImage(e.proxyName)
+		done := image != old
+		for _, service := range []string{e.proxyName, e.proxyName + "-listen"} {
+			out, _ := exec.Command("docker", "ps", "--filter", "label=com.docker.swarm.service.name="+service, "--format", "{{.Image}}").Output()
+			running := strings.Fields(string(out))
+			last = fmt.Sprintf("%s runs %q, want one of %s", service, running, image)
+			if len(running) != 1 || running[0] != image || e.proxyImage(service) != image {
+				done = false
+				break
+			}
+		}
+		if done {
+			return image
+		}
+	}
+	e.t.Fatalf("the proxy was not upgraded from %s within 3 minutes: %s", old, last)
+	return ""
 }
 
 // appID reads an app's id.

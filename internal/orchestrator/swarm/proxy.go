@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -289,6 +290,11 @@ func proxySecretName(name string, token []byte) string {
 
 func proxyVolumeName(name string) string { return name + "-state" }
 
+// listenerServiceName is the proxy's listener holder, listenerVolumeName
+// the volume through which the two meet.
+func listenerServiceName(name string) string { return name + "-listen" }
+func listenerVolumeName(name string) string  { return name + "-sockets" }
+
 // proxyLabels are the labels of the proxy's service, containers, secrets and
 // volume.
 func proxyLabels(s orchestrator.ProxySpec) map[string]string {
@@ -334,7 +340,11 @@ func ProxyServiceSpec(s orchestrator.ProxySpec, edgeNetwork string) (swarm.Servi
 				Env: envList(map[string]string{
 					orchestrator.EnvProxyControlURL: s.ControlURL,
 					// Swarm expands the template per task.
-					orchestrator.EnvProxyNode: "{{.Node.Hostname}}",
+					orchestrator.EnvProxyNode:      "{{.Node.Hostname}}",
+					orchestrator.EnvProxyListeners: orchestrator.ProxyListenersSocket,
+					// The state volume is shared with the next proxy on the
+					// node (start-first): what is this process's own is not.
+					orchestrator.EnvProxyRunDir: "/run/berth",
 				}),
 				StopSignal:      "SIGTERM",
 				StopGracePeriod: &grace,
@@ -346,7 +356,7 @@ func ProxyServiceSpec(s orchestrator.ProxySpec, edgeNetwork string) (swarm.Servi
 					// owned by the haproxy user; labels apply when a task
 					// creates the volume on its node.
 					VolumeOptions: &mount.VolumeOptions{Labels: maps.Clone(labels)},
-				}},
+				}, listenersMount(labels)},
 				Secrets: []*swarm.SecretReference{{
 					SecretName: proxySecretName(s.Name, s.Token),
 					// 0444: the proxy runs as the haproxy user, whose uid
@@ -362,36 +372,80 @@ func ProxyServiceSpec(s orchestrator.ProxySpec, edgeNetwork string) (swarm.Servi
 			Networks:      []swarm.NetworkAttachmentConfig{{Target: edgeNetwork}},
 		},
 		Mode: swarm.ServiceMode{Global: &swarm.GlobalService{}},
-		// Stop-first: the new task needs the host ports the old one holds,
-		// so a node's proxy is down between the two (seconds); nodes update
-		// one at a time, and a new proxy that fails within the monitor
-		// period rolls the service back to the old one.
-		UpdateConfig: &swarm.UpdateConfig{
-			Parallelism:   1,
-			Order:         swarm.UpdateOrderStopFirst,
-			FailureAction: swarm.UpdateFailureActionRollback,
-			Monitor:       10 * time.Second,
-		},
-		RollbackConfig: &swarm.UpdateConfig{
-			Parallelism:   1,
-			Order:         swarm.UpdateOrderStopFirst,
-			FailureAction: swarm.UpdateFailureActionPause,
-			Monitor:       10 * time.Second,
-		},
-		EndpointSpec: &swarm.EndpointSpec{
-			Mode: swarm.ResolutionModeDNSRR,
-			Ports: []swarm.PortConfig{
-				{Protocol: swarm.PortConfigProtocolTCP, TargetPort: orchestrator.ProxyHTTPPort, PublishedPort: uint32(s.HTTPPort), PublishMode: swarm.PortConfigPublishModeHost},
-				{Protocol: swarm.PortConfigProtocolTCP, TargetPort: orchestrator.ProxyHTTPSPort, PublishedPort: uint32(s.HTTPSPort), PublishMode: swarm.PortConfigPublishModeHost},
-			},
-		},
+		// The host ports are the listener holder's, so the new proxy starts
+		// next to the old one and accepts on the same sockets before the old
+		// one stops (nodes one at a time); a new proxy that fails within
+		// the monitor period rolls the service back to the old one.
+		UpdateConfig:   startFirst(swarm.UpdateFailureActionRollback),
+		RollbackConfig: startFirst(swarm.UpdateFailureActionPause),
+		EndpointSpec:   &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
 	}
+	return withSpecHash(spec)
+}
+
+func startFirst(onFailure string) *swarm.UpdateConfig {
+	return &swarm.UpdateConfig{Parallelism: 1, Order: swarm.UpdateOrderStartFirst, FailureAction: onFailure, Monitor: 10 * time.Second}
+}
+
+func withSpecHash(spec swarm.ServiceSpec) (swarm.ServiceSpec, error) {
 	hash, err := specHash(spec)
 	if err != nil {
 		return swarm.ServiceSpec{}, err
 	}
 	spec.Annotations.Labels[orchestrator.LabelSpecHash] = hash
 	return spec, nil
+}
+
+// listenersMount is the volume through which the proxy and the listener
+// holder of a node meet.
+func listenersMount(labels map[string]string) mount.Mount {
+	return mount.Mount{
+		Type:          mount.TypeVolume,
+		Source:        listenerVolumeName(labels[orchestrator.LabelProxy]),
+		Target:        path.Dir(orchestrator.ProxyListenersSocket),
+		VolumeOptions: &mount.VolumeOptions{Labels: maps.Clone(labels)},
+	}
+}
+
+// ListenerServiceSpec is the proxy's listener holder (`berth proxy listen`,
+// internal/proxy/listeners): a global service on the host's network that
+// binds the host ports once and hands the sockets to the proxy tasks of its
+// node, so that neither a proxy update nor its own (which takes the sockets
+// from its predecessor) refuses a connection. It runs as root, to bind
+// ports below 1024; it reads nothing from the network, only hands out
+// sockets, and its Unix socket is the proxy user's alone.
+func ListenerServiceSpec(s orchestrator.ProxySpec) (swarm.ServiceSpec, error) {
+	if err := ValidateProxySpec(s); err != nil {
+		return swarm.ServiceSpec{}, err
+	}
+	constraints := s.Constraints
+	if constraints == nil {
+		constraints = []string{"node.role==manager"}
+	}
+	labels := proxyLabels(s)
+	delay, attempts, grace := restartDelay, uint64(0), 5*time.Second
+	spec := swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: listenerServiceName(s.Name), Labels: maps.Clone(labels)},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{
+				Image:  s.Image,
+				Labels: maps.Clone(labels),
+				Args: []string{"listen", "--socket", orchestrator.ProxyListenersSocket, "--owner", "haproxy",
+					"--http", ":" + strconv.Itoa(s.HTTPPort), "--https", ":" + strconv.Itoa(s.HTTPSPort)},
+				User:            "root",
+				StopSignal:      "SIGTERM",
+				StopGracePeriod: &grace,
+				Mounts:          []mount.Mount{listenersMount(labels)},
+			},
+			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny, Delay: &delay, MaxAttempts: &attempts},
+			Placement:     &swarm.Placement{Constraints: slices.Clone(constraints)},
+			Networks:      []swarm.NetworkAttachmentConfig{{Target: "host"}},
+		},
+		Mode:           swarm.ServiceMode{Global: &swarm.GlobalService{}},
+		UpdateConfig:   startFirst(swarm.UpdateFailureActionRollback),
+		RollbackConfig: startFirst(swarm.UpdateFailureActionPause),
+	}
+	return withSpecHash(spec)
 }
 
 func (e *Engine) edgeNetwork() string {
@@ -401,65 +455,82 @@ func (e *Engine) edgeNetwork() string {
 	return orchestrator.EdgeNetwork
 }
 
-// EnsureProxy creates the proxy's global service, or updates it when its spec
-// hash differs from s's; an unchanged spec changes nothing (so the proxy is
-// not restarted). A new token gets a new secret; the proxy's older secrets
-// are removed once no service spec refers to them, except the one the
-// previous spec used, kept so that Swarm can roll a failed update back.
+// EnsureProxy creates the proxy's global service and its listener holder's,
+// or updates them when their spec hash differs from s's; an unchanged spec
+// changes nothing (so the proxy is not restarted). A new token gets a new
+// secret; the proxy's older secrets are removed once no service spec refers
+// to them, except the one the previous spec used, kept so that Swarm can
+// roll a failed update back.
 //
-// A service of that name that is not a Berth proxy, or belongs to another
+// A service of either name that is not a Berth proxy, or belongs to another
 // installation, is an error wrapping orchestrator.ErrServiceConflict.
 func (e *Engine) EnsureProxy(ctx context.Context, s orchestrator.ProxySpec) error {
 	spec, err := ProxyServiceSpec(s, e.edgeNetwork())
 	if err != nil {
 		return err
 	}
-	hash := spec.Annotations.Labels[orchestrator.LabelSpecHash]
-
-	for attempt := 0; ; attempt++ {
-		svc, err := e.inspectService(ctx, s.Name)
-		if err != nil {
-			return err
-		}
-		if svc != nil {
-			if err := ownProxy(svc, s.InstallID); err != nil {
-				return err
-			}
-			if svc.Spec.Labels[orchestrator.LabelSpecHash] == hash {
-				return e.pruneProxy(ctx, s.Name, svc)
-			}
-		}
+	holder, err := ListenerServiceSpec(s)
+	if err != nil {
+		return err
+	}
+	if _, err := e.ensureProxyService(ctx, &holder, s.InstallID, nil); err != nil {
+		return err
+	}
+	svc, err := e.ensureProxyService(ctx, &spec, s.InstallID, func() error {
 		if err := e.requireNetwork(ctx, e.edgeNetwork()); err != nil {
 			return err
 		}
 		secretID, err := e.ensureProxySecret(ctx, s)
-		if err != nil {
-			return err
-		}
 		spec.TaskTemplate.ContainerSpec.Secrets[0].SecretID = secretID
+		return err
+	})
+	if err != nil || svc == nil {
+		return err
+	}
+	return e.pruneProxy(ctx, s.Name, svc)
+}
 
+// ensureProxyService creates or updates one of the proxy's services to spec
+// unless its spec hash is already spec's; prepare, when not nil, runs before
+// a create or an update. It returns the service as it is then.
+func (e *Engine) ensureProxyService(ctx context.Context, spec *swarm.ServiceSpec, installID string, prepare func() error) (*swarm.Service, error) {
+	name := spec.Annotations.Name
+	for attempt := 0; ; attempt++ {
+		svc, err := e.inspectService(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if svc != nil {
+			if err := ownProxy(svc, installID); err != nil {
+				return nil, err
+			}
+			if svc.Spec.Labels[orchestrator.LabelSpecHash] == spec.Labels[orchestrator.LabelSpecHash] {
+				return svc, nil
+			}
+		}
+		if prepare != nil {
+			if err := prepare(); err != nil {
+				return nil, err
+			}
+		}
 		if svc == nil {
-			_, err = e.api.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{})
+			_, err = e.api.ServiceCreate(ctx, *spec, swarm.ServiceCreateOptions{})
 			if err != nil && attempt < 3 && (cerrdefs.IsConflict(err) || cerrdefs.IsAlreadyExists(err)) {
 				continue // created concurrently: compare with it
 			}
 			if err != nil {
-				return fmt.Errorf("creating proxy service %s: %w", s.Name, e.unreachable(err))
+				return nil, fmt.Errorf("creating proxy service %s: %w", name, e.unreachable(err))
 			}
 		} else {
-			_, err = e.api.ServiceUpdate(ctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{})
+			_, err = e.api.ServiceUpdate(ctx, svc.ID, svc.Version, *spec, swarm.ServiceUpdateOptions{})
 			if err != nil && attempt < 3 && strings.Contains(err.Error(), "update out of sequence") {
 				continue // changed concurrently: compare again
 			}
 			if err != nil {
-				return fmt.Errorf("updating proxy service %s: %w", s.Name, e.unreachable(err))
+				return nil, fmt.Errorf("updating proxy service %s: %w", name, e.unreachable(err))
 			}
 		}
-		svc, err = e.inspectService(ctx, s.Name)
-		if err != nil || svc == nil {
-			return err
-		}
-		return e.pruneProxy(ctx, s.Name, svc)
+		return e.inspectService(ctx, name)
 	}
 }
 
@@ -678,45 +749,54 @@ func wantedRunning(t swarm.Task) bool {
 	return true
 }
 
-// RemoveProxy removes the proxy's service and secrets and, unless keepState,
-// its state volume on this node, once the proxy's container has released it
-// (within the stop grace period). Volumes are per node: on a cluster, other
-// nodes keep theirs. Removing a missing proxy is not an error.
+// RemoveProxy removes the proxy's services (the proxy and its listener
+// holder), secrets and sockets volume and, unless keepState, its state
+// volume on this node, once the containers have released them (within the
+// stop grace period). Volumes are per node: on a cluster, other nodes keep
+// theirs. Removing a missing proxy is not an error.
 func (e *Engine) RemoveProxy(ctx context.Context, name string, keepState bool) error {
 	if name == "" {
 		return fmt.Errorf("%w: name is empty", orchestrator.ErrInvalidProxySpec)
 	}
 	grace := orchestrator.DefaultProxyStopGrace
-	svc, err := e.inspectService(ctx, name)
-	if err != nil {
-		return err
-	}
-	if svc != nil {
+	for _, service := range []string{name, listenerServiceName(name)} {
+		svc, err := e.inspectService(ctx, service)
+		if err != nil {
+			return err
+		}
+		if svc == nil {
+			continue
+		}
 		if err := ownProxy(svc, ""); err != nil {
 			return err
 		}
 		if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil && cs.StopGracePeriod != nil {
-			grace = *cs.StopGracePeriod
+			grace = max(grace, *cs.StopGracePeriod)
 		}
 		if err := e.api.ServiceRemove(ctx, svc.ID); err != nil && !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("removing proxy service %s: %w", name, e.unreachable(err))
+			return fmt.Errorf("removing proxy service %s: %w", service, e.unreachable(err))
 		}
 	}
 	if err := e.pruneProxySecrets(ctx, name, nil); err != nil {
 		return err
 	}
-	if keepState {
-		return nil
+	volumes := []string{listenerVolumeName(name)}
+	if !keepState {
+		volumes = append(volumes, proxyVolumeName(name))
 	}
-	return e.removeProxyVolume(ctx, name, grace)
+	for _, vol := range volumes {
+		if err := e.removeProxyVolume(ctx, name, vol, grace); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// removeProxyVolume removes the proxy's state volume once no container uses
-// it, waiting at most the stop grace period plus a margin for the containers
-// to go.
-func (e *Engine) removeProxyVolume(ctx context.Context, name string, grace time.Duration) error {
+// removeProxyVolume removes one of the proxy's volumes once no container
+// uses it, waiting at most the stop grace period plus a margin for the
+// containers to go.
+func (e *Engine) removeProxyVolume(ctx context.Context, name, vol string, grace time.Duration) error {
 	api := e.api
-	vol := proxyVolumeName(name)
 	v, err := api.VolumeInspect(ctx, vol)
 	if cerrdefs.IsNotFound(err) {
 		return nil
@@ -725,7 +805,7 @@ func (e *Engine) removeProxyVolume(ctx context.Context, name string, grace time.
 		return fmt.Errorf("inspecting volume %s: %w", vol, e.unreachable(err))
 	}
 	if v.Labels[orchestrator.LabelProxy] != name || v.Labels[orchestrator.LabelManaged] != "true" {
-		return fmt.Errorf("volume %s is not the state volume of proxy %s (it lacks Berth's labels); left in place", vol, name)
+		return fmt.Errorf("volume %s is not a volume of proxy %s (it lacks Berth's labels); left in place", vol, name)
 	}
 	ctx, cancel := context.WithTimeout(ctx, grace+30*time.Second)
 	defer cancel()

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
@@ -178,6 +180,86 @@ func waitReport(t *testing.T, port int, timeout time.Duration, cond func(stubRep
 	}
 	t.Fatalf("proxy on port %d: condition not met within %s; last: %s", port, timeout, last)
 	return stubReport{}
+}
+
+// pingLoad sends GET /ping to the proxy stub from 8 clients, each on new
+// connections (a refused connection is what a stop-first update causes),
+// until stop is called.
+func pingLoad(port int) (l struct{ stop func() (int64, []string) }) {
+	var ok atomic.Int64
+	var mu sync.Mutex
+	var failed []string
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/ping"
+	for range 8 {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				resp, err := c.Get(url)
+				if err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if string(b) != "pong" {
+						err = fmt.Errorf("%s %q", resp.Status, b)
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					failed = append(failed, time.Now().Format("15:04:05.000 ")+err.Error())
+					mu.Unlock()
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	l.stop = func() (int64, []string) {
+		close(done)
+		wg.Wait()
+		return ok.Load(), failed
+	}
+	return l
+}
+
+// awaitTasks waits until the service runs one task, of image.
+func awaitTasks(t *testing.T, e *Engine, name, image string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		tasks, err := e.api.TaskList(ctx(t), swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", name))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var running []string
+		for _, task := range tasks {
+			if task.Status.State == swarm.TaskStateRunning {
+				running = append(running, task.Spec.ContainerSpec.Image)
+			}
+		}
+		if slices.Equal(running, []string{image}) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s runs tasks of %q after a minute, want one of %s", name, running, image)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // secretNames lists the names of the proxy's secrets, sorted.
@@ -421,14 +503,8 @@ func TestProxyLifecycle(t *testing.T) {
 	if svc.Spec.Mode.Global == nil {
 		t.Errorf("mode = %+v, want global", svc.Spec.Mode)
 	}
-	wantPorts := map[uint32]uint32{orchestrator.ProxyHTTPPort: uint32(spec.HTTPPort), orchestrator.ProxyHTTPSPort: uint32(spec.HTTPSPort)}
-	if len(svc.Endpoint.Ports) != 2 {
-		t.Errorf("published ports = %+v, want 2", svc.Endpoint.Ports)
-	}
-	for _, p := range svc.Endpoint.Ports {
-		if wantPorts[p.TargetPort] != p.PublishedPort || p.PublishMode != swarm.PortConfigPublishModeHost {
-			t.Errorf("port %+v, want %d→%d in host mode", p, p.TargetPort, wantPorts[p.TargetPort])
-		}
+	if _, ok := env.service(t, listenerServiceName(spec.Name)); !ok {
+		t.Errorf("listener holder service %s missing", listenerServiceName(spec.Name))
 	}
 	if l := svc.Spec.Labels; l[orchestrator.LabelInstall] != spec.InstallID || l[orchestrator.LabelRole] != orchestrator.RoleProxy || l[orchestrator.LabelManaged] != "true" {
 		t.Errorf("service labels = %v", l)
@@ -466,7 +542,8 @@ func TestProxyLifecycle(t *testing.T) {
 		t.Errorf("replica = %+v, want running on %s with the container hostname %q the proxy reports", r, hostname, rep.Hostname)
 	}
 
-	// --- token rotation: a new secret, the state volume kept ----------------
+	// --- token rotation: a new secret, the state volume kept, and not one
+	// connection refused or request failed while the proxy is replaced ----
 	oldToken := token
 	rotate := func(boots int) []byte {
 		t.Helper()
@@ -475,6 +552,7 @@ func TestProxyLifecycle(t *testing.T) {
 		current.Store(&s)
 		spec.Token = tok
 		start := time.Now()
+		l := pingLoad(spec.HTTPPort)
 		if err := e.EnsureProxy(ctx(t), spec); err != nil {
 			t.Fatal(err)
 		}
@@ -482,6 +560,13 @@ func TestProxyLifecycle(t *testing.T) {
 			return r.TokenSHA256 == sha256Hex(tok) && r.ControlStatus == http.StatusOK
 		})
 		t.Logf("rotated token served after %s", time.Since(start).Round(time.Millisecond))
+		// The old task stops once the new one runs: load until it is gone.
+		awaitTasks(t, e, spec.Name, spec.Image)
+		ok, failed := l.stop()
+		t.Logf("during the update: %d requests, %d failed %v", ok, len(failed), failed)
+		if len(failed) > 0 || ok == 0 {
+			t.Errorf("%d of %d requests failed while the proxy was replaced: %v", len(failed), ok+int64(len(failed)), failed)
+		}
 		if rep.Boots != boots {
 			t.Errorf("boots = %d after the update, want %d (the state volume kept)", rep.Boots, boots)
 		}
@@ -504,12 +589,40 @@ func TestProxyLifecycle(t *testing.T) {
 		t.Errorf("secrets after two rotations = %v, want %v (the first one removed)", got, want)
 	}
 
+	// --- upgrade: a new image for the proxy and its listener holder, which
+	// takes the sockets from its predecessor: nothing refused or failed ---
+	newer := filepath.Join(t.TempDir(), "berth")
+	if err := os.WriteFile(newer, append(readFile(t, bin), "upgraded"...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if spec.Image, err = e.BuildProxyImage(ctx(t), proxyTestBase, newer); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.removeImage(t, spec.Image) })
+	l := pingLoad(spec.HTTPPort)
+	start = time.Now()
+	if err := e.EnsureProxy(ctx(t), spec); err != nil {
+		t.Fatal(err)
+	}
+	awaitTasks(t, e, listenerServiceName(spec.Name), spec.Image)
+	awaitTasks(t, e, spec.Name, spec.Image)
+	n, failed := l.stop()
+	t.Logf("upgrade to %s done in %s: %d requests, %d failed %v", spec.Image, time.Since(start).Round(time.Millisecond), n, len(failed), failed)
+	if len(failed) > 0 || n == 0 {
+		t.Errorf("%d of %d requests failed while the proxy and its holder were upgraded: %v", len(failed), n+int64(len(failed)), failed)
+	}
+
 	// --- removal ----------------------------------------------------------
 	if err := e.RemoveProxy(ctx(t), spec.Name, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := env.service(t, spec.Name); ok {
-		t.Errorf("service %s still exists after RemoveProxy", spec.Name)
+	for _, name := range []string{spec.Name, listenerServiceName(spec.Name)} {
+		if _, ok := env.service(t, name); ok {
+			t.Errorf("service %s still exists after RemoveProxy", name)
+		}
+	}
+	if env.volumeExists(t, listenerVolumeName(spec.Name)) {
+		t.Errorf("RemoveProxy left the sockets volume")
 	}
 	if got := env.secretNames(t, spec.Name); len(got) != 0 {
 		t.Errorf("secrets left after RemoveProxy: %v", got)
@@ -669,24 +782,18 @@ func TestProxyServiceSpec(t *testing.T) {
 	if ts.Placement == nil || !slices.Equal(ts.Placement.Constraints, []string{"node.role==manager"}) {
 		t.Errorf("placement = %+v, want managers by default", ts.Placement)
 	}
-	if u := spec.UpdateConfig; u == nil || u.Order != swarm.UpdateOrderStopFirst || u.FailureAction != swarm.UpdateFailureActionRollback {
-		t.Errorf("update config = %+v, want stop-first with rollback", u)
-	}
-	if rb := spec.RollbackConfig; rb == nil || rb.Order != swarm.UpdateOrderStopFirst {
-		t.Errorf("rollback config = %+v, want stop-first", rb)
-	}
+	checkStartFirst(t, spec)
 	if rp := ts.RestartPolicy; rp == nil || rp.Condition != swarm.RestartPolicyConditionAny || rp.Delay == nil || *rp.Delay <= 0 {
 		t.Errorf("restart policy = %+v, want any with a delay", rp)
 	}
-	if ep := spec.EndpointSpec; ep == nil || ep.Mode != swarm.ResolutionModeDNSRR || len(ep.Ports) != 2 ||
-		ep.Ports[0] != (swarm.PortConfig{Protocol: "tcp", TargetPort: 8080, PublishedPort: 80, PublishMode: "host"}) ||
-		ep.Ports[1] != (swarm.PortConfig{Protocol: "tcp", TargetPort: 8443, PublishedPort: 443, PublishMode: "host"}) {
-		t.Errorf("endpoint = %+v, want dnsrr and 8080→80, 8443→443 in host mode", ep)
+	if ep := spec.EndpointSpec; ep == nil || ep.Mode != swarm.ResolutionModeDNSRR || len(ep.Ports) != 0 {
+		t.Errorf("endpoint = %+v, want dnsrr and no published port (the holder has them)", ep)
 	}
 	if cs.StopSignal != "SIGTERM" || cs.StopGracePeriod == nil || *cs.StopGracePeriod != orchestrator.DefaultProxyStopGrace {
 		t.Errorf("stop signal %q grace %v, want SIGTERM and the default grace", cs.StopSignal, cs.StopGracePeriod)
 	}
-	wantEnv := []string{"BERTH_PROXY_CONTROL_URL=" + s.ControlURL, "BERTH_PROXY_NODE={{.Node.Hostname}}"}
+	wantEnv := []string{"BERTH_PROXY_CONTROL_URL=" + s.ControlURL, "BERTH_PROXY_LISTENERS=" + orchestrator.ProxyListenersSocket,
+		"BERTH_PROXY_NODE={{.Node.Hostname}}", "BERTH_PROXY_RUN_DIR=/run/berth"}
 	if !slices.Equal(cs.Env, wantEnv) {
 		t.Errorf("env = %q, want %q", cs.Env, wantEnv)
 	}
@@ -694,10 +801,28 @@ func TestProxyServiceSpec(t *testing.T) {
 		cs.Secrets[0].File == nil || cs.Secrets[0].File.Name != "berth-proxy-token" || cs.Secrets[0].File.Mode != 0o444 {
 		t.Errorf("secrets = %+v, want the token by name, readable by all at /run/secrets/berth-proxy-token", cs.Secrets)
 	}
-	if len(cs.Mounts) != 1 || cs.Mounts[0].Source != "berth-proxy-state" || cs.Mounts[0].Target != orchestrator.ProxyStateDir {
-		t.Errorf("mounts = %+v, want the state volume", cs.Mounts)
+	sockets := mount.Mount{Type: mount.TypeVolume, Source: "berth-proxy-sockets", Target: "/run/berth-proxy"}
+	if len(cs.Mounts) != 2 || cs.Mounts[0].Source != "berth-proxy-state" || cs.Mounts[0].Target != orchestrator.ProxyStateDir ||
+		!sameMount(cs.Mounts[1], sockets) {
+		t.Errorf("mounts = %+v, want the state volume and the sockets volume", cs.Mounts)
 	}
-	for _, l := range []map[string]string{spec.Labels, cs.Labels, cs.Mounts[0].VolumeOptions.Labels} {
+
+	// The listener holder: on the host's network, binding the host ports,
+	// sharing the sockets volume.
+	holder, err := ListenerServiceSpec(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hts, hcs := holder.TaskTemplate, holder.TaskTemplate.ContainerSpec
+	wantArgs := []string{"listen", "--socket", "/run/berth-proxy/listeners.sock", "--owner", "haproxy", "--http", ":80", "--https", ":443"}
+	if holder.Name != "berth-proxy-listen" || holder.Mode.Global == nil || len(hts.Networks) != 1 || hts.Networks[0].Target != "host" ||
+		!slices.Equal(hcs.Args, wantArgs) || hcs.Image != s.Image || hcs.User != "root" || len(hcs.Mounts) != 1 || !sameMount(hcs.Mounts[0], sockets) ||
+		!slices.Equal(hts.Placement.Constraints, ts.Placement.Constraints) || holder.EndpointSpec != nil {
+		t.Errorf("holder = %+v %+v, want a global service named berth-proxy-listen on the host network running %q as root with the sockets volume", holder, hcs, wantArgs)
+	}
+	checkStartFirst(t, holder)
+
+	for _, l := range []map[string]string{spec.Labels, cs.Labels, cs.Mounts[0].VolumeOptions.Labels, cs.Mounts[1].VolumeOptions.Labels, holder.Labels} {
 		if l[orchestrator.LabelManaged] != "true" || l[orchestrator.LabelRole] != "proxy" || l[orchestrator.LabelProxy] != s.Name || l[orchestrator.LabelInstall] != "inst_1" {
 			t.Errorf("labels = %v, want managed, role, proxy and install", l)
 		}
@@ -723,6 +848,20 @@ func TestProxyServiceSpec(t *testing.T) {
 		*custom.TaskTemplate.ContainerSpec.StopGracePeriod != 30*time.Second {
 		t.Errorf("custom spec = %+v, want the given constraints, network and grace", custom.TaskTemplate)
 	}
+}
+
+func checkStartFirst(t *testing.T, spec swarm.ServiceSpec) {
+	t.Helper()
+	if u := spec.UpdateConfig; u == nil || u.Order != swarm.UpdateOrderStartFirst || u.FailureAction != swarm.UpdateFailureActionRollback {
+		t.Errorf("%s: update config = %+v, want start-first with rollback", spec.Name, u)
+	}
+	if rb := spec.RollbackConfig; rb == nil || rb.Order != swarm.UpdateOrderStartFirst {
+		t.Errorf("%s: rollback config = %+v, want start-first", spec.Name, rb)
+	}
+}
+
+func sameMount(got, want mount.Mount) bool {
+	return got.Type == want.Type && got.Source == want.Source && got.Target == want.Target && !got.ReadOnly
 }
 
 // EnsureProxy and RemoveProxy never take over or remove a service that is

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/proxy"
 	"github.com/berthpaas/berth/internal/proxy/haproxy"
+	"github.com/berthpaas/berth/internal/proxy/listeners"
 )
 
 // Config is the operator's configuration of one proxy replica.
@@ -38,12 +40,22 @@ type Config struct {
 	// TokenFile holds the proxy token (surrounding white space ignored). It
 	// is read for every request, so a rotated token needs no restart.
 	TokenFile string
-	// StateDir holds everything the proxy writes: the HAProxy configuration
-	// and its files, certificates, sockets and the last good table.
+	// StateDir holds what outlives the process: the last good table (with
+	// its certificates) and the default certificate. A new proxy started
+	// next to the old one on the same volume begins from them.
 	StateDir string
+	// RunDir holds what is this process's own: HAProxy's configuration,
+	// maps, certificate files and sockets (default StateDir/run). Two
+	// proxies sharing a StateDir need two RunDirs.
+	RunDir string
 	// HTTPPort and HTTPSPort are the public listeners (HTTPSPort 0: no TLS);
 	// StatsPort serves the Prometheus exporter at /metrics.
 	HTTPPort, HTTPSPort, StatsPort int
+	// Listeners, when set, is the Unix socket of the listener holder
+	// (internal/proxy/listeners): HAProxy then accepts on the sockets the
+	// holder hands over instead of binding HTTPPort and HTTPSPort, so a new
+	// proxy serves next to the old one on the same sockets.
+	Listeners string
 	// ChallengeAddr is where the ACME HTTP-01 responder listens, for HAProxy
 	// only (default proxy.DefaultChallengeAddr).
 	ChallengeAddr string
@@ -129,7 +141,11 @@ func newController(cfg Config) (*controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy controller: state dir: %w", err)
 	}
-	path := func(name string) string { return filepath.Join(dir, name) }
+	run, err := filepath.Abs(cmp.Or(cfg.RunDir, filepath.Join(dir, "run")))
+	if err != nil {
+		return nil, fmt.Errorf("proxy controller: run dir: %w", err)
+	}
+	path := func(name string) string { return filepath.Join(run, name) }
 	c := &controller{
 		cfg: cfg,
 		log: cfg.Log,
@@ -142,7 +158,7 @@ func newController(cfg Config) (*controller, error) {
 			MapPath:         path("routes.map"),
 			PathMapPath:     path("paths.map"),
 			SlotsPerRelease: cfg.SlotsPerRelease,
-			DefaultCertPath: path("default.pem"),
+			DefaultCertPath: filepath.Join(dir, "default.pem"),
 			CertDir:         path("certs"),
 			CrtListPath:     path("certs.list"),
 			ServerStatePath: path("server-state"),
@@ -157,7 +173,7 @@ func newController(cfg Config) (*controller, error) {
 		},
 		// A little above the control plane's 25 s long poll.
 		http:      &http.Client{Timeout: 35 * time.Second},
-		tablePath: path("table.json"),
+		tablePath: filepath.Join(dir, "table.json"),
 		kick:      make(chan struct{}, 1),
 		traffic:   newTraffic(),
 	}
@@ -179,8 +195,10 @@ func newController(cfg Config) (*controller, error) {
 
 func (c *controller) run(ctx context.Context) error {
 	c.startedAt = time.Now()
-	if err := os.MkdirAll(c.opts.CertDir, 0o700); err != nil {
-		return fmt.Errorf("proxy controller: state dir: %w", err)
+	for _, dir := range []string{filepath.Dir(c.tablePath), c.opts.CertDir} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("proxy controller: %w", err)
+		}
 	}
 	if err := ensureDefaultCert(c.opts.DefaultCertPath); err != nil {
 		return err
@@ -211,6 +229,14 @@ func (c *controller) run(ctx context.Context) error {
 		c.accessLog.Flush()
 	}()
 
+	if c.cfg.Listeners != "" {
+		files, err := c.fetchListeners(ctx)
+		if err != nil {
+			return err
+		}
+		defer listeners.Close(files)
+	}
+
 	// Serve the last good table before asking the control plane anything.
 	if err := c.start(ctx); err != nil {
 		return err
@@ -233,6 +259,58 @@ func (c *controller) run(ctx context.Context) error {
 	}
 	c.log.Info("proxy stopped")
 	return nil
+}
+
+// fetchListeners asks the listener holder for the HTTP and HTTPS sockets,
+// waiting for it (it starts with the proxy), and hands them to HAProxy as
+// fd@3 and fd@4. They are the caller's to close once HAProxy has stopped.
+func (c *controller) fetchListeners(ctx context.Context) ([]listeners.Listener, error) {
+	for waited := time.Duration(0); ; waited += 200 * time.Millisecond {
+		ls, err := listeners.Fetch(ctx, c.cfg.Listeners)
+		if err == nil {
+			return c.useListeners(ls)
+		}
+		if waited%(5*time.Second) == 0 {
+			c.log.Info("waiting for the listener holder", "socket", c.cfg.Listeners, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("proxy controller: no listeners from %s: %w", c.cfg.Listeners, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// useListeners keeps the sockets HAProxy binds of those the holder handed
+// over, and closes the others.
+func (c *controller) useListeners(ls []listeners.Listener) ([]listeners.Listener, error) {
+	want := []string{"http"}
+	if c.opts.HTTPSPort != 0 {
+		want = append(want, "https")
+	}
+	var keep, rest []listeners.Listener
+	for _, name := range want {
+		i := slices.IndexFunc(ls, func(l listeners.Listener) bool { return l.Name == name })
+		if i < 0 {
+			listeners.Close(ls)
+			return nil, fmt.Errorf("proxy controller: the listener holder at %s has no %s listener", c.cfg.Listeners, name)
+		}
+		keep = append(keep, ls[i])
+	}
+	for _, l := range ls {
+		if !slices.Contains(want, l.Name) {
+			rest = append(rest, l)
+		}
+	}
+	listeners.Close(rest)
+	for _, l := range keep {
+		c.hcfg.ExtraFiles = append(c.hcfg.ExtraFiles, l.File)
+	}
+	c.opts.HTTPFD = 3 // ExtraFiles start at fd 3, in order
+	if len(keep) == 2 {
+		c.opts.HTTPSFD = 4
+	}
+	return keep, nil
 }
 
 // start starts HAProxy on the table saved by the last successful apply, or

@@ -34,6 +34,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/berthpaas/berth/internal/proxy"
+	"github.com/berthpaas/berth/internal/proxy/listeners"
 	"github.com/berthpaas/berth/internal/proxy/proxytest"
 )
 
@@ -674,7 +675,7 @@ func TestCertificateChangesWithoutReload(t *testing.T) {
 		t.Fatalf("before any certificate: %v %v, want the fallback", leaf, err)
 	}
 
-	certFile := filepath.Join(h.cfg.StateDir, "certs", "web.pem")
+	certFile := filepath.Join(h.cfg.StateDir, "run", "certs", "web.pem")
 	for i, step := range []struct {
 		name   string
 		serial int64 // 0: no certificate
@@ -1011,7 +1012,7 @@ func TestRefusedConfigurationKeepsServing(t *testing.T) {
 	if code, _, err := h.get("api.test", "/"); err != nil || code != http.StatusServiceUnavailable {
 		t.Errorf("api.test after the refusal: %d %v, want 503", code, err)
 	}
-	routes, err := os.ReadFile(filepath.Join(cfg.StateDir, "routes.map"))
+	routes, err := os.ReadFile(filepath.Join(cfg.StateDir, "run", "routes.map"))
 	if err != nil || strings.Contains(string(routes), "api.test") {
 		t.Errorf("route map after the refusal (%v), want the running table's:\n%s", err, routes)
 	}
@@ -1029,4 +1030,55 @@ func TestRefusedConfigurationKeepsServing(t *testing.T) {
 		return nil
 	})
 	eventually(t, 10*time.Second, "api.test served", h.served("api.test", "/", "api-r1"))
+}
+
+// With a listener holder, HAProxy accepts on the sockets it hands over: a
+// second proxy starts on them next to the first, the first stops, and not
+// one request under load fails (the proxy upgrade).
+func TestHeldListenersHandOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test; skipped with -short")
+	}
+	cp := newControlPlane(t, "s3cret")
+	up := newUpstream(t, "web-a")
+	dns := startDNS(t)
+	first := newConfig(t, cp, dns, "s3cret")
+	first.Listeners = filepath.Join(t.TempDir(), "listeners.sock")
+	holdCtx, stopHolder := context.WithCancel(context.Background())
+	held := make(chan error, 1)
+	go func() {
+		held <- listeners.Hold(holdCtx, first.Listeners, map[string]string{
+			"http":  "127.0.0.1:" + strconv.Itoa(first.HTTPPort),
+			"https": "127.0.0.1:" + strconv.Itoa(first.HTTPSPort),
+		}, nil)
+	}()
+	t.Cleanup(func() { stopHolder(); <-held })
+	cp.SetTable(webTable(1, up.rel(100)))
+	h1 := start(t, first)
+	eventually(t, 20*time.Second, "web.test served", h1.served("web.test", "/", "web-a"))
+	if _, err := h1.tlsLeaf("web.test"); err != nil {
+		t.Errorf("TLS on the held HTTPS socket: %v", err)
+	}
+
+	ctx, stopLoad := context.WithCancel(context.Background())
+	defer stopLoad()
+	l := runLoad(ctx, h1, 20)
+	time.Sleep(300 * time.Millisecond)
+	// The second shares the first's state (one volume per node) and starts
+	// from its last good table, with its own run directory.
+	second := first
+	second.RunDir = filepath.Join(t.TempDir(), "run")
+	second.StatsPort, second.ChallengeAddr = freePort(t), "127.0.0.1:"+strconv.Itoa(freePort(t))
+	second.ID = "proxy-test-2"
+	start(t, second)
+	if err := h1.stop(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	stopLoad()
+	l.wg.Wait()
+	if len(l.errs) > 0 || len(l.results) == 0 {
+		t.Fatalf("%d of %d requests failed during the hand-over: %v", len(l.errs), len(l.errs)+len(l.results), l.errs[:min(len(l.errs), 5)])
+	}
+	t.Logf("%d requests, 0 failed", len(l.results))
 }

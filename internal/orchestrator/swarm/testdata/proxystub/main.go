@@ -1,5 +1,6 @@
 // Command proxystub stands in for `berth proxy` in the swarm package's proxy
-// tests: it serves, on :8080, a JSON report of what the proxy container
+// tests: it serves, on the HTTP listener its node's holder hands out (it is
+// the holder too, as `proxystub listen`), a JSON report of what the proxy container
 // gives it (environment, token secret, state volume, user), and fetches the
 // control URL with the token, so a test sees the whole path from the host.
 package main
@@ -10,17 +11,23 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"github.com/berthpaas/berth/internal/proxy/listeners"
 )
 
 const (
@@ -48,26 +55,111 @@ type report struct {
 }
 
 func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if len(os.Args) > 2 && os.Args[2] == "listen" { // berth proxy listen
+		hold(ctx, os.Args[3:])
+		return
+	}
 	boots, err := countBoot()
 	if err != nil {
 		log.Printf("counting boots: %v", err)
 	}
-	srv := &http.Server{Addr: ":8080", ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ping" {
+			io.WriteString(w, "pong")
+			return
+		}
 		rep := inspect(r.Context())
 		rep.Boots = boots
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(rep)
 	})}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
+	ln := proxyListener(ctx)
+	// A stop serves every connection already accepted, as HAProxy's soft
+	// stop does; the next proxy accepts on the same socket meanwhile. Not
+	// Shutdown at once: it closes a new connection whose request it reads
+	// after Shutdown began, without an answer.
+	var mu sync.Mutex
+	busy := map[net.Conn]bool{} // accepted, request not answered yet
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		if st == http.StateNew || st == http.StateActive {
+			busy[c] = true
+		} else {
+			delete(busy, c)
+		}
+	}
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
+		ln.Close()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			n := len(busy)
+			mu.Unlock()
+			if n == 0 {
+				break
+			}
+		}
+		srv.Close()
 	}()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		log.Fatal(err)
+	}
+	<-done
+}
+
+// hold is `berth proxy listen`: the listener holder, as the real one.
+func hold(ctx context.Context, args []string) {
+	f := flag.NewFlagSet("listen", flag.ExitOnError)
+	socket := f.String("socket", "", "")
+	owner := f.String("owner", "", "")
+	httpAddr := f.String("http", "", "")
+	httpsAddr := f.String("https", "", "")
+	f.Parse(args)
+	u, err := user.Lookup(*owner)
+	if err != nil {
+		log.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	err = listeners.Hold(ctx, *socket, map[string]string{"http": *httpAddr, "https": *httpsAddr}, func() {
+		if err := os.Chown(*socket, uid, gid); err != nil {
+			log.Fatal(err)
+		}
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// proxyListener is the HTTP listener the holder of this node hands out,
+// waiting for it as the real proxy does.
+func proxyListener(ctx context.Context) net.Listener {
+	socket := os.Getenv("BERTH_PROXY_LISTENERS")
+	for {
+		ls, err := listeners.Fetch(ctx, socket)
+		if err == nil {
+			for _, l := range ls {
+				if l.Name == "http" {
+					ln, err := net.FileListener(l.File)
+					if err != nil {
+						log.Fatal(err)
+					}
+					listeners.Close(ls)
+					return ln
+				}
+			}
+			log.Fatalf("the holder has no http listener")
+		}
+		if ctx.Err() != nil {
+			os.Exit(0)
+		}
+		log.Printf("waiting for the listeners: %v", err)
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
