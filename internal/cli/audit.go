@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berthpaas/berth/internal/api"
-	"github.com/berthpaas/berth/internal/version"
 )
 
 // auditFilters are the flags shared by `audit list` and `audit export`.
@@ -70,37 +67,11 @@ func (c *Client) SetAuditRetention(ctx context.Context, days int) (api.AuditRete
 
 // ExportAudit copies the export in format to w as the server streams it.
 func (c *Client) ExportAudit(ctx context.Context, q url.Values, w io.Writer) error {
-	path := api.Prefix + "/audit/export?" + q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.server+path, nil)
+	res, err := c.open(ctx, api.Prefix+"/audit/export?"+q.Encode(), "")
 	if err != nil {
 		return err
 	}
-	req.Header.Set("User-Agent", "berth-cli/"+version.Version)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	// No overall timeout: a long log takes as long as it takes.
-	hc := &http.Client{CheckRedirect: c.http.CheckRedirect, Transport: c.http.Transport}
-	res, err := hc.Do(req)
-	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		return &UnreachableError{Server: c.server, Err: err}
-	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		p := &ProblemError{Status: res.StatusCode}
-		var doc struct {
-			Detail string         `json:"detail"`
-			Errors []FieldProblem `json:"errors"`
-		}
-		if b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20)); err == nil && json.Unmarshal(b, &doc) == nil {
-			p.Detail, p.Fields = doc.Detail, doc.Errors
-		}
-		return p
-	}
 	if _, err := io.Copy(w, res.Body); err != nil {
 		return fmt.Errorf("the export from %s broke off: %w", c.server, err)
 	}

@@ -356,40 +356,11 @@ func (c *Client) UpdateEnv(ctx context.Context, s envScope, in api.UpdateEnvRequ
 // name and data until the server ends the stream, fn returns an error, or
 // ctx ends. Errors before the stream starts are *ProblemError as for do.
 func (c *Client) stream(ctx context.Context, path string, fn func(event string, data []byte) error) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.server+path, nil)
+	res, err := c.open(ctx, path, "text/event-stream")
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("User-Agent", "berth-cli/"+version.Version)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	// No overall timeout: a followed stream lasts as long as the user wants.
-	hc := &http.Client{CheckRedirect: c.http.CheckRedirect, Transport: c.http.Transport}
-	res, err := hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		return &UnreachableError{Server: c.server, Err: err}
-	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		p := &ProblemError{Status: res.StatusCode}
-		var doc struct {
-			Detail string         `json:"detail"`
-			Errors []FieldProblem `json:"errors"`
-		}
-		if b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20)); err == nil && json.Unmarshal(b, &doc) == nil {
-			p.Detail, p.Fields = doc.Detail, doc.Errors
-		}
-		return p
-	}
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20) // a log line may be long
 	var event string
@@ -418,4 +389,46 @@ func (c *Client) stream(ctx context.Context, path string, fn func(event string, 
 		return fmt.Errorf("the event stream from %s broke off: %w", c.server, err)
 	}
 	return ctx.Err()
+}
+
+// open GETs path for a body read as it arrives (a followed stream, an
+// export): no overall timeout. A status other than 200 is a *ProblemError,
+// an unreachable server an *UnreachableError, as for do.
+func (c *Client) open(ctx context.Context, path, accept string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.server+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	req.Header.Set("User-Agent", "berth-cli/"+version.Version)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	hc := &http.Client{CheckRedirect: c.http.CheckRedirect, Transport: c.http.Transport}
+	res, err := hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return nil, &UnreachableError{Server: c.server, Err: err}
+	}
+	if res.StatusCode != http.StatusOK {
+		defer res.Body.Close()
+		p := &ProblemError{Status: res.StatusCode}
+		var doc struct {
+			Detail string         `json:"detail"`
+			Errors []FieldProblem `json:"errors"`
+		}
+		if b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20)); err == nil && json.Unmarshal(b, &doc) == nil {
+			p.Detail, p.Fields = doc.Detail, doc.Errors
+		}
+		return nil, p
+	}
+	return res, nil
 }

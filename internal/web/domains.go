@@ -404,13 +404,8 @@ func (u *ui) domainsOf(r *http.Request, p auth.Principal, a store.App) (*domains
 // appDomains shows the tab; ?edit=ID puts that domain into the form (htmx
 // asks for the tab's section alone).
 func (u *ui) appDomains(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	v, st, err := u.appPage(r, p, "domains")
-	if err != nil {
-		u.failed(w, r, p, "show app", err)
-		return
-	}
-	if v.Domains, err = u.domainsOf(r, p, st.App); err != nil {
-		u.failed(w, r, p, "list domains", err)
+	v, _, ok := u.domainsTab(w, r, p)
+	if !ok {
 		return
 	}
 	if n, ok := domainNotices[r.URL.Query().Get("notice")]; ok {
@@ -541,20 +536,12 @@ func (u *ui) addDomain(w http.ResponseWriter, r *http.Request, p auth.Principal)
 			return
 		}
 	}
-	v, st, err := u.appPage(r, p, "domains")
-	if err != nil {
-		u.failed(w, r, p, "show app", err)
+	v, _, ok := u.domainsTab(w, r, p)
+	if !ok {
 		return
 	}
-	dv, err := u.domainsOf(r, p, st.App)
-	if err != nil {
-		u.failed(w, r, p, "list domains", err)
-		return
-	}
-	get := r.PostFormValue
-	dv.domainFields(domainTyped{host: get("host"), prefix: get("path_prefix"), port: get("port"), strip: in.StripPrefix, https: in.HTTPS,
-		timeout: get("timeout"), maxBody: get("max_body"), compress: in.Compress, redirectTo: get("redirect_to"),
-		redirectCode: get("redirect_code"), keepPath: get("redirect_keep_path") == "on", authUser: get("basic_auth_user"), headers: get("headers")})
+	dv := v.Domains
+	dv.domainFields(typedDomain(r.PostFormValue, in))
 	errs.apply(append([]*Field{&dv.Host, &dv.PathPrefix, &dv.Port, &dv.StripPrefix, &dv.HTTPS}, dv.options()...)...)
 	for _, f := range dv.options() {
 		if f.Error != "" {
@@ -567,6 +554,30 @@ func (u *ui) addDomain(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	}
 	v.Domains = dv
 	u.renderDomains(w, r, http.StatusUnprocessableEntity, v)
+}
+
+// typedDomain is what the domain form held when it was posted, to show it
+// again; in is what parseDomainForm made of it.
+func typedDomain(get func(string) string, in deploy.DomainInput) domainTyped {
+	return domainTyped{host: get("host"), prefix: get("path_prefix"), port: get("port"), strip: in.StripPrefix, https: in.HTTPS,
+		timeout: get("timeout"), maxBody: get("max_body"), compress: in.Compress, redirectTo: get("redirect_to"),
+		redirectCode: get("redirect_code"), keepPath: get("redirect_keep_path") == "on", authUser: get("basic_auth_user"), headers: get("headers"),
+		removeAuth: get("basic_auth_remove") == "on"}
+}
+
+// domainsTab is the app page on its Domains tab, the domains listed. When
+// that fails it answers the error page and ok is false.
+func (u *ui) domainsTab(w http.ResponseWriter, r *http.Request, p auth.Principal) (v appView, st deploy.Status, ok bool) {
+	v, st, err := u.appPage(r, p, "domains")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return v, st, false
+	}
+	if v.Domains, err = u.domainsOf(r, p, st.App); err != nil {
+		u.failed(w, r, p, "list domains", err)
+		return v, st, false
+	}
+	return v, st, true
 }
 
 // updateDomain saves the edit form: every option of the domain, as the
@@ -607,20 +618,14 @@ func (u *ui) updateDomain(w http.ResponseWriter, r *http.Request, p auth.Princip
 			return
 		}
 	}
-	v, st, err := u.appPage(r, p, "domains")
-	if err != nil {
-		u.failed(w, r, p, "show app", err)
+	v, _, ok := u.domainsTab(w, r, p)
+	if !ok {
 		return
 	}
-	dv, err := u.domainsOf(r, p, st.App)
-	if err != nil {
-		u.failed(w, r, p, "list domains", err)
-		return
-	}
-	dv.edit(cur, domainTyped{host: cur.Host, prefix: cur.PathPrefix, port: get("port"), strip: in.StripPrefix, https: in.HTTPS,
-		timeout: get("timeout"), maxBody: get("max_body"), compress: in.Compress, redirectTo: get("redirect_to"),
-		redirectCode: get("redirect_code"), keepPath: get("redirect_keep_path") == "on", authUser: get("basic_auth_user"), headers: get("headers"),
-		removeAuth: get("basic_auth_remove") == "on"})
+	dv := v.Domains
+	typed := typedDomain(get, in)
+	typed.host, typed.prefix = cur.Host, cur.PathPrefix
+	dv.edit(cur, typed)
 	errs.apply(append([]*Field{&dv.Port, &dv.StripPrefix, &dv.HTTPS}, dv.options()...)...)
 	dv.FormError = formError
 	if len(errs) > 0 {
@@ -643,13 +648,8 @@ func (u *ui) domainGone(w http.ResponseWriter, r *http.Request, p auth.Principal
 		http.Redirect(w, r, withNotice(appURL(appRefOf(r), "/domains"), "domain-missing")+"#domains", http.StatusSeeOther)
 		return
 	}
-	v, st, err := u.appPage(r, p, "domains")
-	if err != nil {
-		u.failed(w, r, p, "show app", err)
-		return
-	}
-	if v.Domains, err = u.domainsOf(r, p, st.App); err != nil {
-		u.failed(w, r, p, "list domains", err)
+	v, _, ok := u.domainsTab(w, r, p)
+	if !ok {
 		return
 	}
 	n := domainNotices["domain-missing"]
@@ -663,13 +663,8 @@ func (u *ui) domainUpdated(w http.ResponseWriter, r *http.Request, p auth.Princi
 		http.Redirect(w, r, withNotice(appURL(ref, "/domains"), "domain-updated")+"#domains", http.StatusSeeOther)
 		return
 	}
-	v, st, err := u.appPage(r, p, "domains")
-	if err != nil {
-		u.failed(w, r, p, "show app", err)
-		return
-	}
-	if v.Domains, err = u.domainsOf(r, p, st.App); err != nil {
-		u.failed(w, r, p, "list domains", err)
+	v, _, ok := u.domainsTab(w, r, p)
+	if !ok {
 		return
 	}
 	label := domainRow{Host: d.Host, PathPrefix: d.PathPrefix}.Label()
@@ -687,13 +682,8 @@ func (u *ui) domainAdded(w http.ResponseWriter, r *http.Request, p auth.Principa
 		http.Redirect(w, r, withNotice(appURL(ref, "/domains"), "domain-added")+"#domains", http.StatusSeeOther)
 		return
 	}
-	v, st, err := u.appPage(r, p, "domains")
-	if err != nil {
-		u.failed(w, r, p, "show app", err)
-		return
-	}
-	if v.Domains, err = u.domainsOf(r, p, st.App); err != nil {
-		u.failed(w, r, p, "list domains", err)
+	v, st, ok := u.domainsTab(w, r, p)
+	if !ok {
 		return
 	}
 	label := domainRow{Host: d.Host, PathPrefix: d.PathPrefix}.Label()
@@ -741,13 +731,8 @@ func (u *ui) removeDomain(w http.ResponseWriter, r *http.Request, p auth.Princip
 		http.Redirect(w, r, withNotice(appURL(ref, "/domains"), notice)+"#domains", http.StatusSeeOther)
 		return
 	}
-	v, st, err := u.appPage(r, p, "domains")
-	if err != nil {
-		u.failed(w, r, p, "show app", err)
-		return
-	}
-	if v.Domains, err = u.domainsOf(r, p, st.App); err != nil {
-		u.failed(w, r, p, "list domains", err)
+	v, st, ok := u.domainsTab(w, r, p)
+	if !ok {
 		return
 	}
 	n := domainNotices[notice]
@@ -779,13 +764,8 @@ func (u *ui) uploadCertificate(w http.ResponseWriter, r *http.Request, p auth.Pr
 		u.failed(w, r, p, "upload certificate", err)
 		return
 	}
-	v, st, err := u.appPage(r, p, "domains")
-	if err != nil {
-		u.failed(w, r, p, "show app", err)
-		return
-	}
-	if v.Domains, err = u.domainsOf(r, p, st.App); err != nil {
-		u.failed(w, r, p, "list domains", err)
+	v, _, ok := u.domainsTab(w, r, p)
+	if !ok {
 		return
 	}
 	if up := v.Domains.Upload; up != nil {
