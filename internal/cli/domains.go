@@ -16,6 +16,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/api"
 	"github.com/berthpaas/berth/internal/edge"
+	"github.com/berthpaas/berth/internal/orchestrator"
 )
 
 // Domains lists an app's domains.
@@ -661,12 +662,29 @@ func ProxyStatusCmd() *cobra.Command {
 	return cmd
 }
 
+// holders says where the listener holder runs: "vm running", or why not.
+func holders(ls []orchestrator.ProxyReplica) string {
+	if len(ls) == 0 {
+		return "none running: nothing holds the host ports"
+	}
+	var parts []string
+	for _, l := range ls {
+		part := orDash(l.Node) + " " + orDash(l.State)
+		if l.Error != "" {
+			part += " (" + printable(l.Error) + ")"
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func printProxyStatus(cmd *cobra.Command, st edge.ProxyStatus) error {
 	out := cmd.OutOrStdout()
 	if !st.Enabled {
 		fmt.Fprintln(out, "The edge proxy is disabled on this server (berth server --proxy=false).")
 	} else {
 		fmt.Fprintf(out, "Service:        %s (%s)\nPorts:          HTTP %d, HTTPS %d\n", st.Service, orDash(st.Image), st.HTTPPort, st.HTTPSPort)
+		fmt.Fprintf(out, "Port holder:    %s\n", holders(st.Listeners))
 	}
 	fmt.Fprintf(out, "Routing table:  version %d\n", st.TableVersion)
 	if st.Error != "" {

@@ -157,9 +157,12 @@ type ProxyStatus struct {
 	HTTPPort     int   `json:"http_port,omitempty"`
 	HTTPSPort    int   `json:"https_port,omitempty"`
 	// Error says why the proxy service could not be deployed, if it could not.
-	Error        string           `json:"error,omitempty"`
-	Replicas     []ReplicaStatus  `json:"replicas"`
-	Certificates []CertificateRow `json:"certificates"`
+	Error    string          `json:"error,omitempty"`
+	Replicas []ReplicaStatus `json:"replicas"`
+	// Listeners are the tasks of the listener holder, which holds the host
+	// ports for the proxies of its node.
+	Listeners    []orchestrator.ProxyReplica `json:"listeners"`
+	Certificates []CertificateRow            `json:"certificates"`
 }
 
 // ReplicaStatus joins what Swarm says of a proxy task with what the proxy
@@ -184,7 +187,7 @@ func (r *Router) Status(ctx context.Context, eng orchestrator.Edge, orgID string
 	r.proxy.mu.Lock()
 	st := ProxyStatus{Enabled: r.proxy.cfg.Name != "", Service: r.proxy.cfg.Name, Image: r.proxy.image,
 		HTTPPort: r.proxy.cfg.HTTPPort, HTTPSPort: r.proxy.cfg.HTTPSPort, Error: r.proxy.lastError,
-		Replicas: []ReplicaStatus{}, Certificates: []CertificateRow{}}
+		Replicas: []ReplicaStatus{}, Listeners: []orchestrator.ProxyReplica{}, Certificates: []CertificateRow{}}
 	r.proxy.mu.Unlock()
 	st.TableVersion = r.Table().Version
 	reports := map[string]Replica{}
@@ -194,6 +197,9 @@ func (r *Router) Status(ctx context.Context, eng orchestrator.Edge, orgID string
 	if st.Enabled {
 		tasks, err := eng.ProxyReplicas(ctx, st.Service)
 		if err != nil {
+			return st, err
+		}
+		if st.Listeners, err = eng.ProxyReplicas(ctx, orchestrator.ProxyListenerService(st.Service)); err != nil {
 			return st, err
 		}
 		for _, t := range tasks {

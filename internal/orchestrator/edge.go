@@ -52,6 +52,10 @@ const (
 	DefaultProxyStopGrace = 10 * time.Second
 )
 
+// ProxyListenerService names the listener holder of proxy name: the
+// service that binds the host ports and hands the sockets to the proxy.
+func ProxyListenerService(name string) string { return name + "-listen" }
+
 // ProxySpec is the edge proxy service as the control plane wants it.
 type ProxySpec struct {
 	Name  string // service name, a DNS label, e.g. "berth-proxy"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/berthpaas/berth/internal/auth"
@@ -43,6 +44,9 @@ type proxyView struct {
 	LoadError    string // why this page could not learn everything
 	Current      int    // replicas serving the current table
 	Replicas     []proxyReplicaRow
+	// Holder is the listener holder's state on the nodes, in words.
+	Holder       string
+	HolderBadge  Badge
 	Certificates []proxyCertRow
 	Checked      time.Time
 }
@@ -84,7 +88,7 @@ func newProxyView(st edge.ProxyStatus, now time.Time) proxyView {
 		RefreshURL: "/proxy/status", Enabled: st.Enabled, Service: st.Service, Image: st.Image,
 		HTTPPort: st.HTTPPort, HTTPSPort: st.HTTPSPort, TableVersion: st.TableVersion, DeployError: st.Error, Checked: now,
 	}
-	troubled := false
+	troubled := holderState(&v, st)
 	for _, r := range st.Replicas {
 		row := proxyReplicaRow{Node: r.Node, Container: r.Hostname}
 		if row.Container == "" && len(r.ContainerID) >= 12 {
@@ -155,6 +159,28 @@ func newProxyView(st edge.ProxyStatus, now time.Time) proxyView {
 		v.Badge = Badge{"Serving", "ok"}
 	}
 	return v
+}
+
+// holderState fills in the listener holder's line: running on every node
+// the proxy runs on, or what is wrong. It says whether something is.
+func holderState(v *proxyView, st edge.ProxyStatus) (troubled bool) {
+	var running, problems []string
+	for _, l := range st.Listeners {
+		if l.State == orchestrator.TaskRunning {
+			running = append(running, l.Node)
+		} else if l.Error != "" {
+			problems = append(problems, l.Node+": "+sentence(l.Error))
+		}
+	}
+	switch {
+	case len(problems) > 0:
+		v.Holder, v.HolderBadge = strings.Join(problems, " "), Badge{"Failing", "fail"}
+	case len(running) == 0:
+		v.Holder, v.HolderBadge = "Not running: nothing holds the host ports yet.", Badge{"Starting", "info"}
+	default:
+		v.Holder, v.HolderBadge = "Holds the host ports on "+strings.Join(running, ", ")+".", Badge{"Running", "ok"}
+	}
+	return v.HolderBadge.Tone != "ok"
 }
 
 // sinceShort says how long ago t was to the second: "4s ago", "2m 05s ago".

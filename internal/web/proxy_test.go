@@ -57,6 +57,7 @@ func sampleProxyStatus(now time.Time) edge.ProxyStatus {
 					Error: "no suitable node (host-mode port already in use on 1 node)"},
 			},
 		},
+		Listeners: []orchestrator.ProxyReplica{{TaskID: "l1", Node: "berth-1", State: "running", Desired: "running"}},
 		Certificates: []edge.CertificateRow{
 			{Host: "shop.example.com", Source: "acme", Issuer: "Let's Encrypt R11", NotAfter: now.Add(61*24*time.Hour + time.Hour)},
 			{Host: "api.example.com", Source: "acme", LastError: "certificate for api.example.com: DNS problem: NXDOMAIN looking up A for api.example.com"},
@@ -111,7 +112,13 @@ func TestProxyPage(t *testing.T) {
 	st := sampleProxyStatus(time.Now())
 	st.Replicas = st.Replicas[:1]
 	stub.set(st, nil)
-	mustContain(t, "healthy", b.get("/proxy/status", "HX-Request: true").body, "badge-ok\"><span class=\"badge-dot\" aria-hidden=\"true\"></span>Serving", "1 of 1 replica serves the current table")
+	mustContain(t, "healthy", b.get("/proxy/status", "HX-Request: true").body, "badge-ok\"><span class=\"badge-dot\" aria-hidden=\"true\"></span>Serving", "1 of 1 replica serves the current table",
+		"<code>berth-proxy-listen</code>", "Holds the host ports on berth-1.")
+
+	// A holder that cannot bind the ports: degraded, and why.
+	st.Listeners = []orchestrator.ProxyReplica{{TaskID: "l2", Node: "berth-1", State: "failed", Desired: "running", Error: "listening for http on :80: address already in use"}}
+	stub.set(st, nil)
+	mustContain(t, "holder failing", b.get("/proxy/status", "HX-Request: true").body, "Degraded", "Failing", "berth-1: listening for http on :80: address already in use.")
 
 	// A service that could not be deployed says why, prominently.
 	st.Error = "build proxy image: pull haproxy:lts: dial tcp: lookup registry-1.docker.io: no such host"

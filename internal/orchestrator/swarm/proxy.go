@@ -292,7 +292,7 @@ func proxyVolumeName(name string) string { return name + "-state" }
 
 // listenerServiceName is the proxy's listener holder, listenerVolumeName
 // the volume through which the two meet.
-func listenerServiceName(name string) string { return name + "-listen" }
+func listenerServiceName(name string) string { return orchestrator.ProxyListenerService(name) }
 func listenerVolumeName(name string) string  { return name + "-sockets" }
 
 // proxyLabels are the labels of the proxy's service, containers, secrets and
