@@ -396,7 +396,9 @@ func renderGlobal(w *cfgWriter, o Options) {
 	w.in("retries 3")
 	// L7 retries replay the request; the frontend disables them for methods
 	// that are not safe to repeat (connection failures are still retried).
-	w.in("retry-on conn-failure empty-response response-timeout")
+	// Not on response-timeout: a GET that ran into the route's timeout would
+	// wait it out up to 3 more times on a slow app before the 504.
+	w.in("retry-on conn-failure empty-response")
 	w.in("timeout connect 5s")
 	w.in("timeout client 30s")
 	w.in("timeout http-request 10s")

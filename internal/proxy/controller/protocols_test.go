@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 // responses streamed as they are written, large uploads, and requests that
 // take longer than the default server timeout when the route allows it.
 func TestProtocolsThroughTheProxy(t *testing.T) {
+	var longCalls atomic.Int32
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/ws":
@@ -56,6 +58,7 @@ func TestProtocolsThroughTheProxy(t *testing.T) {
 			n, _ := io.Copy(h, r.Body)
 			fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
 		case "/long":
+			longCalls.Add(1)
 			time.Sleep(3 * time.Second)
 			io.WriteString(w, "done")
 		}
@@ -145,8 +148,14 @@ func TestProtocolsThroughTheProxy(t *testing.T) {
 		if code, body, err := h.get("slow.test", "/long"); err != nil || code != 200 || body != "done" {
 			t.Errorf("3 s request on a route with a 10 s timeout: %d %q %v", code, body, err)
 		}
+		longCalls.Store(0)
+		began := time.Now()
 		if code, _, err := h.get("web.test", "/long"); err != nil || code != http.StatusGatewayTimeout {
 			t.Errorf("3 s request on a route with a 1 s timeout: %d %v, want 504", code, err)
+		}
+		// Once: a timed-out request is not replayed on the slow app.
+		if n := longCalls.Load(); n != 1 {
+			t.Errorf("the app saw the timed-out GET %d times (504 after %s), want once", n, time.Since(began).Round(time.Millisecond))
 		}
 	})
 }
