@@ -36,6 +36,9 @@ const (
 	// inside its container (unprivileged: it runs as the haproxy user).
 	ProxyHTTPPort  = 8080
 	ProxyHTTPSPort = 8443
+	// ProxyStatsPort is HAProxy's Prometheus exporter in the container; the
+	// proxy's health check connects to it: it answers once HAProxy runs.
+	ProxyStatsPort = 8404
 
 	// ProxyListenersSocket is where the proxy asks the listener holder of
 	// its node for the sockets of the host ports (internal/proxy/listeners),

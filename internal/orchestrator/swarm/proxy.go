@@ -22,6 +22,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
@@ -348,6 +349,13 @@ func ProxyServiceSpec(s orchestrator.ProxySpec, edgeNetwork string) (swarm.Servi
 				}),
 				StopSignal:      "SIGTERM",
 				StopGracePeriod: &grace,
+				// Healthy once HAProxy runs: a start-first update stops the
+				// old proxy only then, and a new one that never gets there
+				// rolls back without having replaced anything.
+				Healthcheck: &container.HealthConfig{
+					Test:     []string{"CMD", "/usr/local/bin/berth", "probe", "tcp", fmt.Sprintf("127.0.0.1:%d", orchestrator.ProxyStatsPort)},
+					Interval: 2 * time.Second, Timeout: 2 * time.Second, StartPeriod: time.Minute, Retries: 3,
+				},
 				Mounts: []mount.Mount{{
 					Type:   mount.TypeVolume,
 					Source: proxyVolumeName(s.Name),

@@ -783,6 +783,9 @@ func TestProxyServiceSpec(t *testing.T) {
 		t.Errorf("placement = %+v, want managers by default", ts.Placement)
 	}
 	checkStartFirst(t, spec)
+	if hc := cs.Healthcheck; hc == nil || !slices.Equal(hc.Test, []string{"CMD", "/usr/local/bin/berth", "probe", "tcp", "127.0.0.1:8404"}) || hc.StartPeriod == 0 {
+		t.Errorf("health check = %+v, want berth probe tcp on HAProxy's stats port, with a start period", hc)
+	}
 	if rp := ts.RestartPolicy; rp == nil || rp.Condition != swarm.RestartPolicyConditionAny || rp.Delay == nil || *rp.Delay <= 0 {
 		t.Errorf("restart policy = %+v, want any with a delay", rp)
 	}

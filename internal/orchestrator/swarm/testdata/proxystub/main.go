@@ -61,6 +61,28 @@ func main() {
 		hold(ctx, os.Args[3:])
 		return
 	}
+	if len(os.Args) > 3 && os.Args[1] == "probe" { // the health check: berth probe tcp ADDR
+		c, err := net.DialTimeout("tcp", os.Args[3], time.Second)
+		if err != nil {
+			os.Exit(1)
+		}
+		c.Close()
+		return
+	}
+	// Where the real proxy's HAProxy serves its metrics, for the health check.
+	stats, err := net.Listen("tcp", ":8404")
+	if err != nil {
+		log.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := stats.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
 	boots, err := countBoot()
 	if err != nil {
 		log.Printf("counting boots: %v", err)
