@@ -24,6 +24,8 @@ type ChangePasswordRequest struct {
 
 type meOutput struct{ Body Me }
 
+type passwordChangedOutput struct{ Body CredentialsChanged }
+
 type changePasswordInput struct{ Body ChangePasswordRequest }
 
 func (s *server) registerAccount() {
@@ -37,14 +39,15 @@ func (s *server) registerAccount() {
 	}, s.getMe)
 
 	register(s, huma.Operation{
-		OperationID:   "change-password",
-		Method:        http.MethodPut,
-		Path:          Prefix + "/me/password",
-		Tags:          []string{"Account"},
-		Summary:       "Change the caller's password",
-		Description:   "Replaces the password after checking the current one. Every other session of the user ends; the session making the change stays signed in.",
-		DefaultStatus: http.StatusNoContent,
+		OperationID: "change-password",
+		Method:      http.MethodPut,
+		Path:        Prefix + "/me/password",
+		Tags:        []string{"Account"},
+		Summary:     "Change the caller's password",
+		Description: "Replaces the password after checking the current one. Every other session of the user ends and every API token of the user is revoked, " +
+			"since a leaked password may have opened or minted them; the session or token making the change keeps working. The answer says how many were ended and revoked.",
 	}, s.changePassword)
+	s.registerTwoFactor()
 }
 
 func (s *server) getMe(ctx context.Context, _ *struct{}) (*meOutput, error) {
@@ -59,14 +62,15 @@ func (s *server) getMe(ctx context.Context, _ *struct{}) (*meOutput, error) {
 	return &meOutput{Body: me}, nil
 }
 
-func (s *server) changePassword(ctx context.Context, in *changePasswordInput) (*struct{}, error) {
+func (s *server) changePassword(ctx context.Context, in *changePasswordInput) (*passwordChangedOutput, error) {
 	p, err := principal(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.deps.Auth.ChangePassword(ctx, p, in.Body.CurrentPassword, in.Body.NewPassword); err != nil {
+	r, err := s.deps.Auth.ChangePassword(ctx, p, in.Body.CurrentPassword, in.Body.NewPassword)
+	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "password changed", "user_id", p.User.ID)
-	return nil, nil
+	s.log.InfoContext(ctx, "password changed", "user_id", p.User.ID, "ended_sessions", r.Sessions, "revoked_tokens", r.Tokens)
+	return &passwordChangedOutput{Body: credentialsChangedOf(r)}, nil
 }

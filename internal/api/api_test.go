@@ -17,6 +17,7 @@ import (
 	"github.com/berthpaas/berth/internal/api"
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/orchestrator"
+	"github.com/berthpaas/berth/internal/secrets"
 	"github.com/berthpaas/berth/internal/store"
 )
 
@@ -106,7 +107,12 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	e := &env{t: t, clock: &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}, logs: &lockedBuffer{}, secrets: &secretSet{}}
-	svc := auth.New(db, auth.Options{Now: e.clock.Now})
+	key, _ := secrets.GenerateKey()
+	keys, err := secrets.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := auth.New(db, auth.Options{Now: e.clock.Now, Keys: keys})
 	mux := http.NewServeMux()
 	api.Register(mux, api.Deps{
 		Auth:            svc,
@@ -391,7 +397,11 @@ func TestChangePasswordNeedsCSRFAndEndsOtherSessions(t *testing.T) {
 		t.Errorf("wrong current password: %+v", bad)
 	}
 
-	e.expect(http.StatusNoContent, request{method: "PUT", path: "/api/v1/me/password", session: s, csrf: true, body: change})
+	var changed api.CredentialsChanged
+	e.expect(http.StatusOK, request{method: "PUT", path: "/api/v1/me/password", session: s, csrf: true, body: change}).json(t, &changed)
+	if changed.EndedSessions != 1 || changed.RevokedTokens != 0 {
+		t.Errorf("password change answered %+v", changed)
+	}
 	e.expect(http.StatusUnauthorized, request{method: "GET", path: "/api/v1/me", session: other})
 	e.expect(http.StatusOK, request{method: "GET", path: "/api/v1/me", session: s})
 	e.expect(http.StatusUnauthorized, request{method: "POST", path: "/api/v1/auth/login",
@@ -669,16 +679,20 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	paths, _ := doc["paths"].(map[string]any)
 	want := map[string][]string{
-		"/api/v1/setup":          {"get", "post"},
-		"/api/v1/auth/login":     {"post"},
-		"/api/v1/auth/tokens":    {"post"},
-		"/api/v1/auth/logout":    {"post"},
-		"/api/v1/me":             {"get"},
-		"/api/v1/me/password":    {"put"},
-		"/api/v1/tokens":         {"get", "post"},
-		"/api/v1/tokens/{id}":    {"delete"},
-		"/api/v1/system/engine":  {"get"},
-		"/api/v1/system/version": {"get"},
+		"/api/v1/setup":                        {"get", "post"},
+		"/api/v1/auth/login":                   {"post"},
+		"/api/v1/auth/tokens":                  {"post"},
+		"/api/v1/auth/logout":                  {"post"},
+		"/api/v1/me":                           {"get"},
+		"/api/v1/me/password":                  {"put"},
+		"/api/v1/me/two-factor":                {"get", "post"},
+		"/api/v1/me/two-factor/confirm":        {"post"},
+		"/api/v1/me/two-factor/disable":        {"post"},
+		"/api/v1/me/two-factor/recovery-codes": {"post"},
+		"/api/v1/tokens":                       {"get", "post"},
+		"/api/v1/tokens/{id}":                  {"delete"},
+		"/api/v1/system/engine":                {"get"},
+		"/api/v1/system/version":               {"get"},
 	}
 	for path, methods := range want {
 		ops, ok := paths[path].(map[string]any)
@@ -745,10 +759,11 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	res.json(t, &ci)
 	e.remember(ci.Token, "wrong password here", "guess-password-in-email-field")
 	e.expect(http.StatusOK, request{method: "GET", path: "/api/v1/me", bearer: ci.Token})
-	e.expect(http.StatusNoContent, request{method: "PUT", path: "/api/v1/me/password", session: s, csrf: true,
-		body: map[string]string{"current_password": ownerPassword, "new_password": newPassword}})
 	e.expect(http.StatusNoContent, request{method: "DELETE", path: "/api/v1/tokens/" + ci.ID, bearer: tok.Token})
 	e.expect(http.StatusNoContent, request{method: "POST", path: "/api/v1/auth/logout", bearer: tok.Token})
+	// Last: a password change revokes the user's tokens.
+	e.expect(http.StatusOK, request{method: "PUT", path: "/api/v1/me/password", session: s, csrf: true,
+		body: map[string]string{"current_password": ownerPassword, "new_password": newPassword}})
 
 	logs := e.logs.String()
 	for _, want := range []string{"setup completed", "signed in", "sign-in failed", "api token created", "password changed", "api token revoked", "signed out"} {

@@ -56,7 +56,7 @@ func newAuditEnv(t *testing.T) *auditEnv {
 	rec := audit.NewRecorder(db, logger, e.clock.Now)
 	mux := http.NewServeMux()
 	api.Register(mux, api.Deps{
-		Auth:         auth.New(db, auth.Options{Now: e.clock.Now}),
+		Auth:         auth.New(db, auth.Options{Now: e.clock.Now, Keys: keys}),
 		Engine:       fakeEngine{},
 		Apps:         deploy.NewManager(db, keys, rel, engine),
 		Log:          logger,

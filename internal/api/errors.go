@@ -35,6 +35,7 @@ func (s *server) problem(ctx context.Context, err error) error {
 		busy      *deploy.ConflictError
 		forbidden *deploy.ForbiddenError
 		throttled *auth.ThrottledError
+		locked    *auth.SecondFactorLockedError
 		status    huma.StatusError
 	)
 	switch {
@@ -49,6 +50,20 @@ func (s *server) problem(ctx context.Context, err error) error {
 			http.Header{"Retry-After": {strconv.Itoa(secs)}})
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		return huma.Error401Unauthorized("invalid email or password")
+	case errors.Is(err, auth.ErrSecondFactorRequired):
+		return typedProblem(http.StatusUnauthorized, ProblemOTPRequired, "two-factor login is on for this account: repeat the request with otp (the code from your authenticator app) or recovery_code")
+	case errors.Is(err, auth.ErrInvalidSecondFactor):
+		return typedProblem(http.StatusUnauthorized, ProblemOTPInvalid, "the code is not right, has expired or was already used")
+	case errors.As(err, &locked):
+		secs := max(1, int(math.Ceil(locked.Until.Sub(s.deps.Auth.Now()).Seconds())))
+		return huma.ErrorWithHeaders(typedProblem(http.StatusTooManyRequests, ProblemOTPLocked, locked.Error()),
+			http.Header{"Retry-After": {strconv.Itoa(secs)}})
+	case errors.Is(err, auth.ErrPendingLoginExpired):
+		return huma.Error401Unauthorized(auth.ErrPendingLoginExpired.Error())
+	case errors.Is(err, auth.ErrTwoFactorEnabled), errors.Is(err, auth.ErrTwoFactorNotEnabled), errors.Is(err, auth.ErrNoPendingEnrolment):
+		return huma.Error409Conflict(err.Error())
+	case errors.Is(err, auth.ErrTwoFactorUnavailable):
+		return huma.Error409Conflict(err.Error())
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return huma.ErrorWithHeaders(huma.Error401Unauthorized(unauthenticatedDetail),
 			http.Header{"WWW-Authenticate": {`Bearer realm="berth"`}})
@@ -81,6 +96,11 @@ func (s *server) problem(ctx context.Context, err error) error {
 	}
 	s.log.ErrorContext(ctx, "api request failed", "err", err)
 	return huma.Error500InternalServerError(internalErrorMessage)
+}
+
+// typedProblem is a problem whose type URI clients can branch on.
+func typedProblem(status int, typ, detail string) *huma.ErrorModel {
+	return &huma.ErrorModel{Type: typ, Title: http.StatusText(status), Status: status, Detail: detail}
 }
 
 // fieldProblem is the 422 for invalid input to one field.

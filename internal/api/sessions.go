@@ -14,6 +14,15 @@ import (
 type LoginRequest struct {
 	Email    string `json:"email" maxLength:"254" example:"ada@example.com" doc:"Sign-in address"`
 	Password string `json:"password" maxLength:"1024" doc:"Password"`
+	SecondFactor
+}
+
+// SecondFactor is the second step of a sign-in, for accounts with
+// two-factor login: leave both out at first; when the answer is a 401 of
+// type `urn:berth:problem:otp_required`, repeat the request with one.
+type SecondFactor struct {
+	OTP          string `json:"otp,omitempty" maxLength:"32" example:"123456" doc:"The current 6-digit code of the authenticator app, for accounts with two-factor login"`
+	RecoveryCode string `json:"recovery_code,omitempty" maxLength:"64" doc:"A single-use recovery code, instead of otp"`
 }
 
 // LoginResult is who signed in. CSRFToken must accompany state-changing
@@ -31,6 +40,7 @@ type TokenLoginRequest struct {
 	Password  string `json:"password" maxLength:"1024" doc:"Password"`
 	Name      string `json:"name" maxLength:"256" example:"cli@laptop" doc:"A name to recognise the token by (up to 64 characters)"`
 	ExpiresIn string `json:"expires_in,omitempty" maxLength:"32" example:"720h" doc:"Lifetime: a duration such as 30m, 24h or 30d, up to 366 days. Leave out for a token that does not expire"`
+	SecondFactor
 }
 
 type loginInput struct{ Body LoginRequest }
@@ -49,7 +59,8 @@ func (s *server) registerSessions() {
 		Tags:        []string{"Authentication"},
 		Summary:     "Sign in with a session cookie",
 		Description: "Checks the email and password and starts a browser session: the response sets the HttpOnly `" + auth.SessionCookie + "` cookie and returns the session's CSRF token. " +
-			"A wrong password and an unknown email get the same 401. After repeated failures for an account or from an address, sign-in is refused for a growing time (429 with `Retry-After`).",
+			"A wrong password and an unknown email get the same 401. After repeated failures for an account or from an address, sign-in is refused for a growing time (429 with `Retry-After`).\n\n" +
+			twoFactorLoginDoc,
 		Errors: []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests},
 	}), s.login)
 
@@ -60,7 +71,7 @@ func (s *server) registerSessions() {
 		Tags:        []string{"Authentication"},
 		Summary:     "Sign in and issue an API token",
 		Description: "Checks the email and password and issues an API token for `Authorization: Bearer`; this is what `berth login` does. " +
-			"The token's secret is in the response only: store it, the server keeps a hash. Failures are answered and throttled as for `login`.",
+			"The token's secret is in the response only: store it, the server keeps a hash. Failures are answered and throttled as for `login`, and accounts with two-factor login need `otp` or `recovery_code` the same way.",
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests},
 	}), s.tokenLogin)
@@ -76,13 +87,17 @@ func (s *server) registerSessions() {
 	}, s.logout)
 }
 
-func credentials(ctx context.Context, email, password string) auth.Credentials {
+const twoFactorLoginDoc = "**Two-factor login.** For an account with two-factor login, a right password without a code answers 401 with the problem type `" + ProblemOTPRequired + "`: " +
+	"repeat the request with `otp` (the authenticator's current code) or `recovery_code`. A wrong, expired or reused code answers 401 of type `" + ProblemOTPInvalid + "`. " +
+	"After 5 wrong codes in a row the second step is locked for 15 minutes: 429 of type `" + ProblemOTPLocked + "` with `Retry-After`, and the detail says when it unlocks."
+
+func credentials(ctx context.Context, email, password string, f SecondFactor) auth.Credentials {
 	r := exchangeFrom(ctx).r
-	return auth.Credentials{Email: email, Password: password, ClientIP: auth.ClientIP(r), UserAgent: r.UserAgent()}
+	return auth.Credentials{Email: email, Password: password, ClientIP: auth.ClientIP(r), UserAgent: r.UserAgent(), OTP: f.OTP, RecoveryCode: f.RecoveryCode}
 }
 
 func (s *server) login(ctx context.Context, in *loginInput) (*loginOutput, error) {
-	c := credentials(ctx, in.Body.Email, in.Body.Password)
+	c := credentials(ctx, in.Body.Email, in.Body.Password, in.Body.SecondFactor)
 	secret, p, err := s.deps.Auth.Login(ctx, c)
 	if err != nil {
 		s.logLoginFailure(ctx, c, err)
@@ -100,7 +115,7 @@ func (s *server) tokenLogin(ctx context.Context, in *tokenLoginInput) (*issuedTo
 	if err != nil {
 		return nil, err
 	}
-	c := credentials(ctx, in.Body.Email, in.Body.Password)
+	c := credentials(ctx, in.Body.Email, in.Body.Password, in.Body.SecondFactor)
 	secret, t, err := s.deps.Auth.LoginToken(ctx, c, in.Body.Name, ttl)
 	if err != nil {
 		s.logLoginFailure(ctx, c, err)
@@ -120,9 +135,14 @@ func (s *server) logLoginFailure(ctx context.Context, c auth.Credentials, err er
 		email = "(not an email address)"
 	}
 	var throttled *auth.ThrottledError
+	var locked *auth.SecondFactorLockedError
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		s.log.WarnContext(ctx, "sign-in failed", "email", email, "client_ip", c.ClientIP)
+	case errors.Is(err, auth.ErrInvalidSecondFactor):
+		s.log.WarnContext(ctx, "sign-in failed: wrong second-factor code", "email", email, "client_ip", c.ClientIP)
+	case errors.As(err, &locked):
+		s.log.WarnContext(ctx, "sign-in second factor locked", "email", email, "client_ip", c.ClientIP, "until", locked.Until)
 	case errors.As(err, &throttled):
 		s.log.WarnContext(ctx, "sign-in throttled", "email", email, "client_ip", c.ClientIP, "retry_after", throttled.RetryAfter.String())
 	}

@@ -303,6 +303,11 @@ func ActionForOperation(id string) string {
 var routeActions = map[string]string{
 	"POST /setup":                                                   "setup.complete",
 	"POST /login":                                                   "auth.login",
+	"POST /login/two-factor":                                        "auth.login",
+	"POST /account/two-factor":                                      "two-factor.enrol",
+	"POST /account/two-factor/confirm":                              "two-factor.confirm",
+	"POST /account/two-factor/disable":                              "two-factor.disable",
+	"POST /account/two-factor/recovery-codes":                       "recovery-codes.regenerate",
 	"POST /logout":                                                  "auth.logout",
 	"POST /account/password":                                        "account.change-password",
 	"POST /account/tokens":                                          "token.create",

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/berthpaas/berth/internal/secrets"
 	"github.com/berthpaas/berth/internal/store"
 )
 
@@ -64,6 +65,9 @@ type Options struct {
 	SessionIdle     time.Duration
 	SessionLifetime time.Duration
 	Now             func() time.Time // time.Now when nil
+	// Keys seals TOTP secrets; without it two-factor enrolment answers
+	// ErrTwoFactorUnavailable.
+	Keys *secrets.Keyring
 }
 
 // Service implements accounts, sessions and tokens.
@@ -147,21 +151,40 @@ type Credentials struct {
 	Password  string
 	ClientIP  string
 	UserAgent string
+	// OTP or RecoveryCode is the second factor, for users who enabled
+	// two-factor login; without either, such users get
+	// ErrSecondFactorRequired once the password is right.
+	OTP          string
+	RecoveryCode string
 }
 
 // Login checks credentials and starts a browser session. It returns the
 // session's secret (for the cookie) and the principal.
 func (s *Service) Login(ctx context.Context, c Credentials) (string, Principal, error) {
 	p, err := s.authenticate(ctx, c)
+	if errors.Is(err, ErrSecondFactorRequired) && p.User.ID != "" {
+		// The browser's second form sends this token back with the code,
+		// so the password never has to travel (or be kept) twice.
+		token := randomSecret(32)
+		pl := store.PendingLogin{IDHash: hashSecret(token), UserID: p.User.ID, ExpiresAt: s.now().Add(pendingLoginTTL)}
+		if err := s.db.CreatePendingLogin(ctx, s.now(), pl); err != nil {
+			return "", Principal{}, err
+		}
+		return "", Principal{}, &PendingLoginError{Token: token}
+	}
 	if err != nil {
 		return "", Principal{}, err
 	}
+	return s.startSession(ctx, p, c.ClientIP, c.UserAgent)
+}
+
+func (s *Service) startSession(ctx context.Context, p Principal, clientIP, userAgent string) (string, Principal, error) {
 	secret := randomSecret(32)
 	now := s.now()
 	sess := store.Session{
 		IDHash: hashSecret(secret), UserID: p.User.ID, OrganizationID: p.Organization.ID,
 		CSRFToken: randomSecret(24), CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.opts.SessionLifetime),
-		ClientIP: c.ClientIP, UserAgent: truncate(c.UserAgent, 256),
+		ClientIP: clientIP, UserAgent: truncate(userAgent, 256),
 	}
 	if err := s.db.CreateSession(ctx, sess); err != nil {
 		return "", Principal{}, err
@@ -210,7 +233,14 @@ func (s *Service) authenticate(ctx context.Context, c Credentials) (Principal, e
 	if len(ms) == 0 {
 		return Principal{}, ErrInvalidCredentials
 	}
-	return Principal{User: u, Organization: ms[0].Organization, Role: ms[0].Role}, nil
+	p := Principal{User: u, Organization: ms[0].Organization, Role: ms[0].Role}
+	if err := s.secondFactor(ctx, u, c.OTP, c.RecoveryCode); err != nil {
+		if errors.Is(err, ErrSecondFactorRequired) {
+			return Principal{User: u}, err // Login turns it into a pending sign-in
+		}
+		return Principal{}, err
+	}
+	return p, nil
 }
 
 // Session resolves a session secret from a cookie, enforcing idle and absolute expiry.
@@ -300,38 +330,30 @@ func (s *Service) Logout(ctx context.Context, p Principal) error {
 	return s.db.DeleteSession(ctx, p.SessionHash)
 }
 
-// ChangePassword replaces the principal's password after checking the current
-// one, and ends every other session of the user (API tokens stay: they are
-// listed and revoked on their own). Repeated wrong current passwords are
-// throttled (ThrottledError).
-func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string) error {
+// ChangePassword replaces the principal's password after checking the
+// current one. Every other session of the user ends and every API token of
+// the user is revoked, in every organization, except the session or token
+// making the change: a leaked password may have opened those sessions and
+// minted those tokens. It returns what was revoked. Repeated wrong current
+// passwords are throttled (ThrottledError).
+func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string) (store.Revoked, error) {
 	if current == "" {
-		return &FieldError{"current_password", "is required"}
+		return store.Revoked{}, &FieldError{"current_password", "is required"}
 	}
-	u, err := s.db.UserByID(ctx, p.User.ID)
-	if err != nil {
-		return err
+	if err := s.checkPassword(ctx, p.User.ID, "current_password", current); err != nil {
+		return store.Revoked{}, err
 	}
-	// A stolen session must not become a password oracle.
-	key := "change-password:" + u.ID
-	if wait := s.throttle.begin(s.now(), key); wait > 0 {
-		return &ThrottledError{RetryAfter: wait}
-	}
-	if !passwordMatches(u.PasswordHash, current) {
-		return &FieldError{"current_password", "is not your current password"}
-	}
-	s.throttle.succeeded([]string{key})
-	if reason := CheckPasswordPolicy(next, u.Email); reason != "" {
-		return &FieldError{"new_password", reason}
+	if reason := CheckPasswordPolicy(next, p.User.Email); reason != "" {
+		return store.Revoked{}, &FieldError{"new_password", reason}
 	}
 	if next == current {
-		return &FieldError{"new_password", "must differ from the current password"}
+		return store.Revoked{}, &FieldError{"new_password", "must differ from the current password"}
 	}
 	hash, err := hashPassword(next)
 	if err != nil {
-		return err
+		return store.Revoked{}, err
 	}
-	return s.db.SetPassword(ctx, s.now(), u.ID, hash, p.SessionHash)
+	return s.db.SetPassword(ctx, s.now(), p.User.ID, hash, keepOf(p))
 }
 
 // TokenPrefix starts every API token, so leaked tokens are easy to scan for.
@@ -419,3 +441,6 @@ func hashSecret(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])
 }
+
+// Now is the service's clock, for answers that say how long to wait.
+func (s *Service) Now() time.Time { return s.now() }

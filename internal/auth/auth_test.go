@@ -192,13 +192,13 @@ func TestChangePasswordEndsOtherSessions(t *testing.T) {
 	other, _, _ := s.Login(ctx, Credentials{Email: "owner@example.com", Password: ownerPassword})
 	p, _ := s.Session(ctx, mine)
 
-	if err := s.ChangePassword(ctx, p, "wrong current!", "a new long passphrase"); fieldOf(err) != "current_password" {
+	if _, err := s.ChangePassword(ctx, p, "wrong current!", "a new long passphrase"); fieldOf(err) != "current_password" {
 		t.Fatalf("wrong current password: %v", err)
 	}
-	if err := s.ChangePassword(ctx, p, ownerPassword, "short"); fieldOf(err) != "new_password" {
+	if _, err := s.ChangePassword(ctx, p, ownerPassword, "short"); fieldOf(err) != "new_password" {
 		t.Fatalf("weak new password: %v", err)
 	}
-	if err := s.ChangePassword(ctx, p, ownerPassword, "a new long passphrase"); err != nil {
+	if _, err := s.ChangePassword(ctx, p, ownerPassword, "a new long passphrase"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Session(ctx, mine); err != nil {
@@ -265,13 +265,13 @@ func TestChangePasswordIsThrottled(t *testing.T) {
 	ctx := context.Background()
 	_, p, _ := s.Login(ctx, Credentials{Email: "owner@example.com", Password: ownerPassword})
 	for range 5 {
-		if err := s.ChangePassword(ctx, p, "guess guess guess", "a new long passphrase"); fieldOf(err) != "current_password" {
+		if _, err := s.ChangePassword(ctx, p, "guess guess guess", "a new long passphrase"); fieldOf(err) != "current_password" {
 			t.Fatalf("wrong current password: %v", err)
 		}
 	}
 	s.ChangePassword(ctx, p, "guess guess guess", "a new long passphrase")
 	var th *ThrottledError
-	if err := s.ChangePassword(ctx, p, ownerPassword, "a new long passphrase"); !errors.As(err, &th) {
+	if _, err := s.ChangePassword(ctx, p, ownerPassword, "a new long passphrase"); !errors.As(err, &th) {
 		t.Fatalf("after 6 wrong guesses: %v, want ThrottledError", err)
 	}
 }

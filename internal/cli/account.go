@@ -60,15 +60,19 @@ func loginCmd() *cobra.Command {
 		flags             clientFlags
 		email, expires    string
 		passwordFromStdin bool
+		second            secondFactorFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "login",
 		Short: "Log in to a Berth server and remember it for later commands",
 		Long: "Log in with your email and password. The server issues an API token named cli@<hostname>,\n" +
 			"which is stored with the server's address in $BERTH_CLI_CONFIG, else\n" +
-			"$XDG_CONFIG_HOME/berth/cli.json (~/.config/berth/cli.json), readable only by you.",
+			"$XDG_CONFIG_HOME/berth/cli.json (~/.config/berth/cli.json), readable only by you.\n\n" +
+			"For an account with two-factor login, berth login asks for the code of your authenticator\n" +
+			"app when the server wants one; scripts pass it with --otp (or --recovery-code).",
 		Example: "  berth login --server https://berth.example.com --email ada@example.com\n" +
-			"  echo \"$PASSWORD\" | berth login --server https://berth.example.com --email ada@example.com --password-stdin",
+			"  echo \"$PASSWORD\" | berth login --server https://berth.example.com --email ada@example.com --password-stdin\n" +
+			"  echo \"$PASSWORD\" | berth login --email ada@example.com --password-stdin --otp 123456",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkExpires(expires); err != nil {
@@ -89,9 +93,22 @@ func loginCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tok, err := NewClient(t.server, "").TokenLogin(cmd.Context(), api.TokenLoginRequest{
+			req := api.TokenLoginRequest{
 				Email: email, Password: pw, Name: tokenName(), ExpiresIn: expires,
-			})
+				SecondFactor: api.SecondFactor{OTP: second.otp, RecoveryCode: second.recovery},
+			}
+			tok, err := NewClient(t.server, "").TokenLogin(cmd.Context(), req)
+			var problem *ProblemError
+			if errors.As(err, &problem) && problem.Type == api.ProblemOTPRequired {
+				// The password was right; ask for the second factor and repeat.
+				if req.OTP, err = promptCode(cmd, "Authentication code (or a recovery code): "); err != nil {
+					return err
+				}
+				if looksLikeRecoveryCode(req.OTP) {
+					req.OTP, req.RecoveryCode = "", req.OTP
+				}
+				tok, err = NewClient(t.server, "").TokenLogin(cmd.Context(), req)
+			}
 			if err != nil {
 				return err
 			}
@@ -114,6 +131,7 @@ func loginCmd() *cobra.Command {
 	cmd.Flags().StringVar(&email, "email", "", "your email address (default: the one you last logged in with)")
 	cmd.Flags().BoolVar(&passwordFromStdin, "password-stdin", false, "read the password from stdin")
 	cmd.Flags().StringVar(&expires, "expires", "", "lifetime of the login, e.g. 24h or 30d (default: until logout)")
+	second.bind(cmd)
 	return cmd
 }
 

@@ -23,7 +23,7 @@ import (
 // AddCommands adds the client commands to root.
 func AddCommands(root *cobra.Command) {
 	root.AddCommand(setupCmd(), loginCmd(), logoutCmd(), whoamiCmd(), tokenCmd(),
-		projectCmd(), envCmd(), appCmd(), logsCmd(), registryCmd(), domainCmd(), auditCmd())
+		projectCmd(), envCmd(), appCmd(), logsCmd(), registryCmd(), domainCmd(), auditCmd(), accountCmd())
 }
 
 // defaultServer is where setup and login look when nothing else says: a

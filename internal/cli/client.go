@@ -45,6 +45,7 @@ func NewClient(server, token string) *Client {
 // ProblemError is an RFC 9457 problem answered by the server.
 type ProblemError struct {
 	Status int
+	Type   string // the problem type URI, e.g. api.ProblemOTPRequired
 	Detail string
 	Fields []FieldProblem
 }
@@ -130,11 +131,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	case res.StatusCode >= 400:
 		p := &ProblemError{Status: res.StatusCode}
 		var doc struct {
+			Type   string         `json:"type"`
 			Detail string         `json:"detail"`
 			Errors []FieldProblem `json:"errors"`
 		}
 		if json.Unmarshal(b, &doc) == nil {
-			p.Detail, p.Fields = doc.Detail, doc.Errors
+			p.Type, p.Detail, p.Fields = doc.Type, doc.Detail, doc.Errors
 		}
 		return p
 	}
@@ -151,6 +153,36 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 func (c *Client) Setup(ctx context.Context, in api.SetupRequest) (api.SetupResult, error) {
 	var out api.SetupResult
 	return out, c.do(ctx, http.MethodPost, api.Prefix+"/setup", in, &out)
+}
+
+// TwoFactor is the caller's two-factor status.
+func (c *Client) TwoFactor(ctx context.Context) (api.TwoFactorStatus, error) {
+	var out api.TwoFactorStatus
+	return out, c.do(ctx, http.MethodGet, api.Prefix+"/me/two-factor", nil, &out)
+}
+
+// EnrolTwoFactor starts two-factor enrolment.
+func (c *Client) EnrolTwoFactor(ctx context.Context) (api.TwoFactorEnrolment, error) {
+	var out api.TwoFactorEnrolment
+	return out, c.do(ctx, http.MethodPost, api.Prefix+"/me/two-factor", nil, &out)
+}
+
+// ConfirmTwoFactor completes enrolment and returns the recovery codes.
+func (c *Client) ConfirmTwoFactor(ctx context.Context, otp string) (api.RecoveryCodes, error) {
+	var out api.RecoveryCodes
+	return out, c.do(ctx, http.MethodPost, api.Prefix+"/me/two-factor/confirm", api.ConfirmTwoFactorRequest{OTP: otp}, &out)
+}
+
+// DisableTwoFactor turns two-factor login off.
+func (c *Client) DisableTwoFactor(ctx context.Context, in api.DisableTwoFactorRequest) (api.CredentialsChanged, error) {
+	var out api.CredentialsChanged
+	return out, c.do(ctx, http.MethodPost, api.Prefix+"/me/two-factor/disable", in, &out)
+}
+
+// RegenerateRecoveryCodes replaces the recovery codes.
+func (c *Client) RegenerateRecoveryCodes(ctx context.Context, in api.SecondFactorRequest) (api.RecoveryCodes, error) {
+	var out api.RecoveryCodes
+	return out, c.do(ctx, http.MethodPost, api.Prefix+"/me/two-factor/recovery-codes", in, &out)
 }
 
 // TokenLogin signs in with a password and issues an API token.

@@ -65,7 +65,7 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyrin
 	}
 	// Run refuses to start with a provider that does not build.
 	apps.WithWildcards(cfg.ACMEDNSProvider != "")
-	s.auth = auth.New(db, auth.Options{SessionIdle: cfg.SessionIdle, SessionLifetime: cfg.SessionLifetime})
+	s.auth = auth.New(db, auth.Options{SessionIdle: cfg.SessionIdle, SessionLifetime: cfg.SessionLifetime, Keys: keys})
 	secure := len(cfg.PublicURL) > 8 && cfg.PublicURL[:8] == "https://"
 	setupAllowed := func(r *http.Request) bool { return auth.SetupAllowed(r, cfg.PublicURL) }
 

@@ -113,16 +113,24 @@ func (db *DB) UserByID(ctx context.Context, id string) (User, error) {
 	return scanUser(db.q().row(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
 }
 
-// SetPassword replaces a user's password hash and ends every session of the
-// user except keepSession (the one that made the change; "" ends all).
-func (db *DB) SetPassword(ctx context.Context, now time.Time, userID, hash, keepSession string) error {
-	return db.inTx(ctx, func(x q) error {
+// SetPassword replaces a user's password hash, ends every session of the
+// user and revokes every API token of the user, except the credential in
+// keep (the one that made the change): a leaked password may have been used
+// to open those sessions and mint those tokens.
+func (db *DB) SetPassword(ctx context.Context, now time.Time, userID, hash string, keep Keep) (Revoked, error) {
+	var r Revoked
+	err := db.inTx(ctx, func(x q) error {
 		if err := x.execOne(ctx, `UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?`, hash, millis(now), userID); err != nil {
 			return err
 		}
-		_, err := x.exec(ctx, `DELETE FROM sessions WHERE user_id = ? AND id_hash <> ?`, userID, keepSession)
+		if _, err := x.exec(ctx, `DELETE FROM pending_logins WHERE user_id = ?`, userID); err != nil {
+			return err
+		}
+		var err error
+		r, err = revokeOthers(ctx, x, now, userID, keep)
 		return err
 	})
+	return r, err
 }
 
 // Memberships lists the organizations a user belongs to, oldest first.

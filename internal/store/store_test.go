@@ -128,8 +128,8 @@ func TestSessionsAndPasswordChange(t *testing.T) {
 		if err := db.TouchSession(ctx, "b", now.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.SetPassword(ctx, now, u.ID, "new-hash", "a"); err != nil {
-			t.Fatal(err)
+		if r, err := db.SetPassword(ctx, now, u.ID, "new-hash", Keep{SessionHash: "a"}); err != nil || r.Sessions != 2 {
+			t.Fatalf("SetPassword = %+v, %v; want 2 sessions ended", r, err)
 		}
 		if _, err := db.SessionByHash(ctx, "a"); err != nil {
 			t.Errorf("kept session: %v", err)

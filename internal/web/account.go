@@ -13,9 +13,10 @@ import (
 
 type accountView struct {
 	Layout
-	Profile  profileView
-	Password passwordForm
-	Tokens   tokensView
+	Profile   profileView
+	Password  passwordForm
+	TwoFactor twoFactorView
+	Tokens    tokensView
 }
 
 type profileView struct {
@@ -98,6 +99,11 @@ func (u *ui) accountView(r *http.Request, p auth.Principal) (accountView, error)
 		},
 		Password: newPasswordForm(p.CSRFToken),
 	}
+	tf, err := u.twoFactorView(r, p)
+	if err != nil {
+		return v, err
+	}
+	v.TwoFactor = tf
 	t, err := u.tokensView(r, p)
 	v.Tokens = t
 	return v, err
@@ -127,8 +133,9 @@ func tokenRowOf(t store.APIToken, now time.Time) tokenRow {
 // accountNotices are the messages a redirect back to /account can ask for;
 // a fixed set, so the query string cannot put arbitrary text on the page.
 var accountNotices = map[string]Notice{
-	"password-changed": {Tone: "ok", Title: "Password changed", Message: "Your other sessions have been signed out. This one stays signed in."},
-	"token-revoked":    {Tone: "ok", Message: "Token revoked. Clients using it can no longer reach the API."},
+	"password-changed":    {Tone: "ok", Title: "Password changed", Message: "Your other sessions have been signed out and your API tokens revoked, since a leaked password may have opened or minted them. This session stays signed in; create new tokens (or run berth login) where you need them."},
+	"token-revoked":       {Tone: "ok", Message: "Token revoked. Clients using it can no longer reach the API."},
+	"two-factor-disabled": {Tone: "ok", Title: "Two-factor login is off", Message: "Your other sessions have been signed out and your API tokens revoked. This session stays signed in."},
 }
 
 func (u *ui) account(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -162,7 +169,7 @@ func (u *ui) changePassword(w http.ResponseWriter, r *http.Request, p auth.Princ
 	// Only a form that passes every local check reaches the service, so a
 	// mistyped confirmation never changes the password.
 	if len(errs) == 0 {
-		err := u.d.Auth.ChangePassword(r.Context(), p, current, next)
+		_, err := u.d.Auth.ChangePassword(r.Context(), p, current, next)
 		if err == nil {
 			http.Redirect(w, r, "/account?notice=password-changed", http.StatusSeeOther)
 			return

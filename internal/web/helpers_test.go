@@ -125,8 +125,6 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	}
 	t.Cleanup(func() { db.Close() })
 	e := &testEnv{t: t, db: db, engine: &fakeEngine{status: healthyStatus()}, releases: newFakeReleases(), logs: &strings.Builder{}}
-	e.auth = auth.New(db, auth.Options{Now: e.now})
-	e.setup.Store(true)
 	key, err := secrets.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +133,8 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.auth = auth.New(db, auth.Options{Now: e.now, Keys: keys})
+	e.setup.Store(true)
 	e.deploys = deploy.NewEngine(db, e.releases, keys, slog.New(slog.DiscardHandler), deploy.Options{PollInterval: 10 * time.Millisecond, ProblemGrace: 200 * time.Millisecond, HealthTimeout: 10 * time.Second})
 	e.apps = deploy.NewManager(db, keys, e.releases, e.deploys)
 	d := Deps{

@@ -156,6 +156,10 @@ type loginView struct {
 	FormError string
 	Email     Field
 	Password  Field
+	// Pending is set on the second step: the token of the sign-in whose
+	// password was right, sent back with the code (never the password).
+	Pending string
+	Code    Field
 }
 
 func newLoginView(l Layout) loginView {
@@ -213,12 +217,18 @@ func (u *ui) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		Email: v.Email.Value, Password: r.PostFormValue("password"), ClientIP: auth.ClientIP(r), UserAgent: r.UserAgent(),
 	})
 	var throttled *auth.ThrottledError
+	var pending *auth.PendingLoginError
+	var locked *auth.SecondFactorLockedError
 	errs := fieldErrors{}
 	switch {
 	case err == nil:
 		auth.SetSessionCookie(w, secret, u.d.SecureCookies, u.d.SessionLifetime)
 		http.Redirect(w, r, v.Next, http.StatusSeeOther)
 		return
+	case errors.As(err, &pending):
+		u.renderSecondStep(w, r, v, pending.Token, http.StatusOK)
+	case errors.As(err, &locked):
+		u.renderLocked(w, r, v, locked)
 	case addFieldError(errs, err):
 		errs.apply(&v.Email, &v.Password)
 		u.render(w, r, http.StatusUnprocessableEntity, "login", v)

@@ -66,6 +66,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.HandleFunc("POST /setup", u.recordSignIn(u.setupSubmit))
 	mux.HandleFunc("GET /login", u.loginForm)
 	mux.HandleFunc("POST /login", u.recordSignIn(u.loginSubmit))
+	mux.HandleFunc("POST /login/two-factor", u.recordSecondStep(u.loginSecondStep))
 	mux.HandleFunc("POST /logout", u.signedIn(u.logout))
 
 	mux.HandleFunc("GET /{$}", u.signedIn(u.dashboard))
@@ -77,6 +78,10 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.HandleFunc("GET /account", u.signedIn(u.account))
 	mux.HandleFunc("POST /account/password", u.signedIn(u.changePassword))
 	mux.HandleFunc("POST /account/tokens", u.signedIn(u.createToken))
+	mux.HandleFunc("POST /account/two-factor", u.signedIn(u.startTwoFactor))
+	mux.HandleFunc("POST /account/two-factor/confirm", u.signedIn(u.confirmTwoFactor))
+	mux.HandleFunc("POST /account/two-factor/disable", u.signedIn(u.disableTwoFactor))
+	mux.HandleFunc("POST /account/two-factor/recovery-codes", u.signedIn(u.regenerateRecoveryCodes))
 	mux.HandleFunc("POST /account/tokens/{id}/revoke", u.signedIn(u.revokeToken))
 	mux.HandleFunc("GET /api/docs", u.signedIn(u.apiDocs))
 
