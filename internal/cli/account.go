@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"text/tabwriter"
 
@@ -191,33 +193,20 @@ func logoutCmd() *cobra.Command {
 }
 
 func whoamiCmd() *cobra.Command {
-	var (
-		flags  clientFlags
-		output outputFlag
-	)
-	cmd := &cobra.Command{
-		Use:   "whoami",
-		Short: "Show who you are logged in as, and where",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := output.check(); err != nil {
-				return err
-			}
-			t, err := flags.resolve(true)
-			if err != nil {
-				return err
-			}
-			me, err := t.client().Me(cmd.Context())
-			if err != nil {
-				return t.authErr(err)
-			}
-			if output.json() {
-				return writeJSON(cmd.OutOrStdout(), struct {
-					api.Me
-					Server string `json:"server"`
-				}{me, t.server})
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	return showVerb[api.Me]{
+		use: "whoami", short: "Show who you are logged in as, and where",
+		fetch: func(ctx context.Context, t *target) (api.Me, error) {
+			me, err := t.client().Me(ctx)
+			return me, t.authErr(err)
+		},
+		doc: func(me api.Me, t *target) any {
+			return struct {
+				api.Me
+				Server string `json:"server"`
+			}{me, t.server}
+		},
+		print: func(out io.Writer, me api.Me, t *target) error {
+			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(w, "email\t%s\n", me.User.Email)
 			fmt.Fprintf(w, "name\t%s\n", me.User.Name)
 			fmt.Fprintf(w, "organization\t%s\n", me.Organization.Name)
@@ -225,8 +214,5 @@ func whoamiCmd() *cobra.Command {
 			fmt.Fprintf(w, "server\t%s\n", t.server)
 			return w.Flush()
 		},
-	}
-	flags.bind(cmd)
-	output.bind(cmd)
-	return cmd
+	}.command()
 }

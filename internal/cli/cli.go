@@ -250,6 +250,52 @@ func (l listVerb[T]) command() *cobra.Command {
 	return cmd
 }
 
+// showVerb describes a verb that fetches one document from the server and
+// prints it as text, or with -o json as the document.
+type showVerb[T any] struct {
+	use, short string
+	// fetch returns the document, its errors already worded for users.
+	fetch func(ctx context.Context, t *target) (T, error)
+	// doc is what -o json prints; nil prints the document itself.
+	doc   func(v T, t *target) any
+	print func(w io.Writer, v T, t *target) error
+}
+
+func (s showVerb[T]) command() *cobra.Command {
+	var (
+		flags  clientFlags
+		output outputFlag
+	)
+	cmd := &cobra.Command{
+		Use:   s.use,
+		Short: s.short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := output.check(); err != nil {
+				return err
+			}
+			t, err := flags.resolve(true)
+			if err != nil {
+				return err
+			}
+			v, err := s.fetch(cmd.Context(), t)
+			if err != nil {
+				return err
+			}
+			if output.json() {
+				if s.doc == nil {
+					return writeJSON(cmd.OutOrStdout(), v)
+				}
+				return writeJSON(cmd.OutOrStdout(), s.doc(v, t))
+			}
+			return s.print(cmd.OutOrStdout(), v, t)
+		},
+	}
+	flags.bind(cmd)
+	output.bind(cmd)
+	return cmd
+}
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -631,35 +632,14 @@ func domainCertCmd() *cobra.Command {
 // ProxyStatusCmd is `berth proxy status`; cmd/berth hangs it under the
 // `berth proxy` command, which runs the proxy itself.
 func ProxyStatusCmd() *cobra.Command {
-	var (
-		flags  clientFlags
-		output outputFlag
-	)
-	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show the edge proxy: replicas, routing table version, certificates",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := output.check(); err != nil {
-				return err
-			}
-			t, err := flags.resolve(true)
-			if err != nil {
-				return err
-			}
-			st, err := t.client().ProxyStatus(cmd.Context())
-			if err != nil {
-				return t.authErr(err)
-			}
-			if output.json() {
-				return writeJSON(cmd.OutOrStdout(), st)
-			}
-			return printProxyStatus(cmd, st)
+	return showVerb[edge.ProxyStatus]{
+		use: "status", short: "Show the edge proxy: replicas, routing table version, certificates",
+		fetch: func(ctx context.Context, t *target) (edge.ProxyStatus, error) {
+			st, err := t.client().ProxyStatus(ctx)
+			return st, t.authErr(err)
 		},
-	}
-	flags.bind(cmd)
-	output.bind(cmd)
-	return cmd
+		print: func(w io.Writer, st edge.ProxyStatus, _ *target) error { return printProxyStatus(w, st) },
+	}.command()
 }
 
 // holders says where the listener holder runs: "vm running", or why not.
@@ -678,8 +658,7 @@ func holders(ls []orchestrator.ProxyReplica) string {
 	return strings.Join(parts, ", ")
 }
 
-func printProxyStatus(cmd *cobra.Command, st edge.ProxyStatus) error {
-	out := cmd.OutOrStdout()
+func printProxyStatus(out io.Writer, st edge.ProxyStatus) error {
 	if !st.Enabled {
 		fmt.Fprintln(out, "The edge proxy is disabled on this server (berth server --proxy=false).")
 	} else {

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -81,43 +83,27 @@ func accountCmd() *cobra.Command {
 }
 
 func twoFactorStatusCmd() *cobra.Command {
-	var (
-		flags  clientFlags
-		output outputFlag
-	)
-	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show whether two-factor login is on, and how many recovery codes are left",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := output.check(); err != nil {
-				return err
-			}
-			t, err := flags.resolve(true)
+	return showVerb[api.TwoFactorStatus]{
+		use: "status", short: "Show whether two-factor login is on, and how many recovery codes are left",
+		fetch: func(ctx context.Context, t *target) (api.TwoFactorStatus, error) {
+			st, err := t.client().TwoFactor(ctx)
 			if err != nil {
-				return err
+				return st, twoFactorErr(t, err)
 			}
-			st, err := t.client().TwoFactor(cmd.Context())
-			if err != nil {
-				return twoFactorErr(t, err)
-			}
-			if output.json() {
-				return writeJSON(cmd.OutOrStdout(), st)
-			}
+			return st, nil
+		},
+		print: func(w io.Writer, st api.TwoFactorStatus, _ *target) error {
 			switch {
 			case st.Enabled:
-				fmt.Fprintf(cmd.OutOrStdout(), "Two-factor login is on; %d recovery codes left.\n", st.RecoveryCodesLeft)
+				fmt.Fprintf(w, "Two-factor login is on; %d recovery codes left.\n", st.RecoveryCodesLeft)
 			case st.Pending:
-				fmt.Fprintln(cmd.OutOrStdout(), "Two-factor login is off; an enrolment waits for its code (berth account 2fa enable --otp CODE).")
+				fmt.Fprintln(w, "Two-factor login is off; an enrolment waits for its code (berth account 2fa enable --otp CODE).")
 			default:
-				fmt.Fprintln(cmd.OutOrStdout(), "Two-factor login is off (berth account 2fa enable).")
+				fmt.Fprintln(w, "Two-factor login is off (berth account 2fa enable).")
 			}
 			return nil
 		},
-	}
-	flags.bind(cmd)
-	output.bind(cmd)
-	return cmd
+	}.command()
 }
 
 func twoFactorEnableCmd() *cobra.Command {
