@@ -303,7 +303,9 @@ func (e *Engine) ensureOverlay(ctx context.Context, name, subnet string, labels 
 		if n.Name != name {
 			continue
 		}
-		if n.Driver != "overlay" || !n.Attachable {
+		// A swarm network the managers have not allocated yet (just
+		// created, here or concurrently) is listed without its driver.
+		if n.Driver != "overlay" && n.Driver != "" || !n.Attachable {
 			return false, fmt.Errorf("%w: network %q exists with driver %q, attachable=%t; Berth needs an attachable overlay network: remove it (`docker network rm %s`) or use another network name",
 				orchestrator.ErrNetworkConflict, name, n.Driver, n.Attachable, name)
 		}
