@@ -481,13 +481,22 @@ func (e *Engine) EnsureProxy(ctx context.Context, s orchestrator.ProxySpec) erro
 	if err != nil {
 		return err
 	}
+	// Nothing is created for a proxy that cannot be: a foreign service of
+	// its name, no edge network.
+	if svc, err := e.inspectService(ctx, s.Name); err != nil {
+		return err
+	} else if svc != nil {
+		if err := ownProxy(svc, s.InstallID); err != nil {
+			return err
+		}
+	}
+	if err := e.requireNetwork(ctx, e.edgeNetwork()); err != nil {
+		return err
+	}
 	if _, err := e.ensureProxyService(ctx, &holder, s.InstallID, nil); err != nil {
 		return err
 	}
 	svc, err := e.ensureProxyService(ctx, &spec, s.InstallID, func() error {
-		if err := e.requireNetwork(ctx, e.edgeNetwork()); err != nil {
-			return err
-		}
 		secretID, err := e.ensureProxySecret(ctx, s)
 		spec.TaskTemplate.ContainerSpec.Secrets[0].SecretID = secretID
 		return err

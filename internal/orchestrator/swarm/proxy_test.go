@@ -903,6 +903,10 @@ func TestProxyRefusesForeignService(t *testing.T) {
 	if got := env.secretNames(t, name); len(got) != 0 {
 		t.Errorf("secrets created for a refused proxy: %v", got)
 	}
+	if _, ok := env.service(t, listenerServiceName(name)); ok {
+		env.docker.ServiceRemove(context.Background(), listenerServiceName(name))
+		t.Errorf("a listener holder was created for a refused proxy")
+	}
 }
 
 // Without the edge network, EnsureProxy says so and creates nothing.
@@ -919,9 +923,11 @@ func TestProxyRequiresEdgeNetwork(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "berth-test-missing-"+env.id) {
 		t.Errorf("err = %v, want one naming the missing network", err)
 	}
-	if _, ok := env.service(t, s.Name); ok {
-		t.Errorf("service %s created without its network", s.Name)
-		env.e.RemoveProxy(ctx(t), s.Name, false)
+	for _, name := range []string{s.Name, listenerServiceName(s.Name)} {
+		if _, ok := env.service(t, name); ok {
+			t.Errorf("service %s created without its network", name)
+			env.e.RemoveProxy(ctx(t), s.Name, false)
+		}
 	}
 	if got := env.secretNames(t, s.Name); len(got) != 0 {
 		t.Errorf("secrets created without the network: %v", got)
