@@ -64,19 +64,11 @@ type bitbucketPush struct {
 // "diagnostics:ping" is what Bitbucket Data Center's "Test connection"
 // sends and is answered as one. Push payloads never list changed files.
 func parseBitbucket(h http.Header, body []byte) ([]Event, error) {
-	name, err := headerValue(h, headerBitbucketEvent, false)
+	base, doc, err := delivery(Bitbucket, h, body, headerBitbucketEvent, headerBitbucketDelivery, false)
 	if err != nil {
 		return nil, err
 	}
-	id, err := headerValue(h, headerBitbucketDelivery, false)
-	if err != nil {
-		return nil, err
-	}
-	doc, err := payloadJSON(h, body)
-	if err != nil {
-		return nil, err
-	}
-	base := Event{Provider: Bitbucket, Name: name, DeliveryID: id}
+	name := base.Name
 
 	if name != "repo:push" {
 		var other struct {

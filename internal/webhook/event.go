@@ -139,6 +139,25 @@ func headerValue(h http.Header, name string, allowSpace bool) (string, error) {
 	return v, nil
 }
 
+// delivery reads what every provider's delivery starts with: the event
+// name and delivery id headers (eventSpaces: the name may hold spaces, as
+// GitLab's "Push Hook"), and the JSON payload.
+func delivery(p Provider, h http.Header, body []byte, eventHeader, idHeader string, eventSpaces bool) (Event, []byte, error) {
+	name, err := headerValue(h, eventHeader, eventSpaces)
+	if err != nil {
+		return Event{}, nil, err
+	}
+	id, err := headerValue(h, idHeader, false)
+	if err != nil {
+		return Event{}, nil, err
+	}
+	doc, err := payloadJSON(h, body)
+	if err != nil {
+		return Event{}, nil, err
+	}
+	return Event{Provider: p, Name: name, DeliveryID: id}, doc, nil
+}
+
 // payloadJSON returns the JSON document of a delivery. GitHub and Gitea can
 // also be set to post application/x-www-form-urlencoded with the JSON in a
 // "payload" field; the signature covers the form body, so Verify is

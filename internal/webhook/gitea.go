@@ -17,19 +17,11 @@ type giteaPush struct {
 // counts all of them in total_commits (sent since Gitea 1.18); without the
 // count the list is treated as possibly truncated.
 func parseGitea(h http.Header, body []byte) ([]Event, error) {
-	name, err := headerValue(h, headerGiteaEvent, false)
+	base, doc, err := delivery(Gitea, h, body, headerGiteaEvent, headerGiteaDelivery, false)
 	if err != nil {
 		return nil, err
 	}
-	id, err := headerValue(h, headerGiteaDelivery, false)
-	if err != nil {
-		return nil, err
-	}
-	doc, err := payloadJSON(h, body)
-	if err != nil {
-		return nil, err
-	}
-	base := Event{Provider: Gitea, Name: name, DeliveryID: id}
+	name := base.Name
 
 	if name != "push" {
 		var other struct {

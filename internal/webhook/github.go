@@ -63,19 +63,11 @@ type githubPush struct {
 }
 
 func parseGitHub(h http.Header, body []byte) ([]Event, error) {
-	name, err := headerValue(h, headerGitHubEvent, false)
+	base, doc, err := delivery(GitHub, h, body, headerGitHubEvent, headerGitHubDelivery, false)
 	if err != nil {
 		return nil, err
 	}
-	id, err := headerValue(h, headerGitHubDelivery, false)
-	if err != nil {
-		return nil, err
-	}
-	doc, err := payloadJSON(h, body)
-	if err != nil {
-		return nil, err
-	}
-	base := Event{Provider: GitHub, Name: name, DeliveryID: id}
+	name := base.Name
 
 	switch name {
 	case "ping":

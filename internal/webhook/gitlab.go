@@ -43,10 +43,6 @@ type gitlabPush struct {
 // nothing marking it as a test, so it is parsed (and may deploy) like a
 // real push.
 func parseGitLab(h http.Header, body []byte) ([]Event, error) {
-	name, err := headerValue(h, headerGitLabEvent, true)
-	if err != nil {
-		return nil, err
-	}
 	// Idempotency-Key stays the same when GitLab retries a delivery;
 	// X-Gitlab-Event-UUID is older (GitLab before 17.x sends only it).
 	idHeader := headerIdempotencyKey
@@ -56,15 +52,11 @@ func parseGitLab(h http.Header, body []byte) ([]Event, error) {
 			return nil, malformed("neither %s nor %s header is set", headerIdempotencyKey, headerGitLabEventUUID)
 		}
 	}
-	id, err := headerValue(h, idHeader, false)
+	base, doc, err := delivery(GitLab, h, body, headerGitLabEvent, idHeader, true)
 	if err != nil {
 		return nil, err
 	}
-	doc, err := payloadJSON(h, body)
-	if err != nil {
-		return nil, err
-	}
-	base := Event{Provider: GitLab, Name: name, DeliveryID: id}
+	name := base.Name
 
 	if name != "Push Hook" && name != "Tag Push Hook" {
 		var other struct {
