@@ -176,6 +176,9 @@ else
 	pgsu -c "CREATE ROLE $PG_ROLE WITH LOGIN CREATEDB PASSWORD '$PG_PASSWORD'"
 	log "postgresql: role $PG_ROLE created"
 fi
+# Each test drops its database WITH (FORCE); an autovacuum worker connected
+# to it at that moment can only be ended by a member of pg_signal_backend.
+pgsu -c "GRANT pg_signal_backend TO $PG_ROLE"
 if [ "$(pgsu -c "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" = 1 ]; then
 	pgsu -c "ALTER DATABASE $PG_DB OWNER TO $PG_ROLE"
 	log "postgresql: database $PG_DB present"
