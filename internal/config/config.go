@@ -49,6 +49,10 @@ type Config struct {
 	ACMEDNSProvider string
 	// ACMEDNSSettings holds the DNS provider's credentials: never log it.
 	ACMEDNSSettings string
+	BuildTimeout    time.Duration
+	BuildKeepImages int
+	BuildCacheMax   int
+	GitCAFile       string
 }
 
 // Option is one configuration setting: a flag --Name, an environment variable
@@ -121,6 +125,10 @@ func (c *Config) Options(fs *pflag.FlagSet) []Option {
 	str(&c.ACMEEABHMACKey, "acme-eab-hmac", "", "external account binding HMAC key (base64url)")
 	str(&c.ACMEDNSProvider, "acme-dns-provider", "", "DNS provider for DNS-01 validation, which wildcard domains need: rfc2136 or cloudflare; empty turns wildcards off")
 	str(&c.ACMEDNSSettings, "acme-dns-settings", "", "the DNS provider's settings as key=value pairs separated by commas, e.g. nameserver=ns1.example.com:53,tsig_key=berth.,tsig_secret=… (secret; never logged)")
+	dur(&c.BuildTimeout, "build-timeout", 30*time.Minute, "a build running longer is stopped and fails")
+	num(&c.BuildKeepImages, "build-keep-images", 5, "built images kept per app (older ones are removed unless a release uses them)")
+	num(&c.BuildCacheMax, "build-cache-max-mb", 10240, "the Docker build cache is pruned when it grows above this many MB")
+	str(&c.GitCAFile, "git-ca-file", "", "PEM file of extra CA certificates to trust for git over HTTPS (a private git server)")
 	return opts
 }
 

@@ -105,6 +105,8 @@ type Manager struct {
 	reservedHost string
 	// wildcards allows wildcard domains (a DNS-01 provider is configured).
 	wildcards bool
+	// builds builds git-sourced apps; nil when this server does not build.
+	builds *BuildConfig
 }
 
 // WithWildcards allows wildcard domains (*.example.com) with HTTPS: their
@@ -577,6 +579,11 @@ func (m *Manager) Deploy(ctx context.Context, p auth.Principal, ref AppRef, in D
 	if err != nil {
 		return store.Deployment{}, err
 	}
+	if _, err := m.db.AppSource(ctx, p.Organization.ID, l.App.ID); err == nil {
+		return store.Deployment{}, conflictf("app %s deploys from git: start a build (berth app deploy %s, or POST …/builds); restart and rollback reuse images already built", ref, ref)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return store.Deployment{}, err
+	}
 	spec, reason := l.App.Spec, "deploy"
 	if l.App.CurrentDeploymentID != "" {
 		reason = "redeploy"
@@ -600,15 +607,19 @@ func (m *Manager) Deploy(ctx context.Context, p auth.Principal, ref AppRef, in D
 }
 
 func (m *Manager) queue(ctx context.Context, p auth.Principal, a store.App, spec app.Spec, reason, rollbackOf string) (store.Deployment, error) {
+	return m.queueDeployment(ctx, a, store.Deployment{Reason: reason, Spec: spec, CreatedBy: p.User.Email, RollbackOf: rollbackOf})
+}
+
+// queueDeployment queues d of app a with a's environment resolved and sealed.
+func (m *Manager) queueDeployment(ctx context.Context, a store.App, d store.Deployment) (store.Deployment, error) {
 	vars, err := m.resolvedEnv(ctx, a)
 	if err != nil {
 		return store.Deployment{}, err
 	}
-	sealed, err := SealEnv(m.keys, a.ID, vars)
-	if err != nil {
+	if d.SealedEnv, err = SealEnv(m.keys, a.ID, vars); err != nil {
 		return store.Deployment{}, err
 	}
-	d := store.Deployment{OrganizationID: a.OrganizationID, AppID: a.ID, Reason: reason, Spec: spec, SealedEnv: sealed, Image: spec.Image, CreatedBy: p.User.Email, RollbackOf: rollbackOf}
+	d.OrganizationID, d.AppID, d.Image = a.OrganizationID, a.ID, d.Spec.Image
 	return m.enqueue(ctx, d)
 }
 

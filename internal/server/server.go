@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -25,12 +26,14 @@ import (
 	"github.com/berthpaas/berth/internal/config"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/edge"
+	"github.com/berthpaas/berth/internal/jobs"
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/orchestrator/swarm"
 	"github.com/berthpaas/berth/internal/secrets"
 	"github.com/berthpaas/berth/internal/store"
 	"github.com/berthpaas/berth/internal/version"
 	"github.com/berthpaas/berth/internal/web"
+	"github.com/docker/docker/client"
 )
 
 // Cluster is what the control plane drives: an engine that runs releases.
@@ -48,6 +51,7 @@ type Server struct {
 	engine  Cluster
 	auth    *auth.Service
 	deploys *deploy.Engine
+	apps    *deploy.Manager
 	router  *edge.Router
 	handler http.Handler
 }
@@ -60,6 +64,7 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyrin
 		return router.Status(ctx, engine, orgID)
 	}
 	apps := deploy.NewManager(db, keys, engine, s.deploys)
+	s.apps = apps
 	if host, _ := publicHost(cfg); host != "" {
 		apps.WithReservedHost(host)
 	}
@@ -183,6 +188,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	wg.Go(func() { router.RunCertificates(loops, acme) })
+	queue, err := s.startBuilds(loops)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		queue.Close(ctx)
+	}()
+	wg.Go(func() { s.sweepBuilds(loops) })
 	if host, https := publicHost(cfg); cfg.Proxy && host != "" {
 		if err := router.ServeControlPlane(ctx, host, https, s.Handler()); err != nil {
 			return err
@@ -218,6 +233,56 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// startBuilds opens the job queue on the store's database, registers the
+// build job and starts working it.
+func (s *Server) startBuilds(ctx context.Context) (*jobs.Queue, error) {
+	workers := jobs.NewWorkers()
+	if err := jobs.Register(workers, jobs.BuildKind(s.cfg.BuildTimeout), s.apps.RunBuild); err != nil {
+		return nil, err
+	}
+	queue, err := jobs.Open(ctx, s.db.SQL(), s.db.Dialect(), jobs.Options{Workers: workers, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	copts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if s.cfg.DockerHost != "" {
+		copts = append(copts, client.WithHost(s.cfg.DockerHost))
+	}
+	docker, err := client.NewClientWithOpts(copts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client for builds: %w", err)
+	}
+	workDir := filepath.Join(s.cfg.DataDir, "builds")
+	if err := os.MkdirAll(workDir, 0o700); err != nil {
+		return nil, fmt.Errorf("build workspace: %w", err)
+	}
+	s.apps.WithBuilds(deploy.BuildConfig{
+		Queue: queue, Docker: docker, WorkDir: workDir, KeepImages: s.cfg.BuildKeepImages,
+		MaxCacheBytes: int64(s.cfg.BuildCacheMax) << 20, GitCAFile: s.cfg.GitCAFile, Log: s.log,
+	})
+	if err := queue.Start(ctx); err != nil {
+		return nil, err
+	}
+	return queue, nil
+}
+
+// sweepBuilds ends builds whose job ended without them, at start and then
+// every 30 s: a build never stays "running" after its server died.
+func (s *Server) sweepBuilds(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		if err := s.apps.SweepBuilds(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweep builds", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // bootstrapLoop prepares the engine (Swarm, edge network) and retries until it

@@ -36,6 +36,10 @@ type App struct {
 // environment outside the organization, or outside a.ProjectID when that is
 // set, is ErrNotFound; a name taken in the environment is ErrConflict.
 func (db *DB) CreateApp(ctx context.Context, now time.Time, a *App) error {
+	return db.inTx(ctx, func(x q) error { return insertApp(ctx, x, now, a) })
+}
+
+func insertApp(ctx context.Context, x q, now time.Time, a *App) error {
 	spec, err := json.Marshal(a.Spec)
 	if err != nil {
 		return fmt.Errorf("app %q: encode spec: %w", a.Name, err)
@@ -43,23 +47,24 @@ func (db *DB) CreateApp(ctx context.Context, now time.Time, a *App) error {
 	if a.ClusterID == "" {
 		a.ClusterID = LocalCluster
 	}
-	return db.inTx(ctx, func(x q) error {
-		var projectID string
-		err := x.row(ctx, `SELECT project_id FROM environments WHERE id = ? AND organization_id = ?`, a.EnvironmentID, a.OrganizationID).Scan(&projectID)
-		if err != nil {
-			return fmt.Errorf("environment %s: %w", a.EnvironmentID, mapErr(err))
-		}
-		if a.ProjectID != "" && a.ProjectID != projectID {
-			return fmt.Errorf("environment %s in project %s: %w", a.EnvironmentID, a.ProjectID, ErrNotFound)
-		}
-		a.ID, a.ProjectID, a.CreatedAt, a.UpdatedAt = NewID("app"), projectID, now, now
-		_, err = x.exec(ctx, `INSERT INTO apps (id, organization_id, project_id, environment_id, cluster_id, name, spec, stopped, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			a.ID, a.OrganizationID, a.ProjectID, a.EnvironmentID, a.ClusterID, a.Name, string(spec), sqlBool(a.Stopped), millis(now), millis(now))
-		if errors.Is(err, ErrConflict) {
-			return fmt.Errorf("app name %q: %w", a.Name, ErrConflict)
-		}
-		return err
-	})
+	var projectID string
+	err = x.row(ctx, `SELECT project_id FROM environments WHERE id = ? AND organization_id = ?`, a.EnvironmentID, a.OrganizationID).Scan(&projectID)
+	if err != nil {
+		return fmt.Errorf("environment %s: %w", a.EnvironmentID, mapErr(err))
+	}
+	if a.ProjectID != "" && a.ProjectID != projectID {
+		return fmt.Errorf("environment %s in project %s: %w", a.EnvironmentID, a.ProjectID, ErrNotFound)
+	}
+	if a.ID == "" {
+		a.ID = NewID("app")
+	}
+	a.ProjectID, a.CreatedAt, a.UpdatedAt = projectID, now, now
+	_, err = x.exec(ctx, `INSERT INTO apps (id, organization_id, project_id, environment_id, cluster_id, name, spec, stopped, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.OrganizationID, a.ProjectID, a.EnvironmentID, a.ClusterID, a.Name, string(spec), sqlBool(a.Stopped), millis(now), millis(now))
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("app name %q: %w", a.Name, ErrConflict)
+	}
+	return err
 }
 
 const appColumns = `a.id, a.organization_id, a.project_id, a.environment_id, a.cluster_id, a.name, a.spec, a.stopped, a.current_deployment_id, a.created_at, a.updated_at`

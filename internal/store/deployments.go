@@ -112,14 +112,17 @@ func (e *DeploymentStatusError) Is(target error) bool { return target == ErrConf
 // CreateDeployment queues a deployment of d.AppID in d.OrganizationID at time
 // now. In one transaction it takes the app's next seq and supersedes every
 // other queued deployment of the app (each gets a step "superseded by #N").
-// It fills d.ID, d.Seq, d.CreatedAt and d.Status. An app outside the
+// It fills d.ID (when empty), d.Seq, d.CreatedAt and d.Status. An app outside the
 // organization is ErrNotFound, as is a RollbackOf that is not of the same app.
 func (db *DB) CreateDeployment(ctx context.Context, now time.Time, d *Deployment) error {
 	spec, err := json.Marshal(d.Spec)
 	if err != nil {
 		return fmt.Errorf("deployment of app %s: encode spec: %w", d.AppID, err)
 	}
-	id := NewID("dep")
+	id := d.ID // a build chooses its deployment's id when it is queued
+	if id == "" {
+		id = NewID("dep")
+	}
 	return db.inTx(ctx, func(x q) error {
 		// Incrementing the app's counter locks its row until commit, so
 		// deployments of one app are created one at a time on both engines:

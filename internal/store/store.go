@@ -226,3 +226,7 @@ func fromNullMillis(n sql.NullInt64) *time.Time {
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
+
+// SQL is the connection pool, for the job queue, which keeps its own tables
+// in the same database.
+func (db *DB) SQL() *sql.DB { return db.sql }

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 )
@@ -102,4 +103,19 @@ func (p Provider) SignatureHeader() string {
 		return headerBitbucketSig
 	}
 	return ""
+}
+
+// Detect names the provider that sent a delivery by its event header, for
+// sources that are a plain git URL. Gitea also sends GitHub's headers, so it
+// is recognised first.
+func Detect(h http.Header) (Provider, bool) {
+	for _, c := range []struct {
+		header string
+		p      Provider
+	}{{headerGiteaEvent, Gitea}, {headerGitLabEvent, GitLab}, {headerBitbucketEvent, Bitbucket}, {headerGitHubEvent, GitHub}} {
+		if h.Get(c.header) != "" {
+			return c.p, true
+		}
+	}
+	return "", false
 }

@@ -1,0 +1,342 @@
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/berthpaas/berth/internal/app"
+	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/build"
+	"github.com/berthpaas/berth/internal/gitsrc"
+	"github.com/berthpaas/berth/internal/store"
+	"github.com/berthpaas/berth/internal/webhook"
+)
+
+// GitInput is where a new git-sourced app's code comes from and how it is
+// built.
+type GitInput struct {
+	Source gitsrc.Source
+	// Branch is built by a deploy that names no commit, and (unless Filter
+	// says otherwise) deployed on every push to it.
+	Branch string
+	// Token authenticates HTTPS fetches of a private repository.
+	Token string
+	Build store.BuildSettings
+	// Filter says which pushes deploy; nil means pushes to Branch.
+	Filter *webhook.Filter
+}
+
+// GitSource is a git-sourced app's source as users see it: no secret in it.
+type GitSource struct {
+	Source   gitsrc.Source
+	CloneURL string
+	Branch   string
+	Build    store.BuildSettings
+	Filter   webhook.Filter
+	HasToken bool
+	// DeployKey is the public key (authorized_keys form) to add to the
+	// repository for SSH sources; "" for HTTPS.
+	DeployKey  string
+	KnownHosts string
+	// WebhookID is the last segment of the app's webhook URL.
+	WebhookID string
+	// Provider signs the webhooks; "" for a plain git URL, whose deliveries
+	// are recognised by their headers.
+	Provider webhook.Provider
+}
+
+// WebhookPath is where providers deliver an app's webhooks.
+func WebhookPath(id string) string { return "/hooks/" + id }
+
+// imageRepository names the images built for an app (tags: commit and
+// deployment id). The app id keeps it stable across renames.
+func imageRepository(a store.App) string { return "berth/" + strings.ReplaceAll(a.ID, "_", "-") }
+
+func sourceAAD(appID, what string) string { return "app-source:" + appID + ":" + what }
+
+// providerOf is the webhook provider of a source kind; "" for a plain URL.
+func providerOf(k gitsrc.Kind) webhook.Provider {
+	switch k {
+	case gitsrc.KindGitHub:
+		return webhook.GitHub
+	case gitsrc.KindGitLab:
+		return webhook.GitLab
+	case gitsrc.KindGitea:
+		return webhook.Gitea
+	case gitsrc.KindBitbucket:
+		return webhook.Bitbucket
+	}
+	return ""
+}
+
+// validateGit checks every user value of a git source before anything is
+// stored: the URL, the branch, the build paths and args, the push filter.
+func validateGit(g *GitInput) error {
+	if g.Source.Variant == nil {
+		return &app.FieldError{Field: "git.url", Message: "is required: the repository to build, e.g. https://git.example.com/shop/api.git"}
+	}
+	if _, err := g.Source.CloneURL(); err != nil {
+		return gitField("git", err)
+	}
+	if g.Branch == "" {
+		g.Branch = "main"
+	}
+	if err := gitsrc.ValidateBranch(g.Branch); err != nil {
+		return gitField("git.branch", err)
+	}
+	for field, p := range map[string]string{"git.dockerfile": g.Build.Dockerfile, "git.context": g.Build.Context} {
+		if p != "" {
+			if err := gitsrc.ValidatePath(field, p); err != nil {
+				return gitField(field, err)
+			}
+		}
+	}
+	if g.Build.Target != "" && !validTarget(g.Build.Target) {
+		return &app.FieldError{Field: "git.target", Message: fmt.Sprintf("%q is not a stage name (letters, digits, '.', '_' and '-')", g.Build.Target)}
+	}
+	for k := range g.Build.Args {
+		if err := app.ValidateEnvKey(k); err != nil {
+			return &app.FieldError{Field: "git.build_args", Message: fmt.Sprintf("%q is not a valid build arg name", k)}
+		}
+	}
+	if g.Filter == nil {
+		g.Filter = &webhook.Filter{Branches: []string{g.Branch}}
+	}
+	if err := g.Filter.Validate(); err != nil {
+		return gitField("git.filter", err)
+	}
+	if strings.ContainsAny(g.Token, "\r\n") {
+		return &app.FieldError{Field: "git.token", Message: "must be one line"}
+	}
+	return nil
+}
+
+func validTarget(s string) bool {
+	if len(s) > 128 || s[0] == '-' {
+		return false
+	}
+	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == ""
+}
+
+// gitField turns the git packages' validation errors into a FieldError that
+// names the field; their messages never carry a secret.
+func gitField(field string, err error) error {
+	var ve *gitsrc.ValidationError
+	if errors.As(err, &ve) {
+		return &app.FieldError{Field: "git." + strings.TrimPrefix(ve.Field, "git."), Message: ve.Reason}
+	}
+	var fe *webhook.FieldError
+	if errors.As(err, &fe) {
+		return &app.FieldError{Field: "git.filter." + fe.Field, Message: fe.Message}
+	}
+	return &app.FieldError{Field: field, Message: err.Error()}
+}
+
+// CreateGitApp stores an app built from git: the app (its spec's image is
+// the repository its builds are tagged in), its source with the token and a
+// generated deploy key sealed, and a webhook secret. Nothing is built until
+// it is deployed or a push arrives.
+func (m *Manager) CreateGitApp(ctx context.Context, p auth.Principal, in CreateAppInput, g GitInput) (store.App, GitSource, error) {
+	if err := app.ValidateName("name", in.Ref.Name); err != nil {
+		return store.App{}, GitSource{}, err
+	}
+	if err := validateGit(&g); err != nil {
+		return store.App{}, GitSource{}, err
+	}
+	in.Spec.Image = "berth/pending" // replaced below, once the app has its id
+	in.Spec.Normalize()
+	if err := in.Spec.Validate(); err != nil {
+		return store.App{}, GitSource{}, err
+	}
+	if err := sealFiles(m.keys, &in.Spec); err != nil {
+		return store.App{}, GitSource{}, err
+	}
+	if err := m.checkCapacity(ctx, in.Spec.Resources); err != nil {
+		return store.App{}, GitSource{}, err
+	}
+	if err := checkBinds(p, nil, in.Spec.Binds); err != nil {
+		return store.App{}, GitSource{}, err
+	}
+	if err := validateEnv(in.Env); err != nil {
+		return store.App{}, GitSource{}, err
+	}
+	_, env, err := m.environment(ctx, p, in.Ref.Project, in.Ref.Environment)
+	if err != nil {
+		return store.App{}, GitSource{}, err
+	}
+	a := store.App{ID: store.NewID("app"), OrganizationID: p.Organization.ID, ProjectID: env.ProjectID, EnvironmentID: env.ID, Name: in.Ref.Name, Spec: in.Spec}
+	a.Spec.Image = imageRepository(a)
+	src := store.AppSource{Source: g.Source, Branch: g.Branch, Build: g.Build, Filter: *g.Filter, WebhookID: randomToken(18)}
+	if err := m.sealSource(&src, a.ID, g.Token, randomToken(32)); err != nil {
+		return store.App{}, GitSource{}, err
+	}
+	if t, _ := g.Source.Transport(); t == gitsrc.TransportSSH {
+		key, err := gitsrc.GenerateDeployKey(in.Ref.Project + "-" + in.Ref.Name)
+		if err != nil {
+			return store.App{}, GitSource{}, err
+		}
+		if src.SealedKey, err = m.keys.Seal(key.PrivateKeyPEM, sourceAAD(a.ID, "deploy-key")); err != nil {
+			return store.App{}, GitSource{}, err
+		}
+	}
+	if err := m.db.CreateGitApp(ctx, m.now(), &a, &src); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return store.App{}, GitSource{}, &app.FieldError{Field: "name", Message: fmt.Sprintf("environment %s of project %s already has an app named %q", env.Name, in.Ref.Project, in.Ref.Name)}
+		}
+		return store.App{}, GitSource{}, err
+	}
+	if len(in.Env) > 0 {
+		if err := m.replaceEnv(ctx, p, ScopeApp, a.ID, in.Env); err != nil {
+			m.db.DeleteApp(ctx, p.Organization.ID, a.ID)
+			return store.App{}, GitSource{}, err
+		}
+	}
+	view, err := m.sourceView(src)
+	return a, view, err
+}
+
+// sealSource seals the token (when given) and the webhook secret into src.
+func (m *Manager) sealSource(src *store.AppSource, appID, token, secret string) (err error) {
+	if token != "" {
+		if src.SealedToken, err = m.keys.Seal([]byte(token), sourceAAD(appID, "token")); err != nil {
+			return err
+		}
+	}
+	src.SealedSecret, err = m.keys.Seal([]byte(secret), sourceAAD(appID, "webhook-secret"))
+	return err
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // never fails
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (m *Manager) sourceView(s store.AppSource) (GitSource, error) {
+	url, _ := s.Source.CloneURL()
+	v := GitSource{Source: s.Source, CloneURL: url, Branch: s.Branch, Build: s.Build, Filter: s.Filter, HasToken: s.SealedToken != "",
+		KnownHosts: s.KnownHosts, WebhookID: s.WebhookID, Provider: providerOf(s.Source.Kind())}
+	if s.SealedKey != "" {
+		pem, err := m.keys.Open(s.SealedKey, sourceAAD(s.AppID, "deploy-key"))
+		if err != nil {
+			return GitSource{}, err
+		}
+		key, err := gitsrc.ParseDeployKey("", pem)
+		if err != nil {
+			return GitSource{}, err
+		}
+		v.DeployKey = key.AuthorizedKey()
+	}
+	return v, nil
+}
+
+// GitSource returns an app's git source; an app deployed from an image is
+// ErrNotFound.
+func (m *Manager) GitSource(ctx context.Context, p auth.Principal, ref AppRef) (GitSource, error) {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return GitSource{}, err
+	}
+	s, err := m.db.AppSource(ctx, p.Organization.ID, l.App.ID)
+	if err != nil {
+		return GitSource{}, err
+	}
+	return m.sourceView(s)
+}
+
+// WebhookSecret reveals an app's webhook secret, for the provider's
+// settings. Callers audit the reveal.
+func (m *Manager) WebhookSecret(ctx context.Context, p auth.Principal, ref AppRef) (string, error) {
+	l, err := m.locate(ctx, p, ref)
+	if err != nil {
+		return "", err
+	}
+	s, err := m.db.AppSource(ctx, p.Organization.ID, l.App.ID)
+	if err != nil {
+		return "", err
+	}
+	secret, err := m.keys.Open(s.SealedSecret, sourceAAD(s.AppID, "webhook-secret"))
+	return string(secret), err
+}
+
+// WebhookResult is the answer to a webhook delivery.
+type WebhookResult struct {
+	Status  int    // HTTP status to answer with
+	Message string // why, in plain words
+	Build   *store.Build
+}
+
+// Webhook handles a delivery to the app whose webhook URL ends in id: it
+// checks the signature with the app's secret, ignores what it has seen
+// before and what its filter does not deploy, and queues a build of the
+// pushed commit. Every refusal has a status and a reason; nothing is queued
+// unless the delivery is authentic.
+func (m *Manager) Webhook(ctx context.Context, id string, h http.Header, body []byte) (WebhookResult, error) {
+	src, err := m.db.AppSourceByWebhook(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return WebhookResult{Status: http.StatusNotFound, Message: "no app has this webhook URL"}, nil
+	} else if err != nil {
+		return WebhookResult{}, err
+	}
+	provider := providerOf(src.Source.Kind())
+	if provider == "" {
+		var ok bool
+		if provider, ok = webhook.Detect(h); !ok {
+			return WebhookResult{Status: http.StatusBadRequest, Message: "not a webhook of GitHub, GitLab, Gitea or Bitbucket (no event header)"}, nil
+		}
+	}
+	secret, err := m.keys.Open(src.SealedSecret, sourceAAD(src.AppID, "webhook-secret"))
+	if err != nil {
+		return WebhookResult{}, err
+	}
+	if err := webhook.Verify(provider, secret, h, body); err != nil {
+		return WebhookResult{Status: http.StatusUnauthorized, Message: err.Error()}, nil
+	}
+	events, err := webhook.ParseAll(provider, h, body)
+	if err != nil {
+		return WebhookResult{Status: http.StatusBadRequest, Message: err.Error()}, nil
+	}
+	if len(events) > 0 && events[0].DeliveryID != "" {
+		if err := m.db.RecordDelivery(ctx, m.now(), src.AppID, events[0].DeliveryID); errors.Is(err, store.ErrConflict) {
+			return WebhookResult{Status: http.StatusOK, Message: "delivery " + events[0].DeliveryID + " was received before; ignored"}, nil
+		} else if err != nil {
+			return WebhookResult{}, err
+		}
+	}
+	ev, ok, reason := webhook.FirstToDeploy(src.Filter, events)
+	if !ok {
+		return WebhookResult{Status: http.StatusOK, Message: reason}, nil
+	}
+	a, err := m.db.App(ctx, src.OrganizationID, src.AppID)
+	if err != nil {
+		return WebhookResult{}, err
+	}
+	b := store.Build{OrganizationID: a.OrganizationID, AppID: a.ID, Trigger: "push", Ref: ev.Ref, Commit: ev.Commit,
+		Author: ev.HeadCommit.AuthorName, Message: firstLine(ev.HeadCommit.Message), CreatedBy: provider.Title() + " webhook"}
+	if err := m.queueBuild(ctx, a, &b); err != nil {
+		return WebhookResult{}, err
+	}
+	return WebhookResult{Status: http.StatusAccepted, Message: fmt.Sprintf("build #%d of %s queued", b.Seq, shortCommit(b.Commit)), Build: &b}, nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+func shortCommit(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+// buildTags are the tags of a build's image: per commit and per deployment.
+func buildTags(a store.App, b store.Build) []string {
+	return build.Tags(imageRepository(a), b.Commit, b.DeploymentID)
+}
