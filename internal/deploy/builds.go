@@ -64,7 +64,7 @@ func (j BuildJob) App() string     { return j.AppID }
 func (j BuildJob) Summary() string { return j.Label }
 
 // errNoBuilder: the server was started without a job queue.
-var errNoBuilder = errors.New("this server does not build images (no job queue)")
+var errNoBuilder = &ConflictError{Message: "this server does not build images (it runs without a job queue)"}
 
 // Deploy of a git-sourced app builds: StartBuild queues a build of the
 // branch head (commit "") or of the given commit, which deploys itself when
@@ -165,12 +165,16 @@ func (m *Manager) BuildLog(ctx context.Context, p auth.Principal, b store.Build,
 	return m.db.BuildLog(ctx, b.ID, after, limit)
 }
 
+// Build reads one build of the caller's organization by id.
+func (m *Manager) Build(ctx context.Context, p auth.Principal, id string) (store.Build, error) {
+	return m.db.Build(ctx, p.Organization.ID, id)
+}
+
 // CancelBuild stops a queued or running build: a queued one never starts,
 // a running one is stopped in the engine. Its deployment is never created.
-func (m *Manager) CancelBuild(ctx context.Context, p auth.Principal, ref AppRef, id string) (store.Build, error) {
-	b, err := m.FindBuild(ctx, p, ref, id)
-	if err != nil {
-		return store.Build{}, err
+func (m *Manager) CancelBuild(ctx context.Context, p auth.Principal, b store.Build) (store.Build, error) {
+	if b.OrganizationID != p.Organization.ID {
+		return store.Build{}, store.ErrNotFound
 	}
 	if store.BuildTerminal(b.Status) {
 		return store.Build{}, conflictf("build #%d has %s; only queued or running builds can be cancelled", b.Seq, b.Status)
@@ -185,6 +189,54 @@ func (m *Manager) CancelBuild(ctx context.Context, p auth.Principal, ref AppRef,
 		}
 	}
 	return m.db.Build(ctx, p.Organization.ID, b.ID)
+}
+
+// QueuedBuild is a build waiting or running in the queue, with its app.
+type QueuedBuild struct {
+	Build store.Build
+	App   store.App
+	// Waiting says why a queued build has not started ("" once it runs):
+	// the app's previous build still runs, every builder is busy, …
+	Waiting string
+}
+
+// BuildQueue lists the organization's queued and running builds, oldest
+// first, with why each waiting one waits.
+func (m *Manager) BuildQueue(ctx context.Context, p auth.Principal) ([]QueuedBuild, error) {
+	active, err := m.db.ActiveBuilds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []QueuedBuild
+	for _, b := range active {
+		if b.OrganizationID != p.Organization.ID {
+			continue
+		}
+		a, err := m.db.App(ctx, b.OrganizationID, b.AppID)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		q := QueuedBuild{Build: b, App: a}
+		if b.Status == store.BuildQueued && m.builds != nil && b.JobID != 0 {
+			if info, err := m.builds.Queue.Get(ctx, b.JobID); err == nil {
+				q.Waiting = info.Waiting
+			}
+		}
+		out = append(out, q)
+	}
+	return out, nil
+}
+
+// DiskUsage is what images, the build cache and volumes take on the engine
+// (the whole engine's, so owners and admins only).
+func (m *Manager) DiskUsage(ctx context.Context, p auth.Principal) (build.Usage, error) {
+	if p.Role != store.RoleOwner && p.Role != roleAdmin {
+		return build.Usage{}, &ForbiddenError{Message: "the engine's disk use is shown to owners and admins"}
+	}
+	if m.builds == nil {
+		return build.Usage{}, errNoBuilder
+	}
+	return build.DiskUsage(ctx, m.builds.Docker)
 }
 
 // SweepBuilds ends builds whose job ended without them (the server died
