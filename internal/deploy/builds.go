@@ -308,10 +308,12 @@ func (m *Manager) RunBuild(ctx context.Context, j *jobs.Job[BuildJob]) error {
 	}
 	out.close()
 	// A background context: a cancelled build is still recorded.
-	if _, ferr := m.db.FinishBuild(context.WithoutCancel(ctx), m.now(), b, status); ferr != nil {
-		return ferr
+	ended, err := m.db.FinishBuild(context.WithoutCancel(ctx), m.now(), b, status)
+	if err != nil {
+		return err
 	}
-	if status == store.BuildSucceeded {
+	// Not ended here: cancelled meanwhile, and then nothing is deployed.
+	if ended && status == store.BuildSucceeded {
 		return m.deployBuild(context.WithoutCancel(ctx), b)
 	}
 	return nil
