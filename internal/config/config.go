@@ -53,6 +53,8 @@ type Config struct {
 	BuildKeepImages int
 	BuildCacheMax   int
 	GitCAFile       string
+	BuildRegistry   string
+	GitPrivateHosts bool
 }
 
 // Option is one configuration setting: a flag --Name, an environment variable
@@ -129,6 +131,10 @@ func (c *Config) Options(fs *pflag.FlagSet) []Option {
 	num(&c.BuildKeepImages, "build-keep-images", 5, "built images kept per app (older ones are removed unless a release uses them)")
 	num(&c.BuildCacheMax, "build-cache-max-mb", 10240, "the Docker build cache is pruned when it grows above this many MB")
 	str(&c.GitCAFile, "git-ca-file", "", "PEM file of extra CA certificates to trust for git over HTTPS (a private git server)")
+	str(&c.BuildRegistry, "build-registry", "", "registry and path built images are pushed to, e.g. registry.example.com/berth (needed with more than one node; its credential is the organization's registry of that host); empty keeps images on the building node")
+	add("git-private-hosts", "allow git repositories on loopback, private and link-local addresses", func() {
+		fs.BoolVar(&c.GitPrivateHosts, "git-private-hosts", true, "allow git repositories on loopback, private and link-local addresses (turn off when users you do not trust create apps: it stops them reaching internal services through git)")
+	})
 	return opts
 }
 

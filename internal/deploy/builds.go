@@ -22,6 +22,7 @@ import (
 // Docker is what builds need of the Docker Engine's client.
 type Docker interface {
 	build.Builder
+	build.Pusher
 	build.Pruner
 	build.CachePruner
 }
@@ -36,6 +37,12 @@ type BuildConfig struct {
 	KeepImages int
 	// MaxCacheBytes prunes the engine's build cache above this size.
 	MaxCacheBytes int64
+	// Registry, when set ("registry.example.com/berth"), is where built
+	// images are pushed, so that every node can pull them; the
+	// organization's credential for its host is used.
+	Registry string
+	// PrivateHosts allows repositories on private addresses (see checkGitHost).
+	PrivateHosts bool
 	// GitCAFile is a PEM bundle of extra CAs for git over HTTPS.
 	GitCAFile string
 	Log       *slog.Logger
@@ -332,6 +339,9 @@ func (m *Manager) runBuild(ctx context.Context, b *store.Build, logf func(string
 	if err != nil {
 		return err
 	}
+	if err := m.checkGitHost(ctx, src.Source); err != nil {
+		return err
+	}
 	ref := refOf(b.Ref)
 	if b.Commit == "" {
 		logf(fmt.Sprintf("Resolving %s of %s", ref.Name, cloneURL(remote.Source)))
@@ -359,7 +369,7 @@ func (m *Manager) runBuild(ctx context.Context, b *store.Build, logf func(string
 		return err
 	}
 	logf(fmt.Sprintf("Checked out %s %q by %s in %s", shortCommit(b.Commit), co.Subject, co.Author, time.Since(start).Round(time.Millisecond)))
-	tags := buildTags(a, *b)
+	tags := m.buildTags(a, *b)
 	res, err := build.Build(ctx, m.builds.Docker, build.Options{
 		Dir: co.Dir, Context: src.Build.Context, Dockerfile: src.Build.Dockerfile, BuildArgs: src.Build.Args, Target: src.Build.Target,
 		Tags: tags, App: a.ID, Commit: b.Commit, DeploymentID: b.DeploymentID, Mask: []string{remote.Token},
@@ -369,6 +379,19 @@ func (m *Manager) runBuild(ctx context.Context, b *store.Build, logf func(string
 	}
 	b.Image, b.ImageID = tags[len(tags)-1], res.ImageID
 	logf(fmt.Sprintf("Built %s (%s) in %s", b.Image, shortCommit(strings.TrimPrefix(res.ImageID, "sha256:")), res.Duration.Round(100*time.Millisecond)))
+	if m.builds.Registry != "" {
+		auth, err := m.engine.registryAuth(ctx, a.OrganizationID, b.Image)
+		if err != nil {
+			return err
+		}
+		logf("Pushing " + b.Image)
+		start := time.Now()
+		digest, err := build.Push(ctx, m.builds.Docker, b.Image, auth, logf)
+		if err != nil {
+			return err
+		}
+		logf(fmt.Sprintf("Pushed %s in %s", digest, time.Since(start).Round(100*time.Millisecond)))
+	}
 	m.pruneImages(ctx, a, logf)
 	return nil
 }

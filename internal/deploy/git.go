@@ -6,7 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 
 	"github.com/berthpaas/berth/internal/app"
@@ -54,8 +57,15 @@ type GitSource struct {
 func WebhookPath(id string) string { return "/hooks/" + id }
 
 // imageRepository names the images built for an app (tags: commit and
-// deployment id). The app id keeps it stable across renames.
-func imageRepository(a store.App) string { return "berth/" + strings.ReplaceAll(a.ID, "_", "-") }
+// deployment id), in the build registry when there is one. The app id
+// keeps it stable across renames.
+func (m *Manager) imageRepository(a store.App) string {
+	repo := "berth/" + strings.ReplaceAll(a.ID, "_", "-")
+	if m.builds != nil && m.builds.Registry != "" {
+		repo = m.builds.Registry + "/" + strings.ReplaceAll(a.ID, "_", "-")
+	}
+	return repo
+}
 
 func sourceAAD(appID, what string) string { return "app-source:" + appID + ":" + what }
 
@@ -137,6 +147,46 @@ func gitField(field string, err error) error {
 	return &app.FieldError{Field: field, Message: err.Error()}
 }
 
+// checkGitHost refuses a repository whose host resolves to a loopback,
+// private, shared (CGNAT), link-local or unspecified address, unless the
+// server allows private hosts: otherwise anyone who may create an app could
+// make the server fetch from services only it can reach. It runs when the
+// source is stored and again before every fetch (DNS may change between).
+func (m *Manager) checkGitHost(ctx context.Context, s gitsrc.Source) error {
+	if m.builds == nil || m.builds.PrivateHosts {
+		return nil
+	}
+	host := gitHost(cloneURL(s))
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		return &app.FieldError{Field: "git.url", Message: fmt.Sprintf("host %s does not resolve", host)}
+	}
+	cgnat := netip.MustParsePrefix("100.64.0.0/10")
+	for _, ip := range ips {
+		ip = ip.Unmap()
+		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast() || cgnat.Contains(ip) {
+			return &app.FieldError{Field: "git.url", Message: fmt.Sprintf("host %s resolves to %s, a private address; this server fetches only from public addresses (--git-private-hosts)", host, ip)}
+		}
+	}
+	return nil
+}
+
+// gitHost is the host of a clone URL: https://host:port/…, ssh://user@host/…
+// or the scp-like user@host:path.
+func gitHost(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		if p, err := url.Parse(u); err == nil {
+			return p.Hostname()
+		}
+		return ""
+	}
+	u, _, _ = strings.Cut(u, ":")
+	if i := strings.LastIndex(u, "@"); i >= 0 {
+		u = u[i+1:]
+	}
+	return u
+}
+
 // CreateGitApp stores an app built from git: the app (its spec's image is
 // the repository its builds are tagged in), its source with the token and a
 // generated deploy key sealed, and a webhook secret. Nothing is built until
@@ -146,6 +196,9 @@ func (m *Manager) CreateGitApp(ctx context.Context, p auth.Principal, in CreateA
 		return store.App{}, GitSource{}, err
 	}
 	if err := validateGit(&g); err != nil {
+		return store.App{}, GitSource{}, err
+	}
+	if err := m.checkGitHost(ctx, g.Source); err != nil {
 		return store.App{}, GitSource{}, err
 	}
 	in.Spec.Image = "berth/pending" // replaced below, once the app has its id
@@ -170,7 +223,7 @@ func (m *Manager) CreateGitApp(ctx context.Context, p auth.Principal, in CreateA
 		return store.App{}, GitSource{}, err
 	}
 	a := store.App{ID: store.NewID("app"), OrganizationID: p.Organization.ID, ProjectID: env.ProjectID, EnvironmentID: env.ID, Name: in.Ref.Name, Spec: in.Spec}
-	a.Spec.Image = imageRepository(a)
+	a.Spec.Image = m.imageRepository(a)
 	src := store.AppSource{Source: g.Source, Branch: g.Branch, Build: g.Build, Filter: *g.Filter, WebhookID: randomToken(18)}
 	if err := m.sealSource(&src, a.ID, g.Token, randomToken(32)); err != nil {
 		return store.App{}, GitSource{}, err
@@ -337,6 +390,6 @@ func shortCommit(sha string) string {
 }
 
 // buildTags are the tags of a build's image: per commit and per deployment.
-func buildTags(a store.App, b store.Build) []string {
-	return build.Tags(imageRepository(a), b.Commit, b.DeploymentID)
+func (m *Manager) buildTags(a store.App, b store.Build) []string {
+	return build.Tags(m.imageRepository(a), b.Commit, b.DeploymentID)
 }

@@ -260,7 +260,8 @@ func (s *Server) startBuilds(ctx context.Context) (*jobs.Queue, error) {
 	}
 	s.apps.WithBuilds(deploy.BuildConfig{
 		Queue: queue, Docker: docker, WorkDir: workDir, KeepImages: s.cfg.BuildKeepImages,
-		MaxCacheBytes: int64(s.cfg.BuildCacheMax) << 20, GitCAFile: s.cfg.GitCAFile, Log: s.log,
+		MaxCacheBytes: int64(s.cfg.BuildCacheMax) << 20, GitCAFile: s.cfg.GitCAFile, Registry: s.cfg.BuildRegistry,
+		PrivateHosts: s.cfg.GitPrivateHosts, Log: s.log,
 	})
 	if err := queue.Start(ctx); err != nil {
 		return nil, err
