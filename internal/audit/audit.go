@@ -19,23 +19,17 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/store"
 )
 
-// RoleAdmin is the built-in admin role; store.RoleOwner is the other role
-// that may read the audit log.
-const RoleAdmin = "admin"
-
-// CanRead reports whether p may read, export and verify the audit log. It
-// is the one place that rule lives; the API and the UI both ask it.
-func CanRead(p auth.Principal) bool {
-	return p.Role == store.RoleOwner || p.Role == RoleAdmin
-}
+// CanRead reports whether p may read, export and verify the audit log.
+func CanRead(p auth.Principal) bool { return p.Can(authz.AuditRead) }
 
 // CanSetRetention reports whether p may change how long the organization
-// keeps its audit log: the owner only, since a shorter retention erases
-// history, and an admin must not be able to erase their own.
-func CanSetRetention(p auth.Principal) bool { return p.Role == store.RoleOwner }
+// keeps its audit log: the owner only (authz.AuditWrite), since a shorter
+// retention erases history, and an admin must not be able to erase their own.
+func CanSetRetention(p auth.Principal) bool { return p.Can(authz.AuditWrite) }
 
 // Actor is who did something.
 type Actor struct {

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/berthpaas/berth/internal/authz"
 	"net/mail"
 	"strings"
 	"time"
@@ -54,6 +55,10 @@ type Principal struct {
 	CSRFToken    string // set for browser sessions
 	TokenID      string // set for API tokens
 }
+
+// Can reports whether the principal's role has perm (deny by default: an
+// unknown role has none).
+func (p Principal) Can(perm authz.Permission) bool { return authz.Can(p.Role, perm) }
 
 // Scope is the store scope of what the principal owns.
 func (p Principal) Scope() store.Scope {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/build"
 	"github.com/berthpaas/berth/internal/gitsrc"
 	"github.com/berthpaas/berth/internal/jobs"
@@ -237,7 +238,7 @@ func (m *Manager) BuildQueue(ctx context.Context, p auth.Principal) ([]QueuedBui
 // DiskUsage is what images, the build cache and volumes take on the engine
 // (the whole engine's, so owners and admins only).
 func (m *Manager) DiskUsage(ctx context.Context, p auth.Principal) (build.Usage, error) {
-	if p.Role != store.RoleOwner && p.Role != roleAdmin {
+	if !p.Can(authz.ServerRead) {
 		return build.Usage{}, &ForbiddenError{Message: "the engine's disk use is shown to owners and admins"}
 	}
 	if m.builds == nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/secrets"
 	"github.com/berthpaas/berth/internal/store"
@@ -47,15 +48,11 @@ func (e *ForbiddenError) Error() string { return e.Message }
 // Is makes errors.Is(err, ErrForbidden) true.
 func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
 
-// roleAdmin is the built-in admin role; store.RoleOwner is the other role
-// trusted with the nodes themselves.
-const roleAdmin = "admin"
-
-// checkBinds refuses bind mounts from callers who are neither owner nor
-// admin: a host path can hand over the node. Binds equal to before (set by
-// an admin) may be kept by anyone, so that others can still edit the app.
+// checkBinds refuses bind mounts from callers without authz.ServerExec: a
+// host path can hand over the node. Binds equal to before (set by someone
+// who had it) may be kept by anyone, so that others can still edit the app.
 func checkBinds(p auth.Principal, before, after []app.BindMount) error {
-	if len(after) == 0 || p.Role == store.RoleOwner || p.Role == roleAdmin || slices.Equal(before, after) {
+	if len(after) == 0 || p.Can(authz.ServerExec) || slices.Equal(before, after) {
 		return nil
 	}
 	return &ForbiddenError{Message: "binds: bind mounts need the owner or admin role"}
