@@ -54,6 +54,9 @@ type Principal struct {
 	SessionHash  string // set for browser sessions
 	CSRFToken    string // set for browser sessions
 	TokenID      string // set for API tokens
+	// TwoFactorMissing: the organization requires two-factor login and the
+	// user has not set it up; they may only do that (and sign out).
+	TwoFactorMissing bool
 }
 
 // Can reports whether the principal's role has perm (deny by default: an
@@ -272,7 +275,7 @@ func (s *Service) Session(ctx context.Context, secret string) (Principal, error)
 			return Principal{}, err
 		}
 	}
-	p, err := s.principal(ctx, sess.UserID, sess.OrganizationID)
+	p, err := s.principal(ctx, sess.UserID, sess.OrganizationID, "")
 	if err != nil {
 		return Principal{}, err
 	}
@@ -300,7 +303,7 @@ func (s *Service) Token(ctx context.Context, secret string) (Principal, error) {
 			return Principal{}, err
 		}
 	}
-	p, err := s.principal(ctx, t.UserID, t.OrganizationID)
+	p, err := s.principal(ctx, t.UserID, t.OrganizationID, t.Role)
 	if err != nil {
 		return Principal{}, err
 	}
@@ -308,7 +311,10 @@ func (s *Service) Token(ctx context.Context, secret string) (Principal, error) {
 	return p, nil
 }
 
-func (s *Service) principal(ctx context.Context, userID, orgID string) (Principal, error) {
+// principal is userID in orgID as of now: a removed member is
+// unauthenticated at once. tokenRole, when set, limits the role to it (and
+// to the member's role, when a demotion made that less).
+func (s *Service) principal(ctx context.Context, userID, orgID, tokenRole string) (Principal, error) {
 	u, err := s.db.UserByID(ctx, userID)
 	if err != nil {
 		return Principal{}, notFoundIsUnauthenticated(err)
@@ -317,7 +323,18 @@ func (s *Service) principal(ctx context.Context, userID, orgID string) (Principa
 	if err != nil {
 		return Principal{}, notFoundIsUnauthenticated(err)
 	}
-	return Principal{User: u, Organization: m.Organization, Role: m.Role}, nil
+	p := Principal{User: u, Organization: m.Organization, Role: m.Role}
+	if tokenRole != "" && authz.Covers(m.Role, tokenRole) {
+		p.Role = tokenRole
+	}
+	if m.Organization.RequireTwoFactor {
+		if _, err := s.enabledTOTP(ctx, userID); errors.Is(err, ErrTwoFactorNotEnabled) {
+			p.TwoFactorMissing = true
+		} else if err != nil {
+			return Principal{}, err
+		}
+	}
+	return p, nil
 }
 
 func notFoundIsUnauthenticated(err error) error {
@@ -370,6 +387,20 @@ const MaxTokenTTL = 366 * 24 * time.Hour
 // CreateToken issues an API token for the principal's user and organization.
 // The secret is returned once and never stored.
 func (s *Service) CreateToken(ctx context.Context, p Principal, name string, ttl time.Duration) (string, store.APIToken, error) {
+	return s.CreateRoleToken(ctx, p, name, "", ttl)
+}
+
+// CreateRoleToken issues an API token limited to role ("": the member's
+// role at each use), which the principal's role must cover.
+func (s *Service) CreateRoleToken(ctx context.Context, p Principal, name, role string, ttl time.Duration) (string, store.APIToken, error) {
+	if role != "" {
+		if _, ok := authz.Lookup(role); !ok {
+			return "", store.APIToken{}, &FieldError{"role", "must be one of owner, admin, developer, viewer, or empty for your own role"}
+		}
+		if !authz.Covers(p.Role, role) {
+			return "", store.APIToken{}, &ForbiddenError{Message: fmt.Sprintf("your role (%s) cannot make a token with role %s", p.Role, role)}
+		}
+	}
 	name, err := validateText("name", name, 64)
 	if err != nil {
 		return "", store.APIToken{}, err
@@ -384,7 +415,7 @@ func (s *Service) CreateToken(ctx context.Context, p Principal, name string, ttl
 		return "", store.APIToken{}, &FieldError{"expires_in", "must be at least 1 minute"}
 	}
 	secret := TokenPrefix + randomSecret(32)
-	t := store.APIToken{OrganizationID: p.Organization.ID, UserID: p.User.ID, Name: name, Hash: hashSecret(secret), Prefix: secret[:len(TokenPrefix)+6], CreatedAt: s.now()}
+	t := store.APIToken{OrganizationID: p.Organization.ID, UserID: p.User.ID, Name: name, Hash: hashSecret(secret), Prefix: secret[:len(TokenPrefix)+6], Role: role, CreatedAt: s.now()}
 	if ttl > 0 {
 		exp := s.now().Add(ttl)
 		t.ExpiresAt = &exp

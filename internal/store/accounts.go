@@ -26,6 +26,8 @@ type Organization struct {
 	ID        string
 	Name      string
 	CreatedAt time.Time
+	// RequireTwoFactor: members without two-factor login may only set it up.
+	RequireTwoFactor bool
 }
 
 // Membership is a user's role in an organization.
@@ -135,33 +137,42 @@ func (db *DB) SetPassword(ctx context.Context, now time.Time, userID, hash strin
 
 // Memberships lists the organizations a user belongs to, oldest first.
 func (db *DB) Memberships(ctx context.Context, userID string) ([]Membership, error) {
-	rows, err := db.q().query(ctx, `SELECT o.id, o.name, o.created_at, m.role FROM memberships m JOIN organizations o ON o.id = m.organization_id WHERE m.user_id = ? ORDER BY m.created_at, o.id`, userID)
+	rows, err := db.q().query(ctx, `SELECT `+membershipColumns+` FROM memberships m JOIN organizations o ON o.id = m.organization_id WHERE m.user_id = ? ORDER BY m.created_at, o.id`, userID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []Membership
 	for rows.Next() {
-		m := Membership{UserID: userID}
-		var created int64
-		if err := rows.Scan(&m.Organization.ID, &m.Organization.Name, &created, &m.Role); err != nil {
+		m, err := scanMembership(rows)
+		if err != nil {
 			return nil, err
 		}
-		m.Organization.CreatedAt = fromMillis(created)
 		out = append(out, m)
 	}
 	return out, rows.Err()
 }
 
-// Membership returns the user's membership in one organization.
-func (db *DB) Membership(ctx context.Context, orgID, userID string) (Membership, error) {
-	m := Membership{UserID: userID}
+const membershipColumns = `o.id, o.name, o.created_at, o.require_two_factor, m.user_id, m.role`
+
+func scanMembership(row interface{ Scan(...any) error }) (Membership, error) {
+	var m Membership
 	var created int64
-	err := db.q().row(ctx, `SELECT o.id, o.name, o.created_at, m.role FROM memberships m JOIN organizations o ON o.id = m.organization_id WHERE m.organization_id = ? AND m.user_id = ?`, orgID, userID).
-		Scan(&m.Organization.ID, &m.Organization.Name, &created, &m.Role)
-	if err != nil {
+	if err := row.Scan(&m.Organization.ID, &m.Organization.Name, &created, &m.Organization.RequireTwoFactor, &m.UserID, &m.Role); err != nil {
 		return Membership{}, mapErr(err)
 	}
 	m.Organization.CreatedAt = fromMillis(created)
 	return m, nil
+}
+
+// Membership returns the user's membership in one organization.
+func (db *DB) Membership(ctx context.Context, orgID, userID string) (Membership, error) {
+	return scanMembership(db.q().row(ctx, `SELECT `+membershipColumns+` FROM memberships m JOIN organizations o ON o.id = m.organization_id WHERE m.organization_id = ? AND m.user_id = ?`, orgID, userID))
+}
+
+// OrganizationName returns an organization's name.
+func (db *DB) OrganizationName(ctx context.Context, id string) (string, error) {
+	var name string
+	err := db.q().row(ctx, `SELECT name FROM organizations WHERE id = ?`, id).Scan(&name)
+	return name, mapErr(err)
 }

@@ -15,10 +15,12 @@ type APIToken struct {
 	Name           string
 	Hash           string
 	Prefix         string
-	CreatedAt      time.Time
-	ExpiresAt      *time.Time
-	LastUsedAt     *time.Time
-	RevokedAt      *time.Time
+	// Role limits the token to a role ("" is the member's role).
+	Role       string
+	CreatedAt  time.Time
+	ExpiresAt  *time.Time
+	LastUsedAt *time.Time
+	RevokedAt  *time.Time
 }
 
 // Scope limits a query to what one user sees in one organization.
@@ -30,18 +32,18 @@ type Scope struct {
 // CreateToken stores a new token (CreatedAt set by the caller) and fills in its id.
 func (db *DB) CreateToken(ctx context.Context, t *APIToken) error {
 	t.ID = NewID("tok")
-	_, err := db.q().exec(ctx, `INSERT INTO api_tokens (id, organization_id, user_id, name, token_hash, prefix, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.OrganizationID, t.UserID, t.Name, t.Hash, t.Prefix, millis(t.CreatedAt), nullMillis(t.ExpiresAt))
+	_, err := db.q().exec(ctx, `INSERT INTO api_tokens (id, organization_id, user_id, name, token_hash, prefix, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.OrganizationID, t.UserID, t.Name, t.Hash, t.Prefix, t.Role, millis(t.CreatedAt), nullMillis(t.ExpiresAt))
 	return err
 }
 
-const tokenColumns = `id, organization_id, user_id, name, token_hash, prefix, created_at, expires_at, last_used_at, revoked_at`
+const tokenColumns = `id, organization_id, user_id, name, token_hash, prefix, role, created_at, expires_at, last_used_at, revoked_at`
 
 func scanToken(row interface{ Scan(...any) error }) (APIToken, error) {
 	var t APIToken
 	var created int64
 	var expires, used, revoked sql.NullInt64
-	if err := row.Scan(&t.ID, &t.OrganizationID, &t.UserID, &t.Name, &t.Hash, &t.Prefix, &created, &expires, &used, &revoked); err != nil {
+	if err := row.Scan(&t.ID, &t.OrganizationID, &t.UserID, &t.Name, &t.Hash, &t.Prefix, &t.Role, &created, &expires, &used, &revoked); err != nil {
 		return APIToken{}, mapErr(err)
 	}
 	t.CreatedAt = fromMillis(created)

@@ -1,0 +1,25 @@
+-- Teams: organizations that require two-factor login, API tokens limited to
+-- a role, and invitations. Portable SQL, like 0001.
+
+ALTER TABLE organizations ADD COLUMN require_two_factor INTEGER NOT NULL DEFAULT 0;
+
+-- An API token's role: '' is the member's role at each request; a role
+-- name limits the token to it (and to the member's role, when that is less).
+ALTER TABLE api_tokens ADD COLUMN role TEXT NOT NULL DEFAULT '';
+
+-- An invitation to join an organization with a role. Only the hash of its
+-- single-use token is stored.
+CREATE TABLE invitations (
+    id              TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    email           TEXT NOT NULL,
+    role            TEXT NOT NULL,
+    token_hash      TEXT NOT NULL UNIQUE,
+    invited_by      TEXT NOT NULL, -- email of the inviter, kept if they leave
+    created_at      BIGINT NOT NULL,
+    expires_at      BIGINT NOT NULL,
+    accepted_at     BIGINT,
+    accepted_by     TEXT, -- user id
+    revoked_at      BIGINT
+);
+CREATE INDEX invitations_org ON invitations (organization_id);
