@@ -78,6 +78,9 @@ var errNoBuilder = &ConflictError{Message: "this server does not build images (i
 // branch head (commit "") or of the given commit, which deploys itself when
 // it succeeds.
 func (m *Manager) StartBuild(ctx context.Context, p auth.Principal, ref AppRef, commit string) (store.Build, error) {
+	if err := allow(p, authz.AppDeploy); err != nil {
+		return store.Build{}, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return store.Build{}, err
@@ -142,6 +145,9 @@ func (m *Manager) queueBuild(ctx context.Context, a store.App, b *store.Build) e
 
 // Builds lists an app's newest builds first.
 func (m *Manager) Builds(ctx context.Context, p auth.Principal, ref AppRef, limit int) ([]store.Build, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return nil, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return nil, err
@@ -151,6 +157,9 @@ func (m *Manager) Builds(ctx context.Context, p auth.Principal, ref AppRef, limi
 
 // FindBuild reads a build of the app by id or by "#seq"/"seq".
 func (m *Manager) FindBuild(ctx context.Context, p auth.Principal, ref AppRef, id string) (store.Build, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return store.Build{}, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return store.Build{}, err
@@ -167,6 +176,9 @@ func (m *Manager) FindBuild(ctx context.Context, p auth.Principal, ref AppRef, i
 
 // BuildLog returns up to limit lines of a build's output after line after.
 func (m *Manager) BuildLog(ctx context.Context, p auth.Principal, b store.Build, after, limit int) ([]store.BuildLine, error) {
+	if err := allow(p, authz.AppLogs); err != nil {
+		return nil, err
+	}
 	if b.OrganizationID != p.Organization.ID {
 		return nil, store.ErrNotFound
 	}
@@ -175,12 +187,18 @@ func (m *Manager) BuildLog(ctx context.Context, p auth.Principal, b store.Build,
 
 // Build reads one build of the caller's organization by id.
 func (m *Manager) Build(ctx context.Context, p auth.Principal, id string) (store.Build, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return store.Build{}, err
+	}
 	return m.db.Build(ctx, p.Organization.ID, id)
 }
 
 // CancelBuild stops a queued or running build: a queued one never starts,
 // a running one is stopped in the engine. Its deployment is never created.
 func (m *Manager) CancelBuild(ctx context.Context, p auth.Principal, b store.Build) (store.Build, error) {
+	if err := allow(p, authz.AppDeploy); err != nil {
+		return store.Build{}, err
+	}
 	if b.OrganizationID != p.Organization.ID {
 		return store.Build{}, store.ErrNotFound
 	}
@@ -211,6 +229,9 @@ type QueuedBuild struct {
 // BuildQueue lists the organization's queued and running builds, oldest
 // first, with why each waiting one waits.
 func (m *Manager) BuildQueue(ctx context.Context, p auth.Principal) ([]QueuedBuild, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return nil, err
+	}
 	active, err := m.db.ActiveBuilds(ctx)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/certs"
 	"github.com/berthpaas/berth/internal/proxy"
 	"github.com/berthpaas/berth/internal/store"
@@ -259,6 +260,9 @@ func isIP(h string) bool {
 // AddDomain routes a host (and path) to an app. A host another app already
 // routes is a *ConflictError naming it.
 func (m *Manager) AddDomain(ctx context.Context, p auth.Principal, ref AppRef, in DomainInput) (Domain, error) {
+	if err := allow(p, authz.DomainWrite); err != nil {
+		return Domain{}, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return Domain{}, err
@@ -327,6 +331,9 @@ func (m *Manager) domain(ctx context.Context, d store.Domain) (Domain, error) {
 
 // Domains lists an app's domains with their certificates.
 func (m *Manager) Domains(ctx context.Context, p auth.Principal, ref AppRef) ([]Domain, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return nil, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return nil, err
@@ -390,6 +397,9 @@ func pickDomain(ds []Domain, which string) (Domain, error) {
 // optional path prefix: "shop.example.com/api"). A certificate no HTTPS
 // domain uses any more is deleted, so it is not renewed.
 func (m *Manager) RemoveDomain(ctx context.Context, p auth.Principal, ref AppRef, which string) error {
+	if err := allow(p, authz.DomainWrite); err != nil {
+		return err
+	}
 	d, err := m.findDomain(ctx, p, ref, which)
 	if err != nil {
 		return err
@@ -406,6 +416,9 @@ func (m *Manager) RemoveDomain(ctx context.Context, p auth.Principal, ref AppRef
 
 // Domain is one of an app's domains, by id, host or host/path.
 func (m *Manager) Domain(ctx context.Context, p auth.Principal, ref AppRef, which string) (Domain, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return Domain{}, err
+	}
 	return m.findDomain(ctx, p, ref, which)
 }
 
@@ -418,6 +431,9 @@ func (m *Manager) Domain(ctx context.Context, p auth.Principal, ref AppRef, whic
 // HTTPS on requests a certificate; turning it off deletes the certificate
 // once no HTTPS domain uses the host.
 func (m *Manager) UpdateDomain(ctx context.Context, p auth.Principal, ref AppRef, which string, in DomainInput) (Domain, error) {
+	if err := allow(p, authz.DomainWrite); err != nil {
+		return Domain{}, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return Domain{}, err
@@ -476,6 +492,9 @@ func (m *Manager) UpdateDomain(ctx context.Context, p auth.Principal, ref AppRef
 // verify to a trusted root, cover the host, match the key and be valid now;
 // Berth then serves it and does not renew it. UseACME goes back.
 func (m *Manager) UploadCertificate(ctx context.Context, p auth.Principal, ref AppRef, which, certPEM, keyPEM string) (Domain, error) {
+	if err := allow(p, authz.DomainWrite); err != nil {
+		return Domain{}, err
+	}
 	d, err := m.findDomain(ctx, p, ref, which)
 	if err != nil {
 		return Domain{}, err
@@ -508,6 +527,9 @@ func (m *Manager) UploadCertificate(ctx context.Context, p auth.Principal, ref A
 // UseACME drops an uploaded certificate: Berth requests one from the ACME CA
 // at once (the uploaded one serves until then).
 func (m *Manager) UseACME(ctx context.Context, p auth.Principal, ref AppRef, which string) (Domain, error) {
+	if err := allow(p, authz.DomainWrite); err != nil {
+		return Domain{}, err
+	}
 	d, err := m.findDomain(ctx, p, ref, which)
 	if err != nil {
 		return Domain{}, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/build"
 	"github.com/berthpaas/berth/internal/gitsrc"
 	"github.com/berthpaas/berth/internal/store"
@@ -192,6 +193,9 @@ func gitHost(u string) string {
 // generated deploy key sealed, and a webhook secret. Nothing is built until
 // it is deployed or a push arrives.
 func (m *Manager) CreateGitApp(ctx context.Context, p auth.Principal, in CreateAppInput, g GitInput) (store.App, GitSource, error) {
+	if err := allow(p, authz.AppWrite); err != nil {
+		return store.App{}, GitSource{}, err
+	}
 	if err := app.ValidateName("name", in.Ref.Name); err != nil {
 		return store.App{}, GitSource{}, err
 	}
@@ -291,6 +295,9 @@ func (m *Manager) sourceView(s store.AppSource) (GitSource, error) {
 // GitSource returns an app's git source; an app deployed from an image is
 // ErrNotFound.
 func (m *Manager) GitSource(ctx context.Context, p auth.Principal, ref AppRef) (GitSource, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return GitSource{}, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return GitSource{}, err
@@ -305,6 +312,9 @@ func (m *Manager) GitSource(ctx context.Context, p auth.Principal, ref AppRef) (
 // WebhookSecret reveals an app's webhook secret, for the provider's
 // settings. Callers audit the reveal.
 func (m *Manager) WebhookSecret(ctx context.Context, p auth.Principal, ref AppRef) (string, error) {
+	if err := allow(p, authz.AppEnvReveal); err != nil {
+		return "", err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return "", err

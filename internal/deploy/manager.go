@@ -48,6 +48,15 @@ func (e *ForbiddenError) Error() string { return e.Message }
 // Is makes errors.Is(err, ErrForbidden) true.
 func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
 
+// allow returns a *ForbiddenError unless p's role has perm: every Manager
+// operation asks it first, so a handler cannot forget it.
+func allow(p auth.Principal, perm authz.Permission) error {
+	if p.Can(perm) {
+		return nil
+	}
+	return &ForbiddenError{Message: fmt.Sprintf("your role (%s) does not allow %s", p.Role, perm)}
+}
+
 // checkBinds refuses bind mounts from callers without authz.ServerExec: a
 // host path can hand over the node. Binds equal to before (set by someone
 // who had it) may be kept by anyone, so that others can still edit the app.
@@ -150,6 +159,9 @@ func networkName(envID string) string { return "berth-" + strings.ReplaceAll(env
 
 // CreateProject creates a project with its production environment.
 func (m *Manager) CreateProject(ctx context.Context, p auth.Principal, name string) (store.Project, error) {
+	if err := allow(p, authz.ProjectWrite); err != nil {
+		return store.Project{}, err
+	}
 	if err := app.ValidateName("name", name); err != nil {
 		return store.Project{}, err
 	}
@@ -168,16 +180,25 @@ func (m *Manager) CreateProject(ctx context.Context, p auth.Principal, name stri
 
 // Projects lists the organization's projects.
 func (m *Manager) Projects(ctx context.Context, p auth.Principal) ([]store.Project, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return nil, err
+	}
 	return m.db.Projects(ctx, p.Organization.ID)
 }
 
 // Project finds a project by name.
 func (m *Manager) Project(ctx context.Context, p auth.Principal, name string) (store.Project, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return store.Project{}, err
+	}
 	return m.db.ProjectByName(ctx, p.Organization.ID, name)
 }
 
 // RenameProject renames a project.
 func (m *Manager) RenameProject(ctx context.Context, p auth.Principal, name, newName string) (store.Project, error) {
+	if err := allow(p, authz.ProjectWrite); err != nil {
+		return store.Project{}, err
+	}
 	proj, err := m.Project(ctx, p, name)
 	if err != nil {
 		return store.Project{}, err
@@ -197,6 +218,9 @@ func (m *Manager) RenameProject(ctx context.Context, p auth.Principal, name, new
 
 // DeleteProject deletes an empty project and its environments' networks.
 func (m *Manager) DeleteProject(ctx context.Context, p auth.Principal, name string) error {
+	if err := allow(p, authz.ProjectWrite); err != nil {
+		return err
+	}
 	proj, err := m.Project(ctx, p, name)
 	if err != nil {
 		return err
@@ -236,6 +260,9 @@ func (m *Manager) removeNetwork(ctx context.Context, name string) error {
 
 // Environments lists a project's environments.
 func (m *Manager) Environments(ctx context.Context, p auth.Principal, project string) ([]store.Environment, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return nil, err
+	}
 	proj, err := m.Project(ctx, p, project)
 	if err != nil {
 		return nil, err
@@ -245,6 +272,9 @@ func (m *Manager) Environments(ctx context.Context, p auth.Principal, project st
 
 // CreateEnvironment adds an environment (staging, …) to a project.
 func (m *Manager) CreateEnvironment(ctx context.Context, p auth.Principal, project, name string) (store.Environment, error) {
+	if err := allow(p, authz.ProjectWrite); err != nil {
+		return store.Environment{}, err
+	}
 	proj, err := m.Project(ctx, p, project)
 	if err != nil {
 		return store.Environment{}, err
@@ -334,6 +364,9 @@ type CreateAppInput struct {
 // CreateApp validates and stores an app and its variables. Nothing runs
 // until it is deployed.
 func (m *Manager) CreateApp(ctx context.Context, p auth.Principal, in CreateAppInput) (store.App, error) {
+	if err := allow(p, authz.AppWrite); err != nil {
+		return store.App{}, err
+	}
 	if err := app.ValidateName("name", in.Ref.Name); err != nil {
 		return store.App{}, err
 	}
@@ -387,12 +420,18 @@ func validateEnv(vars map[string]string) error {
 
 // App returns an app.
 func (m *Manager) App(ctx context.Context, p auth.Principal, ref AppRef) (store.App, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return store.App{}, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	return l.App, err
 }
 
 // Apps lists a project's apps (every environment).
 func (m *Manager) Apps(ctx context.Context, p auth.Principal, project string) ([]store.App, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return nil, err
+	}
 	proj, err := m.Project(ctx, p, project)
 	if err != nil {
 		return nil, err
@@ -402,6 +441,9 @@ func (m *Manager) Apps(ctx context.Context, p auth.Principal, project string) ([
 
 // UpdateSpec replaces an app's spec; the change runs with the next deployment.
 func (m *Manager) UpdateSpec(ctx context.Context, p auth.Principal, ref AppRef, spec app.Spec) (store.App, error) {
+	if err := allow(p, authz.AppWrite); err != nil {
+		return store.App{}, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return store.App{}, err
@@ -493,6 +535,9 @@ func (m *Manager) scopeID(ctx context.Context, p auth.Principal, s EnvScope) (st
 
 // Env returns the variables of one scope, decrypted.
 func (m *Manager) Env(ctx context.Context, p auth.Principal, s EnvScope) (map[string]string, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return nil, err
+	}
 	id, _, err := m.scopeID(ctx, p, s)
 	if err != nil {
 		return nil, err
@@ -503,6 +548,9 @@ func (m *Manager) Env(ctx context.Context, p auth.Principal, s EnvScope) (map[st
 // SetEnv replaces the variables of one scope and deploys every app the
 // change reaches that is running, so the change is in the history.
 func (m *Manager) SetEnv(ctx context.Context, p auth.Principal, s EnvScope, vars map[string]string) ([]store.Deployment, error) {
+	if err := allow(p, authz.AppWrite); err != nil {
+		return nil, err
+	}
 	if err := validateEnv(vars); err != nil {
 		return nil, err
 	}
@@ -572,6 +620,9 @@ type DeployInput struct {
 // Deploy queues a deployment of the app's current spec (with Image, if
 // given, saved into the spec first).
 func (m *Manager) Deploy(ctx context.Context, p auth.Principal, ref AppRef, in DeployInput) (store.Deployment, error) {
+	if err := allow(p, authz.AppDeploy); err != nil {
+		return store.Deployment{}, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return store.Deployment{}, err
@@ -632,6 +683,9 @@ func (m *Manager) enqueue(ctx context.Context, d store.Deployment) (store.Deploy
 
 // FindDeployment reads a deployment of the app by id or by "#seq"/"seq".
 func (m *Manager) FindDeployment(ctx context.Context, p auth.Principal, ref AppRef, id string) (store.Deployment, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return store.Deployment{}, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return store.Deployment{}, err
@@ -649,6 +703,9 @@ func (m *Manager) FindDeployment(ctx context.Context, p auth.Principal, ref AppR
 // Rollback deploys an earlier healthy deployment again: same image digest,
 // same spec, same variables.
 func (m *Manager) Rollback(ctx context.Context, p auth.Principal, ref AppRef, to string) (store.Deployment, error) {
+	if err := allow(p, authz.AppDeploy); err != nil {
+		return store.Deployment{}, err
+	}
 	target, err := m.FindDeployment(ctx, p, ref, to)
 	if err != nil {
 		return store.Deployment{}, err
@@ -677,6 +734,9 @@ func (m *Manager) Rollback(ctx context.Context, p auth.Principal, ref AppRef, to
 // Cancel asks for a queued or starting deployment to stop; the engine
 // removes its release and the current one keeps serving.
 func (m *Manager) Cancel(ctx context.Context, p auth.Principal, ref AppRef, id string) (store.Deployment, error) {
+	if err := allow(p, authz.AppDeploy); err != nil {
+		return store.Deployment{}, err
+	}
 	d, err := m.FindDeployment(ctx, p, ref, id)
 	if err != nil {
 		return store.Deployment{}, err
@@ -694,6 +754,9 @@ func (m *Manager) Cancel(ctx context.Context, p auth.Principal, ref AppRef, id s
 
 // Deployments lists an app's deployments, newest first.
 func (m *Manager) Deployments(ctx context.Context, p auth.Principal, ref AppRef, limit int) ([]store.Deployment, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return nil, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return nil, err
@@ -703,6 +766,9 @@ func (m *Manager) Deployments(ctx context.Context, p auth.Principal, ref AppRef,
 
 // Steps is a deployment's step log.
 func (m *Manager) Steps(ctx context.Context, p auth.Principal, d store.Deployment) ([]store.DeploymentStep, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return nil, err
+	}
 	return m.db.Steps(ctx, p.Organization.ID, d.ID)
 }
 
@@ -720,6 +786,9 @@ type Status struct {
 
 // AppStatus reports what runs for an app.
 func (m *Manager) AppStatus(ctx context.Context, p auth.Principal, ref AppRef) (Status, error) {
+	if err := allow(p, authz.ProjectRead); err != nil {
+		return Status{}, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return Status{}, err
@@ -761,6 +830,9 @@ func (m *Manager) current(ctx context.Context, a store.App) (*store.Deployment, 
 
 // Logs streams the app's container logs (the current release).
 func (m *Manager) Logs(ctx context.Context, p auth.Principal, ref AppRef, opts orchestrator.LogOptions, out func(orchestrator.LogLine) error) error {
+	if err := allow(p, authz.AppLogs); err != nil {
+		return err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return err
@@ -778,6 +850,9 @@ func (m *Manager) Logs(ctx context.Context, p auth.Principal, ref AppRef, opts o
 // Scale changes the current release's replicas in place and remembers the
 // count for later deployments.
 func (m *Manager) Scale(ctx context.Context, p auth.Principal, ref AppRef, replicas int) (store.App, error) {
+	if err := allow(p, authz.AppDeploy); err != nil {
+		return store.App{}, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return store.App{}, err
@@ -805,11 +880,17 @@ func (m *Manager) Scale(ctx context.Context, p auth.Principal, ref AppRef, repli
 
 // Stop scales the current release to zero and remembers it; Start undoes it.
 func (m *Manager) Stop(ctx context.Context, p auth.Principal, ref AppRef) error {
+	if err := allow(p, authz.AppDeploy); err != nil {
+		return err
+	}
 	return m.setStopped(ctx, p, ref, true)
 }
 
 // Start brings a stopped app back with its remembered replicas.
 func (m *Manager) Start(ctx context.Context, p auth.Principal, ref AppRef) error {
+	if err := allow(p, authz.AppDeploy); err != nil {
+		return err
+	}
 	return m.setStopped(ctx, p, ref, false)
 }
 
@@ -838,6 +919,9 @@ func (m *Manager) setStopped(ctx context.Context, p auth.Principal, ref AppRef, 
 // Restart replaces the running containers without downtime: a new release of
 // the same deployment's image and configuration.
 func (m *Manager) Restart(ctx context.Context, p auth.Principal, ref AppRef) (store.Deployment, error) {
+	if err := allow(p, authz.AppDeploy); err != nil {
+		return store.Deployment{}, err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return store.Deployment{}, err
@@ -862,6 +946,9 @@ func (m *Manager) Restart(ctx context.Context, p auth.Principal, ref AppRef) (st
 // DeleteApp removes the app's releases and records. Its volumes stay unless
 // removeVolumes is set.
 func (m *Manager) DeleteApp(ctx context.Context, p auth.Principal, ref AppRef, removeVolumes bool) error {
+	if err := allow(p, authz.AppWrite); err != nil {
+		return err
+	}
 	l, err := m.locate(ctx, p, ref)
 	if err != nil {
 		return err
