@@ -43,6 +43,10 @@ type Deps struct {
 	// Audit records every state-changing request and every reveal, and
 	// serves the audit log operations; nil records nothing.
 	Audit *audit.Recorder
+	// PublicURL is where clients reach the server (--public-url), for the
+	// absolute URLs the API hands out (webhooks); "" uses the request's
+	// scheme and host.
+	PublicURL string
 }
 
 const (
@@ -126,6 +130,8 @@ func Register(mux *http.ServeMux, d Deps) huma.API {
 		s.registerRegistries()
 		s.registerDomains()
 		s.registerRequests()
+		s.registerBuilds()
+		s.registerHooks(mux)
 	}
 	if d.Audit != nil {
 		s.registerAudit()

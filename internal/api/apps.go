@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -14,15 +15,17 @@ import (
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/gitsrc"
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/store"
+	"github.com/berthpaas/berth/internal/webhook"
 )
 
 // AppSpec is app.Spec on the wire, with the same JSON names. It exists
 // because the API documents durations as strings ("10s") and validates the
 // document before app.Spec's own rules run; memory is in bytes.
 type AppSpec struct {
-	Image           string            `json:"image" maxLength:"512" example:"nginx:1.27" doc:"Image reference: [registry[:port]/]name[:tag][@sha256:<digest>]"`
+	Image           string            `json:"image" required:"false" maxLength:"512" example:"nginx:1.27" doc:"Image reference: [registry[:port]/]name[:tag][@sha256:<digest>]. Required, except when creating an app built from git (then left out: its builds are tagged berth/<app id>)"`
 	Command         []string          `json:"command,omitempty" maxItems:"64" doc:"Replaces the image's ENTRYPOINT: an argv list, run without a shell"`
 	Args            []string          `json:"args,omitempty" maxItems:"256" doc:"Replaces the image's CMD"`
 	WorkingDir      string            `json:"working_dir,omitempty" maxLength:"4096" doc:"Working directory inside the container"`
@@ -103,15 +106,18 @@ type Volume struct {
 
 // App is an application and its desired state.
 type App struct {
-	ID                  string    `json:"id" example:"app_4fk3mz2xq7bw6a5c" doc:"App id"`
-	Name                string    `json:"name" example:"web" doc:"App name, unique in its environment; other apps of the environment reach it by this name"`
-	Project             string    `json:"project" example:"shop" doc:"Project name"`
-	Environment         string    `json:"environment" example:"production" doc:"Environment name"`
-	Spec                AppSpec   `json:"spec" doc:"What the next deployment runs"`
-	Stopped             bool      `json:"stopped" doc:"Stopped by the user: scaled to zero until started"`
-	CurrentDeploymentID string    `json:"current_deployment_id,omitempty" doc:"The live deployment; absent until one is live"`
-	CreatedAt           time.Time `json:"created_at"`
-	UpdatedAt           time.Time `json:"updated_at"`
+	ID                  string  `json:"id" example:"app_4fk3mz2xq7bw6a5c" doc:"App id"`
+	Name                string  `json:"name" example:"web" doc:"App name, unique in its environment; other apps of the environment reach it by this name"`
+	Project             string  `json:"project" example:"shop" doc:"Project name"`
+	Environment         string  `json:"environment" example:"production" doc:"Environment name"`
+	Spec                AppSpec `json:"spec" doc:"What the next deployment runs"`
+	Stopped             bool    `json:"stopped" doc:"Stopped by the user: scaled to zero until started"`
+	CurrentDeploymentID string  `json:"current_deployment_id,omitempty" doc:"The live deployment; absent until one is live"`
+	// Source is set by the operations that read it: creating an app and
+	// showing one.
+	Source    *AppSource `json:"source,omitempty" doc:"Where an app built from git gets its code and how it is built; absent for an app deployed from an image"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
 }
 
 // AppSummary is an app in a list.
@@ -170,6 +176,7 @@ type CreateAppRequest struct {
 	Environment string            `json:"environment,omitempty" maxLength:"64" example:"production" doc:"Environment to create the app in; production when left out"`
 	Spec        AppSpec           `json:"spec"`
 	Env         map[string]string `json:"env,omitempty" doc:"App-scope environment variables, stored encrypted"`
+	Git         *GitRequest       `json:"git,omitempty" doc:"Build the app from a git repository instead of deploying an image; spec.image is then left out"`
 }
 
 // DeployRequest deploys an app, optionally with a new image.
@@ -431,6 +438,9 @@ func (s *server) registerApps() {
 		Path:        Prefix + "/projects/{project}/apps",
 		Summary:     "Create an app",
 		Description: "Creates an app from an image in an environment of the project (production unless `environment` says otherwise), with its app-scope variables. " +
+			"With `git` the app is built from a repository instead: `spec.image` is left out, and the answer's `source` has the webhook URL and, for SSH repositories, the deploy key to add to the repository. " +
+			"The repository URL must be https://, ssh:// or git@host:path; other transports, local paths, option-like values, branch names starting with `-` or holding `..`, and build paths leaving the checkout answer 422 naming the field (`git.url`). " +
+			"The access token is stored encrypted and never shown again. " +
 			"Nothing runs until it is deployed. Every invalid field answers 422 naming it (`spec.ports[1].published`); a name already used in the environment answers 409.",
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusConflict},
@@ -443,6 +453,7 @@ func (s *server) registerApps() {
 		Path:        Prefix + "/projects/{project}/apps/{app}",
 		Summary:     "Show an app and what runs for it",
 		Description: "Returns the app with its current (live) deployment, the deployment in flight, and what the cluster reports about the current release: desired and healthy replicas and each task's slot, node, state and message. " +
+			"An app built from git has its `source` (never its token or webhook secret). " +
 			"When the cluster cannot be asked, `release.unavailable` says so and the rest of the answer stands.",
 	}), s.getApp)
 
@@ -569,23 +580,47 @@ func (s *server) createApp(ctx context.Context, in *createAppInput) (*appOutput,
 	if err := app.ValidateName("environment", b.Environment); err != nil {
 		return nil, err
 	}
-	spec, err := checkSpec("spec.", b.Spec)
+	wire := b.Spec
+	if b.Git != nil {
+		if wire.Image != "" {
+			return nil, &app.FieldError{Field: "spec.image", Message: "must be left out for an app built from git: its image is built from the repository"}
+		}
+		wire.Image = "berth/pending" // checked as any spec; the manager names the image
+	}
+	spec, err := checkSpec("spec.", wire)
 	if err != nil {
 		return nil, err
 	}
 	if err := checkEnv("env", b.Env); err != nil {
 		return nil, err
 	}
+	var git deploy.GitInput
+	if b.Git != nil {
+		if git, err = gitInput(*b.Git); err != nil {
+			return nil, err
+		}
+	}
 	ref := deploy.AppRef{Project: in.Project, Environment: b.Environment, Name: b.Name}
 	if _, err := s.deps.Apps.App(ctx, p, ref); err == nil {
 		return nil, nameTaken(fmt.Sprintf("%s already has an app named %q", ref.Project, ref.Name))
 	}
-	a, err := s.deps.Apps.CreateApp(ctx, p, deploy.CreateAppInput{Ref: ref, Spec: spec, Env: b.Env})
+	create := deploy.CreateAppInput{Ref: ref, Spec: spec, Env: b.Env}
+	if b.Git == nil {
+		a, err := s.deps.Apps.CreateApp(ctx, p, create)
+		if err != nil {
+			return nil, err
+		}
+		s.log.InfoContext(ctx, "app created", "user_id", p.User.ID, "app", a.ID, "name", ref.String())
+		return &appOutput{Body: appOf(a, in.Project, b.Environment)}, nil
+	}
+	a, src, err := s.deps.Apps.CreateGitApp(ctx, p, create, git)
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "app created", "user_id", p.User.ID, "app", a.ID, "name", ref.String())
-	return &appOutput{Body: appOf(a, in.Project, b.Environment)}, nil
+	s.log.InfoContext(ctx, "app created", "user_id", p.User.ID, "app", a.ID, "name", ref.String(), "source", string(src.Source.Kind()))
+	out := appOf(a, in.Project, b.Environment)
+	out.Source = s.sourceOf(ctx, src)
+	return &appOutput{Body: out}, nil
 }
 
 func (s *server) getApp(ctx context.Context, in *AppParams) (*appStatusOutput, error) {
@@ -599,6 +634,11 @@ func (s *server) getApp(ctx context.Context, in *AppParams) (*appStatusOutput, e
 		return nil, err
 	}
 	out := AppStatus{App: appOf(st.App, ref.Project, ref.Environment), Release: Release{Tasks: []Task{}}}
+	if src, err := s.deps.Apps.GitSource(ctx, p, ref); err == nil {
+		out.App.Source = s.sourceOf(ctx, src)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
 	if st.Current != nil {
 		d := deploymentOf(*st.Current)
 		out.Current = &d
@@ -739,4 +779,133 @@ func (s *server) scaleApp(ctx context.Context, in *scaleInput) (*appOutput, erro
 	}
 	s.log.InfoContext(ctx, "app scaled", "user_id", p.User.ID, "app", a.ID, "replicas", in.Body.Replicas)
 	return &appOutput{Body: appOf(a, ref.Project, ref.Environment)}, nil
+}
+
+// GitRequest says where an app built from git gets its code and how its
+// image is built. The repository is url, or provider with repo (and
+// base_url for a self-hosted server).
+type GitRequest struct {
+	URL        string            `json:"url,omitempty" maxLength:"2048" example:"https://git.example.com/shop/api.git" doc:"The repository: https://…, ssh://… or git@host:owner/repo.git. Leave out when giving provider and repo"`
+	Provider   string            `json:"provider,omitempty" enum:"github,gitlab,gitea,bitbucket" doc:"The hosting service of repo; its webhooks are then verified its way"`
+	Repo       string            `json:"repo,omitempty" maxLength:"512" example:"acme/api" doc:"With provider: owner/name (GitLab: group/…/name)"`
+	BaseURL    string            `json:"base_url,omitempty" maxLength:"2048" example:"https://gitea.example.com" doc:"With provider: a self-hosted server (GitHub Enterprise, self-managed GitLab, Gitea); required for gitea, not allowed for bitbucket"`
+	Branch     string            `json:"branch,omitempty" maxLength:"255" example:"main" doc:"The branch a deploy builds and pushes to deploy; main when left out"`
+	Token      string            `json:"token,omitempty" maxLength:"4096" writeOnly:"true" doc:"Access token for a private repository over HTTPS. Stored encrypted and never returned: responses say has_token"`
+	Dockerfile string            `json:"dockerfile,omitempty" maxLength:"4096" example:"Dockerfile" doc:"The Dockerfile, relative to context; Dockerfile when left out"`
+	Context    string            `json:"context,omitempty" maxLength:"4096" example:"." doc:"The build context, relative to the repository root; the root when left out"`
+	Target     string            `json:"target,omitempty" maxLength:"128" doc:"The stage of a multi-stage Dockerfile to build; the last when left out"`
+	BuildArgs  map[string]string `json:"build_args,omitempty" doc:"ARG values. They stay in the image's history: never put a secret in one"`
+	Submodules bool              `json:"submodules,omitempty" doc:"Also fetch the repository's submodules"`
+	Filter     *GitFilter        `json:"filter,omitempty" doc:"Which pushes deploy; pushes to branch when left out"`
+}
+
+// GitFilter says which pushes deploy an app built from git.
+type GitFilter struct {
+	Branches   []string `json:"branches" required:"false" maxItems:"64" example:"[\"main\",\"release/*\"]" doc:"Branches whose pushes deploy: names or patterns (release/*, hotfix/**); empty: no branch push deploys"`
+	Tags       bool     `json:"tags" required:"false" doc:"Tag pushes deploy the tagged commit"`
+	WatchPaths []string `json:"watch_paths" required:"false" maxItems:"64" example:"[\"src/**\"]" doc:"Deploy a branch push only when it changes a file matching one of these patterns; empty: every push"`
+}
+
+// AppSource is an app's git source as the API shows it: no token, no
+// private key, no webhook secret.
+type AppSource struct {
+	Kind       string            `json:"kind" enum:"git,github,gitlab,gitea,bitbucket" doc:"git for a plain URL, else the provider"`
+	CloneURL   string            `json:"clone_url" example:"https://github.com/acme/api.git" doc:"What git fetches"`
+	Repo       string            `json:"repo,omitempty" example:"acme/api" doc:"The provider's repository"`
+	BaseURL    string            `json:"base_url,omitempty" doc:"The provider's self-hosted server"`
+	Branch     string            `json:"branch" example:"main"`
+	Dockerfile string            `json:"dockerfile,omitempty" example:"Dockerfile"`
+	Context    string            `json:"context,omitempty" example:"."`
+	Target     string            `json:"target,omitempty"`
+	BuildArgs  map[string]string `json:"build_args,omitempty"`
+	Submodules bool              `json:"submodules,omitempty"`
+	Filter     GitFilter         `json:"filter"`
+	HasToken   bool              `json:"has_token" doc:"An access token is stored (it is never shown)"`
+	DeployKey  string            `json:"deploy_key,omitempty" example:"ssh-ed25519 AAAA… shop-api" doc:"SSH repositories: the public key to add to the repository as a read-only deploy key"`
+	KnownHosts string            `json:"known_hosts,omitempty" doc:"SSH repositories: the host keys pinned at the first fetch"`
+	WebhookURL string            `json:"webhook_url" example:"https://berth.example.com/hooks/x7Qm…" doc:"Where the provider delivers push events; its secret is revealed by POST …/source/webhook-secret"`
+	Provider   string            `json:"provider,omitempty" example:"github" doc:"Whose signature webhooks carry; absent for a plain URL, whose deliveries are recognised by their headers"`
+}
+
+// gitInput converts the wire form; errors name the field in the body.
+func gitInput(g GitRequest) (deploy.GitInput, error) {
+	in := deploy.GitInput{
+		Branch: g.Branch, Token: g.Token,
+		Build: store.BuildSettings{Dockerfile: g.Dockerfile, Context: g.Context, Target: g.Target, Args: g.BuildArgs, Submodules: g.Submodules},
+	}
+	if g.Filter != nil {
+		in.Filter = &webhook.Filter{Branches: g.Filter.Branches, Tags: g.Filter.Tags, WatchPaths: g.Filter.WatchPaths}
+	}
+	switch {
+	case g.URL != "" && (g.Provider != "" || g.Repo != "" || g.BaseURL != ""):
+		return deploy.GitInput{}, &app.FieldError{Field: "git.url", Message: "and provider/repo/base_url are two ways to name the repository: give one"}
+	case g.URL != "":
+		in.Source = gitsrc.Source{Variant: &gitsrc.URL{URL: g.URL}}
+	case g.Provider == "" && (g.Repo != "" || g.BaseURL != ""):
+		return deploy.GitInput{}, &app.FieldError{Field: "git.provider", Message: "is required with repo: github, gitlab, gitea or bitbucket"}
+	case g.Provider != "":
+		switch webhook.Provider(g.Provider) {
+		case webhook.GitHub:
+			in.Source.Variant = &gitsrc.GitHub{Repo: g.Repo, BaseURL: g.BaseURL}
+		case webhook.GitLab:
+			in.Source.Variant = &gitsrc.GitLab{Repo: g.Repo, BaseURL: g.BaseURL}
+		case webhook.Gitea:
+			in.Source.Variant = &gitsrc.Gitea{Repo: g.Repo, BaseURL: g.BaseURL}
+		case webhook.Bitbucket:
+			if g.BaseURL != "" {
+				return deploy.GitInput{}, &app.FieldError{Field: "git.base_url", Message: "is not used with bitbucket (Bitbucket Cloud only)"}
+			}
+			in.Source.Variant = &gitsrc.Bitbucket{Repo: g.Repo}
+		default:
+			return deploy.GitInput{}, &app.FieldError{Field: "git.provider", Message: "must be github, gitlab, gitea or bitbucket"}
+		}
+	}
+	// Neither: the manager answers that git.url is required.
+	return in, nil
+}
+
+// sourceOf is the wire form of a git source, with its absolute webhook URL.
+func (s *server) sourceOf(ctx context.Context, g deploy.GitSource) *AppSource {
+	out := &AppSource{
+		Kind: string(g.Source.Kind()), CloneURL: g.CloneURL, Branch: g.Branch,
+		Dockerfile: g.Build.Dockerfile, Context: g.Build.Context, Target: g.Build.Target, BuildArgs: g.Build.Args, Submodules: g.Build.Submodules,
+		Filter:   GitFilter{Branches: nonNil(g.Filter.Branches), Tags: g.Filter.Tags, WatchPaths: nonNil(g.Filter.WatchPaths)},
+		HasToken: g.HasToken, DeployKey: g.DeployKey, KnownHosts: g.KnownHosts,
+		WebhookURL: s.publicURL(ctx) + deploy.WebhookPath(g.WebhookID), Provider: string(g.Provider),
+	}
+	switch v := g.Source.Variant.(type) {
+	case *gitsrc.GitHub:
+		out.Repo, out.BaseURL = v.Repo, v.BaseURL
+	case *gitsrc.GitLab:
+		out.Repo, out.BaseURL = v.Repo, v.BaseURL
+	case *gitsrc.Gitea:
+		out.Repo, out.BaseURL = v.Repo, v.BaseURL
+	case *gitsrc.Bitbucket:
+		out.Repo = v.Repo
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// publicURL is where clients reach this server: the configured public URL,
+// else the scheme and host the request came through.
+func (s *server) publicURL(ctx context.Context) string {
+	if s.deps.PublicURL != "" {
+		return strings.TrimRight(s.deps.PublicURL, "/")
+	}
+	r := exchangeFrom(ctx).r
+	if r == nil {
+		return ""
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
 }

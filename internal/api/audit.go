@@ -146,24 +146,8 @@ func (t teeBody) Read(p []byte) (int, error) {
 // recordReveal records that p is about to see the values of the variables
 // named in scope. It fails closed: without a record, no values.
 func (s *server) recordReveal(ctx context.Context, p auth.Principal, scope deploy.EnvScope, names []string) error {
-	if s.deps.Audit == nil {
-		return nil
-	}
-	r := exchangeFrom(ctx).r
-	ev := audit.Event{
-		OrganizationID: p.Organization.ID, Actor: audit.ActorOf(p), Action: "env.reveal",
-		Target:   audit.Target("project", scope.Ref.Project, "environment", scope.Ref.Environment, "app", scope.Ref.Name),
-		SourceIP: auth.ClientIP(r), UserAgent: r.UserAgent(), Status: http.StatusOK,
-		Summary: audit.SummarizeReveal(scope.Scope, names),
-	}
-	if err := s.deps.Audit.Record(context.WithoutCancel(ctx), ev); err != nil {
-		// Logged by the recorder; the generic 500 keeps problem from logging it again.
-		return huma.Error500InternalServerError(internalErrorMessage)
-	}
-	if n := audit.NoteFrom(ctx); n != nil {
-		n.Recorded = true
-	}
-	return nil
+	target := audit.Target("project", scope.Ref.Project, "environment", scope.Ref.Environment, "app", scope.Ref.Name)
+	return s.recordSecretReveal(ctx, p, "env.reveal", target, audit.SummarizeReveal(scope.Scope, names))
 }
 
 // AuditEntry is one line of the audit log (the same document as a line of

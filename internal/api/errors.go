@@ -14,8 +14,10 @@ import (
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/gitsrc"
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/store"
+	"github.com/berthpaas/berth/internal/webhook"
 )
 
 // Messages clients see; stable so scripts and the CLI can rely on them.
@@ -32,6 +34,8 @@ func (s *server) problem(ctx context.Context, err error) error {
 	var (
 		field     *auth.FieldError
 		appField  *app.FieldError
+		gitField  *gitsrc.ValidationError
+		hookField *webhook.FieldError
 		busy      *deploy.ConflictError
 		forbidden *deploy.ForbiddenError
 		throttled *auth.ThrottledError
@@ -43,6 +47,12 @@ func (s *server) problem(ctx context.Context, err error) error {
 		return fieldProblem(field)
 	case errors.As(err, &appField):
 		return fieldProblem((*auth.FieldError)(appField))
+	case errors.As(err, &gitField):
+		// The manager names git fields itself; this is the backstop that
+		// keeps bad input from ever becoming a 500.
+		return fieldProblem(&auth.FieldError{Field: gitField.Field, Message: gitField.Reason})
+	case errors.As(err, &hookField):
+		return fieldProblem((*auth.FieldError)(hookField))
 	case errors.As(err, &throttled):
 		secs := max(1, int(math.Ceil(throttled.RetryAfter.Seconds())))
 		return huma.ErrorWithHeaders(

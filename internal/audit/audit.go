@@ -360,7 +360,7 @@ var allowed = map[string]bool{
 	"mode": true, "compress": true, "timeout": true, "redirect_to": true, "redirect_code": true,
 	"keep_path": true, "code": true, "organization": true, "to": true, "target": true,
 	"read_only": true, "protocol": true, "published": true, "source": true,
-	"deployment": true, "id": true, "kind": true, "format": true, "days": true,
+	"deployment": true, "id": true, "kind": true, "format": true, "days": true, "commit": true,
 }
 
 // redacted stands in for a value that is not recorded.

@@ -54,14 +54,58 @@ type Principal struct {
 	SessionHash  string // set for browser sessions
 	CSRFToken    string // set for browser sessions
 	TokenID      string // set for API tokens
+	// Grants add roles within projects or environments to Role.
+	Grants []store.Grant
 	// TwoFactorMissing: the organization requires two-factor login and the
 	// user has not set it up; they may only do that (and sign out).
 	TwoFactorMissing bool
 }
 
-// Can reports whether the principal's role has perm (deny by default: an
-// unknown role has none).
+// Can reports whether the principal's organization-wide role has perm
+// (deny by default: an unknown role has none).
 func (p Principal) Can(perm authz.Permission) bool { return authz.Can(p.Role, perm) }
+
+// CanIn reports whether the principal has perm in a project's environment
+// (envID "": the project as a whole), by their role or a grant there.
+func (p Principal) CanIn(perm authz.Permission, projectID, envID string) bool {
+	if p.Can(perm) {
+		return true
+	}
+	for _, g := range p.Grants {
+		if g.ProjectID == projectID && (g.EnvironmentID == "" || g.EnvironmentID == envID) && authz.Can(g.Role, perm) {
+			return true
+		}
+	}
+	return false
+}
+
+// CanSomewhere reports whether the principal has perm anywhere: by their
+// role, or by a grant in some project.
+func (p Principal) CanSomewhere(perm authz.Permission) bool {
+	if p.Can(perm) {
+		return true
+	}
+	for _, g := range p.Grants {
+		if authz.Can(g.Role, perm) {
+			return true
+		}
+	}
+	return false
+}
+
+// SeesProject reports whether the project exists for the principal: they
+// may read it, or some environment of it.
+func (p Principal) SeesProject(projectID string) bool {
+	if p.Can(authz.ProjectRead) {
+		return true
+	}
+	for _, g := range p.Grants {
+		if g.ProjectID == projectID && authz.Can(g.Role, authz.ProjectRead) {
+			return true
+		}
+	}
+	return false
+}
 
 // Scope is the store scope of what the principal owns.
 func (p Principal) Scope() store.Scope {
@@ -324,8 +368,19 @@ func (s *Service) principal(ctx context.Context, userID, orgID, tokenRole string
 		return Principal{}, notFoundIsUnauthenticated(err)
 	}
 	p := Principal{User: u, Organization: m.Organization, Role: m.Role}
-	if tokenRole != "" && authz.Covers(m.Role, tokenRole) {
-		p.Role = tokenRole
+	if p.Grants, err = s.db.Grants(ctx, orgID, userID); err != nil {
+		return Principal{}, err
+	}
+	if tokenRole != "" {
+		if authz.Covers(m.Role, tokenRole) {
+			p.Role = tokenRole
+		}
+		// A token limited to a role gets no more than it anywhere.
+		for i, g := range p.Grants {
+			if !authz.Covers(tokenRole, g.Role) {
+				p.Grants[i].Role = tokenRole
+			}
+		}
 	}
 	if m.Organization.RequireTwoFactor {
 		if _, err := s.enabledTOTP(ctx, userID); errors.Is(err, ErrTwoFactorNotEnabled) {

@@ -101,7 +101,7 @@ func (s *Service) Members(ctx context.Context, p Principal) ([]store.Member, err
 // and the owner role, which moves only by TransferOwnership.
 func checkGrant(p Principal, role string) error {
 	if _, ok := authz.Lookup(role); !ok || role == authz.Owner {
-		return &FieldError{"role", "must be one of admin, developer, viewer (ownership moves by transfer)"}
+		return &FieldError{"role", "must be one of admin, developer, viewer, member (ownership moves by transfer)"}
 	}
 	if !authz.Covers(p.Role, role) {
 		return &ForbiddenError{Message: fmt.Sprintf("your role (%s) cannot grant %s: nobody can grant a role above their own", p.Role, role)}
@@ -310,4 +310,27 @@ func ownerErr(err error) error {
 		return &ForbiddenError{Message: err.Error()}
 	}
 	return err
+}
+
+// SetGrant gives a member a role within a project (or one environment of
+// it), on top of their membership's role; role "" removes the grant. The
+// caller's role must cover the role granted.
+func (s *Service) SetGrant(ctx context.Context, p Principal, g store.Grant) error {
+	if err := p.Require(authz.MemberWrite); err != nil {
+		return err
+	}
+	if g.Role != "" {
+		if err := checkGrant(p, g.Role); err != nil {
+			return err
+		}
+	}
+	return s.db.SetGrant(ctx, s.now(), p.Organization.ID, g)
+}
+
+// Grants lists a member's grants.
+func (s *Service) Grants(ctx context.Context, p Principal, userID string) ([]store.Grant, error) {
+	if err := p.Require(authz.MemberRead); err != nil {
+		return nil, err
+	}
+	return s.db.Grants(ctx, p.Organization.ID, userID)
 }

@@ -78,10 +78,14 @@ const (
 	Admin     = "admin"
 	Developer = "developer"
 	Viewer    = "viewer"
+	// Member sees the organization and nothing in it: what a member reaches
+	// comes from grants on projects or environments.
+	Member = "member"
 )
 
 var (
-	readOnly = []Permission{OrgRead, MemberRead, ProjectRead, AppLogs, RegistryRead, TokenWrite}
+	member   = []Permission{OrgRead, TokenWrite}
+	readOnly = append(slices.Clone(member), MemberRead, ProjectRead, AppLogs, RegistryRead)
 	develop  = append(slices.Clone(readOnly), ProjectWrite, AppWrite, AppDeploy, AppEnvReveal, DomainWrite)
 	// admin: everything but what only the owner does (the organization
 	// itself and the audit log's retention, which erases history).
@@ -94,6 +98,7 @@ var Builtin = []Role{
 	{Name: Admin, Description: "everything but the organization's settings, ownership and the audit log's retention", Permissions: admin},
 	{Name: Developer, Description: "projects and apps: create, deploy, variables (with their values), domains; read the rest", Permissions: develop},
 	{Name: Viewer, Description: "read projects, apps, deployments and logs; no secret values, no changes", Permissions: readOnly},
+	{Name: Member, Description: "only the projects and environments granted to them", Permissions: member},
 }
 
 // Lookup finds a built-in role by name.

@@ -37,6 +37,9 @@ func TestViewerChangesNothingAndSeesNoSecret(t *testing.T) {
 	if !Can(Viewer, ProjectRead) || !Can(Viewer, AppLogs) {
 		t.Error("viewer cannot read projects or logs")
 	}
+	if Can(Member, ProjectRead) || Can(Member, MemberRead) || !Can(Member, OrgRead) {
+		t.Error("a member without grants sees more than the organization")
+	}
 }
 
 func TestOwnerOnly(t *testing.T) {
@@ -55,7 +58,7 @@ func TestCoversAndUnknownRoles(t *testing.T) {
 		grantor, granted string
 		want             bool
 	}{
-		{Owner, Owner, true}, {Admin, Owner, false}, {Admin, Admin, true}, {Admin, Developer, true},
+		{Owner, Owner, true}, {Admin, Owner, false}, {Viewer, Member, true}, {Member, Viewer, false}, {Admin, Admin, true}, {Admin, Developer, true},
 		{Developer, Admin, false}, {Viewer, Developer, false}, {Viewer, Viewer, true},
 		{"root", Viewer, false}, {Owner, "root", false}, {"", "", false},
 	}

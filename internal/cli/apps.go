@@ -53,7 +53,7 @@ func appCmd() *cobra.Command {
 	}
 	cmd.AddCommand(appCreateCmd(), appUpdateCmd(), appListCmd(), appStatusCmd(), appDeployCmd(), appRollbackCmd(), appRestartCmd(),
 		appStopCmd(), appStartCmd(), appScaleCmd(), appCancelCmd(), appDeploymentsCmd(), appDeploymentCmd(), appDeleteCmd(),
-		appRequestsCmd())
+		appRequestsCmd(), appWebhookCmd())
 	return cmd
 }
 
@@ -235,27 +235,82 @@ func (f *specFlags) apply(s *api.AppSpec, given func(flag string) bool) error {
 	return nil
 }
 
-// createFlags are berth app create's flags: the spec and its variables.
+// createFlags are berth app create's flags: the spec and its variables,
+// and the git source of an app built from a repository.
 type createFlags struct {
 	specFlags
 	envFile string
 	env     []string
+	gitFlags
+}
+
+// gitFlags say where an app built from git gets its code and how it is built.
+type gitFlags struct {
+	git, branch, dockerfile, context, target string
+	buildArgs, watchPaths                    []string
+	tokenStdin, deployTags, submodules       bool
 }
 
 func (f *createFlags) bind(cmd *cobra.Command) {
-	f.specFlags.bind(cmd, "image to run, e.g. nginx:1.27 (required)")
+	f.specFlags.bind(cmd, "image to run, e.g. nginx:1.27 (required unless --git)")
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.env, "env", nil, "variable KEY=VALUE (repeatable)")
 	fl.StringVar(&f.envFile, "env-file", "", "read variables from a .env file (--env wins over it)")
+	fl.StringVar(&f.git, "git", "", "build the app from this git repository (https://…, ssh://… or git@host:owner/repo.git) instead of running --image")
+	fl.StringVar(&f.branch, "branch", "", "--git: the branch deploys build and pushes deploy (default main)")
+	fl.StringVar(&f.dockerfile, "dockerfile", "", "--git: the Dockerfile, relative to --context (default Dockerfile)")
+	fl.StringVar(&f.context, "context", "", "--git: the build context, relative to the repository root (default the root)")
+	fl.StringVar(&f.target, "target", "", "--git: the stage of a multi-stage Dockerfile to build (default the last)")
+	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "--git: ARG value KEY=VALUE; it stays in the image's history, so never a secret (repeatable)")
+	fl.StringArrayVar(&f.watchPaths, "watch-path", nil, "--git: deploy a push only when it changes a file matching this pattern, e.g. api/** (repeatable)")
+	fl.BoolVar(&f.tokenStdin, "git-token-stdin", false, "--git: read an access token for a private HTTPS repository from stdin; stored encrypted, never shown again")
+	fl.BoolVar(&f.deployTags, "deploy-tags", false, "--git: tag pushes deploy the tagged commit too")
+	fl.BoolVar(&f.submodules, "submodules", false, "--git: also fetch the repository's submodules")
+}
+
+// gitRequest checks the git flags and builds the source; nil without --git.
+func (f *createFlags) gitRequest(cmd *cobra.Command) (*api.GitRequest, error) {
+	if f.git == "" {
+		for _, name := range []string{"branch", "dockerfile", "context", "target", "build-arg", "watch-path", "git-token-stdin", "deploy-tags", "submodules"} {
+			if cmd.Flags().Changed(name) {
+				return nil, fmt.Errorf("--%s is for apps built from git: add --git URL", name)
+			}
+		}
+		return nil, nil
+	}
+	if f.image != "" {
+		return nil, errors.New("--git and --image are two ways to get the app's image: give one (--git builds it from the repository)")
+	}
+	args, err := parseAssignments(f.buildArgs, "--build-arg")
+	if err != nil {
+		return nil, err
+	}
+	g := &api.GitRequest{URL: f.git, Branch: f.branch, Dockerfile: f.dockerfile, Context: f.context, Target: f.target, Submodules: f.submodules}
+	if len(args) > 0 {
+		g.BuildArgs = args
+	}
+	if f.deployTags || len(f.watchPaths) > 0 {
+		branch := f.branch
+		if branch == "" {
+			branch = "main"
+		}
+		g.Filter = &api.GitFilter{Branches: []string{branch}, Tags: f.deployTags, WatchPaths: f.watchPaths}
+	}
+	if f.tokenStdin {
+		if g.Token, err = readToken(cmd.InOrStdin(), "git-token-stdin"); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
 }
 
 // spec checks the flags and builds the spec; every error names its flag.
 func (f *createFlags) spec(cmd *cobra.Command) (api.AppSpec, map[string]string, error) {
-	if f.image == "" {
-		return api.AppSpec{}, nil, errors.New("--image is required")
+	if f.image == "" && f.git == "" {
+		return api.AppSpec{}, nil, errors.New("--image is required (or --git to build the app from a repository)")
 	}
 	var s api.AppSpec
-	if err := f.apply(&s, func(string) bool { return true }); err != nil {
+	if err := f.apply(&s, func(flag string) bool { return flag != "image" || f.git == "" }); err != nil {
 		return api.AppSpec{}, nil, err
 	}
 	env := map[string]string{}
@@ -473,13 +528,16 @@ func appCreateCmd() *cobra.Command {
 		cf    createFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "create PROJECT/APP --image IMAGE",
-		Short: "Create an app from an image; it runs once deployed",
-		Long:  "Create an app from an image. Nothing runs until berth app deploy. " + appRefHelp,
+		Use:   "create PROJECT/APP (--image IMAGE | --git URL)",
+		Short: "Create an app from an image or a git repository; it runs once deployed",
+		Long: "Create an app from an image, or built from a git repository with --git. Nothing runs until berth app deploy " +
+			"(or, for --git, a push the app's webhook receives: see berth app webhook). " + appRefHelp,
 		Example: "  berth app create shop/web --image nginx:1.27 --port 80 --replicas 2 --memory 256m --health-path /healthz\n" +
 			"  berth app create shop/db --image postgres:17 --env-file db.env --volume data:/var/lib/postgresql/data:single-writer \\\n" +
 			"      --health-cmd 'pg_isready -U postgres'\n" +
-			"  berth app create shop/api --image ghcr.io/acme/api:1 --file /etc/api/config.yml=@./config.yml --secret-file /run/secrets/key=@./key.pem",
+			"  berth app create shop/api --image ghcr.io/acme/api:1 --file /etc/api/config.yml=@./config.yml --secret-file /run/secrets/key=@./key.pem\n" +
+			"  berth app create shop/api --git https://git.example.com/shop/api.git --branch main --dockerfile Dockerfile --port 8080\n" +
+			"  echo \"$TOKEN\" | berth app create shop/api --git https://github.com/acme/api.git --git-token-stdin --watch-path 'api/**' --port 8080",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := parseAppRef(args[0])
@@ -490,15 +548,29 @@ func appCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			git, err := cf.gitRequest(cmd)
+			if err != nil {
+				return err
+			}
 			t, err := flags.resolve(true)
 			if err != nil {
 				return err
 			}
-			a, err := t.client().CreateApp(cmd.Context(), ref.Project, api.CreateAppRequest{Name: ref.Name, Environment: ref.Environment, Spec: spec, Env: env})
+			a, err := t.client().CreateApp(cmd.Context(), ref.Project, api.CreateAppRequest{Name: ref.Name, Environment: ref.Environment, Spec: spec, Env: env, Git: git})
 			if err != nil {
 				return notFound(t, err, "project or environment of "+ref.String())
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Created app %s (%s). Deploy it: berth app deploy %s\n", ref, a.ID, ref)
+			out := cmd.OutOrStdout()
+			if s := a.Source; s != nil {
+				fmt.Fprintf(out, "Created app %s (%s), built from %s (branch %s).\n", ref, a.ID, printable(s.CloneURL), printable(s.Branch))
+				fmt.Fprintf(out, "Webhook URL: %s (secret and setup: berth app webhook %s)\n", s.WebhookURL, ref)
+				if s.DeployKey != "" {
+					fmt.Fprintf(out, "Add this read-only deploy key to the repository:\n  %s\n", s.DeployKey)
+				}
+				fmt.Fprintf(out, "Build and deploy it: berth app deploy %s --follow\n", ref)
+				return nil
+			}
+			fmt.Fprintf(out, "Created app %s (%s). Deploy it: berth app deploy %s\n", ref, a.ID, ref)
 			return nil
 		},
 	}
@@ -657,14 +729,31 @@ func follow(cmd *cobra.Command, t *target, ref appRef, d api.Deployment) error {
 
 func appDeployCmd() *cobra.Command {
 	var (
-		image string
-		wait  bool
+		image, commit string
+		wait          bool
 	)
-	cmd, _ := appCommand("deploy REF", "Deploy an app, optionally with a new image", 1, func(cmd *cobra.Command, t *target, ref appRef, _ []string) error {
+	cmd, _ := appCommand("deploy REF", "Deploy an app: a new image, or a build of its git branch or a commit", 1, func(cmd *cobra.Command, t *target, ref appRef, _ []string) error {
 		if image != "" {
 			if err := app.ValidateImage(image); err != nil {
 				return fmt.Errorf("--image %s", fieldMessage(err))
 			}
+		}
+		st, err := t.client().AppStatus(cmd.Context(), ref)
+		if err != nil {
+			return err
+		}
+		if st.App.Source != nil {
+			if image != "" {
+				return fmt.Errorf("%s is built from git: --image is for apps deployed from an image (use --commit to build one commit)", ref)
+			}
+			b, err := t.client().StartBuild(cmd.Context(), ref, commit)
+			if err != nil {
+				return err
+			}
+			return built(cmd, t, ref, b, wait)
+		}
+		if commit != "" {
+			return fmt.Errorf("%s is deployed from an image: --commit is for apps built from git", ref)
 		}
 		d, err := t.client().Deploy(cmd.Context(), ref, api.DeployRequest{Image: image})
 		if err != nil {
@@ -672,8 +761,11 @@ func appDeployCmd() *cobra.Command {
 		}
 		return queued(cmd, t, ref, d, wait)
 	})
+	cmd.Long += "\n\nAn app built from git is built first (the head of its branch, or --commit), and the image deployed\nwhen the build succeeds; --follow prints the build's output, then the deployment's steps."
 	cmd.Flags().StringVar(&image, "image", "", "deploy this image (saved into the app's spec)")
-	cmd.Flags().BoolVar(&wait, "wait", false, "follow the deployment; exit 1 unless it goes live")
+	cmd.Flags().StringVar(&commit, "commit", "", "apps built from git: build this full commit id instead of the branch head")
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the build and the deployment; exit 1 unless it goes live")
+	cmd.Flags().BoolVar(&wait, "follow", false, "same as --wait")
 	return cmd
 }
 

@@ -81,7 +81,7 @@ func (m *Manager) StartBuild(ctx context.Context, p auth.Principal, ref AppRef, 
 	if err := allow(p, authz.AppDeploy); err != nil {
 		return store.Build{}, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.AppDeploy)
 	if err != nil {
 		return store.Build{}, err
 	}
@@ -148,7 +148,7 @@ func (m *Manager) Builds(ctx context.Context, p auth.Principal, ref AppRef, limi
 	if err := allow(p, authz.ProjectRead); err != nil {
 		return nil, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.ProjectRead)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +160,7 @@ func (m *Manager) FindBuild(ctx context.Context, p auth.Principal, ref AppRef, i
 	if err := allow(p, authz.ProjectRead); err != nil {
 		return store.Build{}, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.ProjectRead)
 	if err != nil {
 		return store.Build{}, err
 	}
@@ -179,8 +179,8 @@ func (m *Manager) BuildLog(ctx context.Context, p auth.Principal, b store.Build,
 	if err := allow(p, authz.AppLogs); err != nil {
 		return nil, err
 	}
-	if b.OrganizationID != p.Organization.ID {
-		return nil, store.ErrNotFound
+	if err := m.appInScope(ctx, p, b.OrganizationID, b.AppID, authz.AppLogs); err != nil {
+		return nil, err
 	}
 	return m.db.BuildLog(ctx, b.ID, after, limit)
 }
@@ -190,7 +190,11 @@ func (m *Manager) Build(ctx context.Context, p auth.Principal, id string) (store
 	if err := allow(p, authz.ProjectRead); err != nil {
 		return store.Build{}, err
 	}
-	return m.db.Build(ctx, p.Organization.ID, id)
+	b, err := m.db.Build(ctx, p.Organization.ID, id)
+	if err != nil {
+		return store.Build{}, err
+	}
+	return b, m.appInScope(ctx, p, b.OrganizationID, b.AppID, authz.ProjectRead)
 }
 
 // CancelBuild stops a queued or running build: a queued one never starts,
@@ -199,8 +203,8 @@ func (m *Manager) CancelBuild(ctx context.Context, p auth.Principal, b store.Bui
 	if err := allow(p, authz.AppDeploy); err != nil {
 		return store.Build{}, err
 	}
-	if b.OrganizationID != p.Organization.ID {
-		return store.Build{}, store.ErrNotFound
+	if err := m.appInScope(ctx, p, b.OrganizationID, b.AppID, authz.AppDeploy); err != nil {
+		return store.Build{}, err
 	}
 	if store.BuildTerminal(b.Status) {
 		return store.Build{}, conflictf("build #%d has %s; only queued or running builds can be cancelled", b.Seq, b.Status)
@@ -221,6 +225,7 @@ func (m *Manager) CancelBuild(ctx context.Context, p auth.Principal, b store.Bui
 type QueuedBuild struct {
 	Build store.Build
 	App   store.App
+	Ref   AppRef
 	// Waiting says why a queued build has not started ("" once it runs):
 	// the app's previous build still runs, every builder is busy, …
 	Waiting string
@@ -242,10 +247,14 @@ func (m *Manager) BuildQueue(ctx context.Context, p auth.Principal) ([]QueuedBui
 			continue
 		}
 		a, err := m.db.App(ctx, b.OrganizationID, b.AppID)
-		if err != nil {
-			continue // deleted meanwhile
+		if err != nil || !p.CanIn(authz.ProjectRead, a.ProjectID, a.EnvironmentID) {
+			continue // deleted meanwhile, or not the caller's to see
 		}
-		q := QueuedBuild{Build: b, App: a}
+		ref, err := m.refOf(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		q := QueuedBuild{Build: b, App: a, Ref: ref}
 		if b.Status == store.BuildQueued && m.builds != nil && b.JobID != 0 {
 			if info, err := m.builds.Queue.Get(ctx, b.JobID); err == nil {
 				q.Waiting = info.Waiting
@@ -256,13 +265,38 @@ func (m *Manager) BuildQueue(ctx context.Context, p auth.Principal) ([]QueuedBui
 	return out, nil
 }
 
+// AppRef names the app with id appID (a build's or a deployment's), for
+// links and messages; an app the caller may not see is ErrNotFound.
+func (m *Manager) AppRef(ctx context.Context, p auth.Principal, appID string) (AppRef, error) {
+	if err := m.appInScope(ctx, p, p.Organization.ID, appID, authz.ProjectRead); err != nil {
+		return AppRef{}, err
+	}
+	a, err := m.db.App(ctx, p.Organization.ID, appID)
+	if err != nil {
+		return AppRef{}, err
+	}
+	return m.refOf(ctx, a)
+}
+
+func (m *Manager) refOf(ctx context.Context, a store.App) (AppRef, error) {
+	env, err := m.db.Environment(ctx, a.OrganizationID, a.EnvironmentID)
+	if err != nil {
+		return AppRef{}, err
+	}
+	proj, err := m.db.Project(ctx, a.OrganizationID, a.ProjectID)
+	if err != nil {
+		return AppRef{}, err
+	}
+	return AppRef{Project: proj.Name, Environment: env.Name, Name: a.Name}, nil
+}
+
 // DiskUsage is what images, the build cache and volumes take on the engine
 // (the whole engine's, so owners and admins only).
 func (m *Manager) DiskUsage(ctx context.Context, p auth.Principal) (build.Usage, error) {
-	if !p.Can(authz.ServerRead) {
-		return build.Usage{}, &ForbiddenError{Message: "the engine's disk use is shown to owners and admins"}
+	if err := allowOrg(p, authz.ServerRead); err != nil {
+		return build.Usage{}, err
 	}
-	if m.builds == nil {
+	if m.builds == nil || m.builds.Docker == nil {
 		return build.Usage{}, errNoBuilder
 	}
 	return build.DiskUsage(ctx, m.builds.Docker)
@@ -328,12 +362,17 @@ func (m *Manager) RunBuild(ctx context.Context, j *jobs.Job[BuildJob]) error {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		status, b.Error = store.BuildFailed, "the build took longer than its timeout and was stopped"
 	case ctx.Err() != nil:
-		status, b.Error = store.BuildCancelled, "Berth stopped while the build ran; deploy again to rebuild"
+		// Cancelled by a user (the build ended already) or by a stop of
+		// the server, which is a failure like a crash is.
+		status, b.Error = store.BuildFailed, "Berth stopped while the build ran; deploy again to rebuild"
+		if cur, err := m.db.Build(context.WithoutCancel(ctx), b.OrganizationID, b.ID); err == nil && store.BuildTerminal(cur.Status) {
+			status, b.Error = cur.Status, cur.Error
+		}
 	default:
 		status, b.Error = store.BuildFailed, err.Error()
 	}
 	if b.Error != "" {
-		out.add("Build failed: " + b.Error)
+		out.add("Build " + status + ": " + b.Error)
 	}
 	out.close()
 	// A background context: a cancelled build is still recorded.

@@ -263,7 +263,7 @@ func (m *Manager) AddDomain(ctx context.Context, p auth.Principal, ref AppRef, i
 	if err := allow(p, authz.DomainWrite); err != nil {
 		return Domain{}, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.DomainWrite)
 	if err != nil {
 		return Domain{}, err
 	}
@@ -334,7 +334,7 @@ func (m *Manager) Domains(ctx context.Context, p auth.Principal, ref AppRef) ([]
 	if err := allow(p, authz.ProjectRead); err != nil {
 		return nil, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.ProjectRead)
 	if err != nil {
 		return nil, err
 	}
@@ -434,7 +434,7 @@ func (m *Manager) UpdateDomain(ctx context.Context, p auth.Principal, ref AppRef
 	if err := allow(p, authz.DomainWrite); err != nil {
 		return Domain{}, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.DomainWrite)
 	if err != nil {
 		return Domain{}, err
 	}

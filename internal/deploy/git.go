@@ -222,7 +222,7 @@ func (m *Manager) CreateGitApp(ctx context.Context, p auth.Principal, in CreateA
 	if err := validateEnv(in.Env); err != nil {
 		return store.App{}, GitSource{}, err
 	}
-	_, env, err := m.environment(ctx, p, in.Ref.Project, in.Ref.Environment)
+	_, env, err := m.environment(ctx, p, in.Ref.Project, in.Ref.Environment, authz.AppWrite)
 	if err != nil {
 		return store.App{}, GitSource{}, err
 	}
@@ -283,7 +283,7 @@ func (m *Manager) sourceView(s store.AppSource) (GitSource, error) {
 		if err != nil {
 			return GitSource{}, err
 		}
-		key, err := gitsrc.ParseDeployKey("", pem)
+		key, err := gitsrc.ParseDeployKey(s.AppID, pem)
 		if err != nil {
 			return GitSource{}, err
 		}
@@ -298,7 +298,7 @@ func (m *Manager) GitSource(ctx context.Context, p auth.Principal, ref AppRef) (
 	if err := allow(p, authz.ProjectRead); err != nil {
 		return GitSource{}, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.ProjectRead)
 	if err != nil {
 		return GitSource{}, err
 	}
@@ -315,7 +315,7 @@ func (m *Manager) WebhookSecret(ctx context.Context, p auth.Principal, ref AppRe
 	if err := allow(p, authz.AppEnvReveal); err != nil {
 		return "", err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.AppEnvReveal)
 	if err != nil {
 		return "", err
 	}

@@ -48,13 +48,28 @@ func (e *ForbiddenError) Error() string { return e.Message }
 // Is makes errors.Is(err, ErrForbidden) true.
 func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
 
-// allow returns a *ForbiddenError unless p's role has perm: every Manager
-// operation asks it first, so a handler cannot forget it.
+// allow returns a *ForbiddenError unless p has perm somewhere (by role or
+// a project grant): every Manager operation asks it first, so a handler
+// cannot forget it. Operations on a project or app then check perm there
+// (project, environment, locate, inScope).
 func allow(p auth.Principal, perm authz.Permission) error {
+	if p.CanSomewhere(perm) {
+		return nil
+	}
+	return forbidden(p, perm)
+}
+
+// allowOrg is allow for what belongs to the organization as a whole
+// (registries, new projects, engine-wide data): grants do not reach it.
+func allowOrg(p auth.Principal, perm authz.Permission) error {
 	if p.Can(perm) {
 		return nil
 	}
-	return &ForbiddenError{Message: fmt.Sprintf("your role (%s) does not allow %s", p.Role, perm)}
+	return forbidden(p, perm)
+}
+
+func forbidden(p auth.Principal, perm authz.Permission) error {
+	return &ForbiddenError{Message: fmt.Sprintf("your role (%s) does not allow %s here", p.Role, perm)}
 }
 
 // checkBinds refuses bind mounts from callers without authz.ServerExec: a
@@ -159,7 +174,7 @@ func networkName(envID string) string { return "berth-" + strings.ReplaceAll(env
 
 // CreateProject creates a project with its production environment.
 func (m *Manager) CreateProject(ctx context.Context, p auth.Principal, name string) (store.Project, error) {
-	if err := allow(p, authz.ProjectWrite); err != nil {
+	if err := allowOrg(p, authz.ProjectWrite); err != nil {
 		return store.Project{}, err
 	}
 	if err := app.ValidateName("name", name); err != nil {
@@ -183,7 +198,8 @@ func (m *Manager) Projects(ctx context.Context, p auth.Principal) ([]store.Proje
 	if err := allow(p, authz.ProjectRead); err != nil {
 		return nil, err
 	}
-	return m.db.Projects(ctx, p.Organization.ID)
+	all, err := m.db.Projects(ctx, p.Organization.ID)
+	return slices.DeleteFunc(all, func(proj store.Project) bool { return !p.SeesProject(proj.ID) }), err
 }
 
 // Project finds a project by name.
@@ -191,7 +207,7 @@ func (m *Manager) Project(ctx context.Context, p auth.Principal, name string) (s
 	if err := allow(p, authz.ProjectRead); err != nil {
 		return store.Project{}, err
 	}
-	return m.db.ProjectByName(ctx, p.Organization.ID, name)
+	return m.project(ctx, p, name, authz.ProjectRead)
 }
 
 // RenameProject renames a project.
@@ -199,7 +215,7 @@ func (m *Manager) RenameProject(ctx context.Context, p auth.Principal, name, new
 	if err := allow(p, authz.ProjectWrite); err != nil {
 		return store.Project{}, err
 	}
-	proj, err := m.Project(ctx, p, name)
+	proj, err := m.project(ctx, p, name, authz.ProjectWrite)
 	if err != nil {
 		return store.Project{}, err
 	}
@@ -221,7 +237,7 @@ func (m *Manager) DeleteProject(ctx context.Context, p auth.Principal, name stri
 	if err := allow(p, authz.ProjectWrite); err != nil {
 		return err
 	}
-	proj, err := m.Project(ctx, p, name)
+	proj, err := m.project(ctx, p, name, authz.ProjectWrite)
 	if err != nil {
 		return err
 	}
@@ -263,11 +279,12 @@ func (m *Manager) Environments(ctx context.Context, p auth.Principal, project st
 	if err := allow(p, authz.ProjectRead); err != nil {
 		return nil, err
 	}
-	proj, err := m.Project(ctx, p, project)
+	proj, err := m.project(ctx, p, project, authz.ProjectRead)
 	if err != nil {
 		return nil, err
 	}
-	return m.db.Environments(ctx, p.Organization.ID, proj.ID)
+	all, err := m.db.Environments(ctx, p.Organization.ID, proj.ID)
+	return slices.DeleteFunc(all, func(e store.Environment) bool { return !p.CanIn(authz.ProjectRead, proj.ID, e.ID) }), err
 }
 
 // CreateEnvironment adds an environment (staging, …) to a project.
@@ -275,7 +292,7 @@ func (m *Manager) CreateEnvironment(ctx context.Context, p auth.Principal, proje
 	if err := allow(p, authz.ProjectWrite); err != nil {
 		return store.Environment{}, err
 	}
-	proj, err := m.Project(ctx, p, project)
+	proj, err := m.project(ctx, p, project, authz.ProjectWrite)
 	if err != nil {
 		return store.Environment{}, err
 	}
@@ -333,20 +350,67 @@ type located struct {
 	App         store.App
 }
 
-func (m *Manager) environment(ctx context.Context, p auth.Principal, project, env string) (store.Project, store.Environment, error) {
+// project finds a project of the caller's organization that the caller
+// may see (else ErrNotFound: its existence is not revealed) and act on
+// with perm as a whole (else a *ForbiddenError).
+func (m *Manager) project(ctx context.Context, p auth.Principal, name string, perm authz.Permission) (store.Project, error) {
+	proj, err := m.db.ProjectByName(ctx, p.Organization.ID, name)
+	if err != nil {
+		return store.Project{}, err
+	}
+	if !p.SeesProject(proj.ID) {
+		return store.Project{}, store.ErrNotFound
+	}
+	if perm != authz.ProjectRead && !p.CanIn(perm, proj.ID, "") {
+		return store.Project{}, forbidden(p, perm)
+	}
+	return proj, nil
+}
+
+// environment finds an environment the caller may see and act on with perm,
+// like project.
+func (m *Manager) environment(ctx context.Context, p auth.Principal, project, env string, perm authz.Permission) (store.Project, store.Environment, error) {
 	if env == "" {
 		env = Production
 	}
-	proj, err := m.db.ProjectByName(ctx, p.Organization.ID, project)
+	proj, err := m.project(ctx, p, project, authz.ProjectRead)
 	if err != nil {
 		return store.Project{}, store.Environment{}, err
 	}
 	e, err := m.db.EnvironmentByName(ctx, p.Organization.ID, proj.ID, env)
-	return proj, e, err
+	if err != nil {
+		return store.Project{}, store.Environment{}, err
+	}
+	if !p.CanIn(authz.ProjectRead, proj.ID, e.ID) {
+		return store.Project{}, store.Environment{}, store.ErrNotFound
+	}
+	if !p.CanIn(perm, proj.ID, e.ID) {
+		return store.Project{}, store.Environment{}, forbidden(p, perm)
+	}
+	return proj, e, nil
 }
 
-func (m *Manager) locate(ctx context.Context, p auth.Principal, ref AppRef) (located, error) {
-	proj, env, err := m.environment(ctx, p, ref.Project, ref.Environment)
+// appInScope checks perm on an app found by id (a build's, a deployment's):
+// another organization's or an unseen project's app is ErrNotFound.
+func (m *Manager) appInScope(ctx context.Context, p auth.Principal, orgID, appID string, perm authz.Permission) error {
+	if orgID != p.Organization.ID {
+		return store.ErrNotFound
+	}
+	a, err := m.db.App(ctx, orgID, appID)
+	if err != nil {
+		return err
+	}
+	if !p.CanIn(authz.ProjectRead, a.ProjectID, a.EnvironmentID) {
+		return store.ErrNotFound
+	}
+	if !p.CanIn(perm, a.ProjectID, a.EnvironmentID) {
+		return forbidden(p, perm)
+	}
+	return nil
+}
+
+func (m *Manager) locate(ctx context.Context, p auth.Principal, ref AppRef, perm authz.Permission) (located, error) {
+	proj, env, err := m.environment(ctx, p, ref.Project, ref.Environment, perm)
 	if err != nil {
 		return located{}, err
 	}
@@ -386,7 +450,7 @@ func (m *Manager) CreateApp(ctx context.Context, p auth.Principal, in CreateAppI
 	if err := validateEnv(in.Env); err != nil {
 		return store.App{}, err
 	}
-	_, env, err := m.environment(ctx, p, in.Ref.Project, in.Ref.Environment)
+	_, env, err := m.environment(ctx, p, in.Ref.Project, in.Ref.Environment, authz.AppWrite)
 	if err != nil {
 		return store.App{}, err
 	}
@@ -423,7 +487,7 @@ func (m *Manager) App(ctx context.Context, p auth.Principal, ref AppRef) (store.
 	if err := allow(p, authz.ProjectRead); err != nil {
 		return store.App{}, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.ProjectRead)
 	return l.App, err
 }
 
@@ -432,11 +496,12 @@ func (m *Manager) Apps(ctx context.Context, p auth.Principal, project string) ([
 	if err := allow(p, authz.ProjectRead); err != nil {
 		return nil, err
 	}
-	proj, err := m.Project(ctx, p, project)
+	proj, err := m.project(ctx, p, project, authz.ProjectRead)
 	if err != nil {
 		return nil, err
 	}
-	return m.db.Apps(ctx, p.Organization.ID, proj.ID)
+	all, err := m.db.Apps(ctx, p.Organization.ID, proj.ID)
+	return slices.DeleteFunc(all, func(a store.App) bool { return !p.CanIn(authz.ProjectRead, a.ProjectID, a.EnvironmentID) }), err
 }
 
 // UpdateSpec replaces an app's spec; the change runs with the next deployment.
@@ -444,7 +509,7 @@ func (m *Manager) UpdateSpec(ctx context.Context, p auth.Principal, ref AppRef, 
 	if err := allow(p, authz.AppWrite); err != nil {
 		return store.App{}, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.AppWrite)
 	if err != nil {
 		return store.App{}, err
 	}
@@ -504,17 +569,17 @@ type EnvScope struct {
 	Ref   AppRef // Project; Environment for environment scope; Name for app scope
 }
 
-func (m *Manager) scopeID(ctx context.Context, p auth.Principal, s EnvScope) (string, []store.App, error) {
+func (m *Manager) scopeID(ctx context.Context, p auth.Principal, s EnvScope, perm authz.Permission) (string, []store.App, error) {
 	switch s.Scope {
 	case ScopeProject:
-		proj, err := m.Project(ctx, p, s.Ref.Project)
+		proj, err := m.project(ctx, p, s.Ref.Project, perm)
 		if err != nil {
 			return "", nil, err
 		}
 		apps, err := m.db.Apps(ctx, p.Organization.ID, proj.ID)
 		return proj.ID, apps, err
 	case ScopeEnvironment:
-		_, env, err := m.environment(ctx, p, s.Ref.Project, s.Ref.Environment)
+		_, env, err := m.environment(ctx, p, s.Ref.Project, s.Ref.Environment, perm)
 		if err != nil {
 			return "", nil, err
 		}
@@ -527,7 +592,7 @@ func (m *Manager) scopeID(ctx context.Context, p auth.Principal, s EnvScope) (st
 		}
 		return env.ID, apps, err
 	case ScopeApp:
-		l, err := m.locate(ctx, p, s.Ref)
+		l, err := m.locate(ctx, p, s.Ref, perm)
 		return l.App.ID, []store.App{l.App}, err
 	}
 	return "", nil, &app.FieldError{Field: "scope", Message: "must be project, environment or app"}
@@ -538,7 +603,7 @@ func (m *Manager) Env(ctx context.Context, p auth.Principal, s EnvScope) (map[st
 	if err := allow(p, authz.ProjectRead); err != nil {
 		return nil, err
 	}
-	id, _, err := m.scopeID(ctx, p, s)
+	id, _, err := m.scopeID(ctx, p, s, authz.ProjectRead)
 	if err != nil {
 		return nil, err
 	}
@@ -554,7 +619,7 @@ func (m *Manager) SetEnv(ctx context.Context, p auth.Principal, s EnvScope, vars
 	if err := validateEnv(vars); err != nil {
 		return nil, err
 	}
-	id, apps, err := m.scopeID(ctx, p, s)
+	id, apps, err := m.scopeID(ctx, p, s, authz.AppWrite)
 	if err != nil {
 		return nil, err
 	}
@@ -623,7 +688,7 @@ func (m *Manager) Deploy(ctx context.Context, p auth.Principal, ref AppRef, in D
 	if err := allow(p, authz.AppDeploy); err != nil {
 		return store.Deployment{}, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.AppDeploy)
 	if err != nil {
 		return store.Deployment{}, err
 	}
@@ -686,7 +751,7 @@ func (m *Manager) FindDeployment(ctx context.Context, p auth.Principal, ref AppR
 	if err := allow(p, authz.ProjectRead); err != nil {
 		return store.Deployment{}, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.ProjectRead)
 	if err != nil {
 		return store.Deployment{}, err
 	}
@@ -713,7 +778,7 @@ func (m *Manager) Rollback(ctx context.Context, p auth.Principal, ref AppRef, to
 	if target.Status != store.DeployLive && target.Status != store.DeployRetired {
 		return store.Deployment{}, conflictf("deployment #%d never became healthy (%s); roll back to one that was live", target.Seq, target.Status)
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.AppDeploy)
 	if err != nil {
 		return store.Deployment{}, err
 	}
@@ -757,7 +822,7 @@ func (m *Manager) Deployments(ctx context.Context, p auth.Principal, ref AppRef,
 	if err := allow(p, authz.ProjectRead); err != nil {
 		return nil, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.ProjectRead)
 	if err != nil {
 		return nil, err
 	}
@@ -767,6 +832,9 @@ func (m *Manager) Deployments(ctx context.Context, p auth.Principal, ref AppRef,
 // Steps is a deployment's step log.
 func (m *Manager) Steps(ctx context.Context, p auth.Principal, d store.Deployment) ([]store.DeploymentStep, error) {
 	if err := allow(p, authz.ProjectRead); err != nil {
+		return nil, err
+	}
+	if err := m.appInScope(ctx, p, d.OrganizationID, d.AppID, authz.ProjectRead); err != nil {
 		return nil, err
 	}
 	return m.db.Steps(ctx, p.Organization.ID, d.ID)
@@ -789,7 +857,7 @@ func (m *Manager) AppStatus(ctx context.Context, p auth.Principal, ref AppRef) (
 	if err := allow(p, authz.ProjectRead); err != nil {
 		return Status{}, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.ProjectRead)
 	if err != nil {
 		return Status{}, err
 	}
@@ -833,7 +901,7 @@ func (m *Manager) Logs(ctx context.Context, p auth.Principal, ref AppRef, opts o
 	if err := allow(p, authz.AppLogs); err != nil {
 		return err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.AppLogs)
 	if err != nil {
 		return err
 	}
@@ -853,7 +921,7 @@ func (m *Manager) Scale(ctx context.Context, p auth.Principal, ref AppRef, repli
 	if err := allow(p, authz.AppDeploy); err != nil {
 		return store.App{}, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.AppDeploy)
 	if err != nil {
 		return store.App{}, err
 	}
@@ -895,7 +963,7 @@ func (m *Manager) Start(ctx context.Context, p auth.Principal, ref AppRef) error
 }
 
 func (m *Manager) setStopped(ctx context.Context, p auth.Principal, ref AppRef, stopped bool) error {
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.AppDeploy)
 	if err != nil {
 		return err
 	}
@@ -922,7 +990,7 @@ func (m *Manager) Restart(ctx context.Context, p auth.Principal, ref AppRef) (st
 	if err := allow(p, authz.AppDeploy); err != nil {
 		return store.Deployment{}, err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.AppDeploy)
 	if err != nil {
 		return store.Deployment{}, err
 	}
@@ -949,7 +1017,7 @@ func (m *Manager) DeleteApp(ctx context.Context, p auth.Principal, ref AppRef, r
 	if err := allow(p, authz.AppWrite); err != nil {
 		return err
 	}
-	l, err := m.locate(ctx, p, ref)
+	l, err := m.locate(ctx, p, ref, authz.AppWrite)
 	if err != nil {
 		return err
 	}

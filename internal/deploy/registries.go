@@ -141,7 +141,7 @@ func registryConflict(err error) error {
 
 // CreateRegistry stores a registry credential, its password sealed.
 func (m *Manager) CreateRegistry(ctx context.Context, p auth.Principal, in RegistryInput) (Registry, error) {
-	if err := allow(p, authz.RegistryWrite); err != nil {
+	if err := allowOrg(p, authz.RegistryWrite); err != nil {
 		return Registry{}, err
 	}
 	if err := app.ValidateName("name", in.Name); err != nil {
@@ -169,7 +169,7 @@ func (m *Manager) CreateRegistry(ctx context.Context, p auth.Principal, in Regis
 
 // Registries lists the organization's registry credentials by name.
 func (m *Manager) Registries(ctx context.Context, p auth.Principal) ([]Registry, error) {
-	if err := allow(p, authz.RegistryRead); err != nil {
+	if err := allowOrg(p, authz.RegistryRead); err != nil {
 		return nil, err
 	}
 	rs, err := m.db.Registries(ctx, p.Organization.ID)
@@ -194,7 +194,7 @@ func (m *Manager) registry(ctx context.Context, p auth.Principal, idOrName strin
 
 // Registry returns one registry credential, by id or name.
 func (m *Manager) Registry(ctx context.Context, p auth.Principal, idOrName string) (Registry, error) {
-	if err := allow(p, authz.RegistryRead); err != nil {
+	if err := allowOrg(p, authz.RegistryRead); err != nil {
 		return Registry{}, err
 	}
 	r, err := m.registry(ctx, p, idOrName)
@@ -206,7 +206,7 @@ func (m *Manager) Registry(ctx context.Context, p auth.Principal, idOrName strin
 
 // UpdateRegistry changes a registry credential's set fields.
 func (m *Manager) UpdateRegistry(ctx context.Context, p auth.Principal, idOrName string, in RegistryUpdate) (Registry, error) {
-	if err := allow(p, authz.RegistryWrite); err != nil {
+	if err := allowOrg(p, authz.RegistryWrite); err != nil {
 		return Registry{}, err
 	}
 	r, err := m.registry(ctx, p, idOrName)
@@ -247,7 +247,7 @@ func (m *Manager) UpdateRegistry(ctx context.Context, p auth.Principal, idOrName
 // DeleteRegistry deletes a registry credential. Running releases keep
 // running; their next pull goes without credentials.
 func (m *Manager) DeleteRegistry(ctx context.Context, p auth.Principal, idOrName string) error {
-	if err := allow(p, authz.RegistryWrite); err != nil {
+	if err := allowOrg(p, authz.RegistryWrite); err != nil {
 		return err
 	}
 	r, err := m.registry(ctx, p, idOrName)
@@ -261,7 +261,7 @@ func (m *Manager) DeleteRegistry(ctx context.Context, p auth.Principal, idOrName
 // stored credential. A refused or unreachable registry is a result, not an
 // error; the error is for an unknown registry or an unreachable engine.
 func (m *Manager) TestRegistry(ctx context.Context, p auth.Principal, idOrName string) (RegistryTest, error) {
-	if err := allow(p, authz.RegistryWrite); err != nil {
+	if err := allowOrg(p, authz.RegistryWrite); err != nil {
 		return RegistryTest{}, err
 	}
 	r, err := m.registry(ctx, p, idOrName)

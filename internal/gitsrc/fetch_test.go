@@ -11,11 +11,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berthpaas/berth/internal/testenv/gitserver"
 )
 
 const testToken = "s3cr3t-token-Zq9"
 
-func httpRemote(srv *httpServer, repo, token string) Remote {
+func httpRemote(srv *gitserver.Server, repo, token string) Remote {
 	return Remote{Source: Source{&URL{URL: srv.URL + "/" + repo}}, Token: token, CAFile: srv.CAFile}
 }
 
@@ -259,7 +261,9 @@ func TestFetchProviderVariantOverHTTP(t *testing.T) {
 	}
 	// Gitea's default token user is "git"; the server saw basic auth for it.
 	seen := false
-	srv.authSeen.Range(func(k, _ any) bool { seen = seen || strings.HasPrefix(k.(string), "Basic "); return true })
+	for _, h := range srv.AuthSeen() {
+		seen = seen || strings.HasPrefix(h, "Basic ")
+	}
 	if !seen {
 		t.Fatal("server never received basic auth")
 	}

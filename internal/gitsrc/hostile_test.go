@@ -89,7 +89,7 @@ func TestHostileInputsRefusedBeforeExec(t *testing.T) {
 	if n := len(rec.all()); n != 0 {
 		t.Fatalf("%d git commands ran for hostile input, want 0: first %q", n, rec.all()[0].Args)
 	}
-	if n := srv.requests.Load(); n != 0 {
+	if n := srv.Requests(); n != 0 {
 		t.Fatalf("HTTP server got %d requests", n)
 	}
 	if n := sshSrv.execs.Load(); n != 0 {
@@ -144,10 +144,9 @@ func TestHostileSubmoduleURLs(t *testing.T) {
 			}
 		})
 	}
-	other.authSeen.Range(func(k, _ any) bool {
-		t.Errorf("the other host received credentials: %q", k)
-		return true
-	})
+	for _, h := range other.AuthSeen() {
+		t.Errorf("the other host received credentials: %q", h)
+	}
 	if _, err := os.Stat(marker); !os.IsNotExist(err) {
 		t.Fatal("the ext:: submodule command ran")
 	}

@@ -1,13 +1,13 @@
 package gitsrc
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/berthpaas/berth/internal/testenv/gitserver"
 )
 
 func TestMain(m *testing.M) {
@@ -21,24 +21,7 @@ func TestMain(m *testing.M) {
 
 // fixtureGit runs git for building test repositories, isolated from the
 // developer's configuration. It is the tests' git, not the product's.
-func fixtureGit(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{
-		"-c", "user.name=Ada Lovelace", "-c", "user.email=ada@example.test",
-		"-c", "init.defaultBranch=main", "-c", "protocol.file.allow=always",
-	}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
-		"LC_ALL=C", "GIT_AUTHOR_DATE=2026-01-02T03:04:05Z", "GIT_COMMITTER_DATE=2026-01-02T03:04:05Z",
-	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("fixture git %v: %v\n%s", args, err, out.String())
-	}
-	return strings.TrimSpace(out.String())
-}
+var fixtureGit = gitserver.Git
 
 // fixture is a directory of bare repositories served by the test servers.
 type fixture struct {

@@ -4,12 +4,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/pem"
 	"errors"
 	"net"
-	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,54 +15,15 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/berthpaas/berth/internal/testenv/gitserver"
 )
 
-// httpServer is git's smart HTTP protocol (the real git http-backend, via
-// CGI) behind TLS and basic auth.
-type httpServer struct {
-	URL      string // https://127.0.0.1:port
-	CAFile   string
-	Token    string
-	requests atomic.Int32
-	authSeen sync.Map // Authorization header values received
-}
-
-func startHTTPServer(t *testing.T, root, token string) *httpServer {
+// startHTTPServer serves root's repositories over HTTPS with token, and
+// strict.git as an old server would (protocol v0 only).
+func startHTTPServer(t *testing.T, root, token string) *gitserver.Server {
 	t.Helper()
-	execPath := fixtureGit(t, root, "--exec-path")
-	s := &httpServer{Token: token}
-	backend := &cgi.Handler{
-		Path: filepath.Join(execPath, "git-http-backend"),
-		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "HOME=" + root,
-			"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"},
-		InheritEnv: []string{"PATH"},
-	}
-	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.requests.Add(1)
-		if h := r.Header.Get("Authorization"); h != "" {
-			s.authSeen.Store(h, true)
-		}
-		if _, pass, ok := r.BasicAuth(); !ok || pass != s.Token {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		if strings.HasPrefix(r.URL.Path, "/strict.git/") {
-			// An old server: protocol v0 only, so fetching an unadvertised
-			// commit by id is refused.
-			r.Header.Del("Git-Protocol")
-		}
-		backend.ServeHTTP(w, r)
-	}))
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-	s.URL = ts.URL
-	s.CAFile = filepath.Join(t.TempDir(), "ca.pem")
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw})
-	if err := os.WriteFile(s.CAFile, caPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return gitserver.Start(t, gitserver.Options{Root: root, Token: token, ProtocolV0: []string{"strict.git"}})
 }
 
 // sshServer serves git-upload-pack over SSH to one authorized key.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/logging"
+	"github.com/berthpaas/berth/internal/webhook"
 )
 
 // contentSecurityPolicy allows only Berth's own scripts, styles and requests,
@@ -24,7 +25,11 @@ const maxBodyBytes = 1 << 20
 
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		limit := int64(maxBodyBytes)
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/hooks/") {
+			limit = webhook.MaxBodySize // push payloads can be large; the receiver answers 413 above it
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
 }

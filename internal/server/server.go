@@ -84,7 +84,7 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyrin
 	humaAPI := api.Register(mux, api.Deps{
 		Auth: s.auth, Engine: engine, Log: log, SecureCookies: secure,
 		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, Apps: apps, ProxyStatus: proxyStatus,
-		Requests: router.AppRequests, Audit: auditLog,
+		Requests: router.AppRequests, Audit: auditLog, PublicURL: cfg.PublicURL,
 	})
 	spec := sync.OnceValue(func() []byte {
 		b, err := json.Marshal(humaAPI.OpenAPI())
@@ -96,7 +96,7 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyrin
 	web.Register(mux, web.Deps{
 		Auth: s.auth, Engine: engine, Log: log, SecureCookies: secure,
 		SessionLifetime: cfg.SessionLifetime, SetupAllowed: setupAllowed, OpenAPI: spec, Apps: apps, ProxyStatus: proxyStatus,
-		Requests: router.AppRequests, Audit: auditLog,
+		Requests: router.AppRequests, Audit: auditLog, PublicURL: cfg.PublicURL,
 	})
 	s.handler = requestID(observe(log, metrics, securityHeaders(limitBody(mux))))
 	return s

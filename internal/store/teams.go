@@ -110,6 +110,9 @@ func (db *DB) RemoveMember(ctx context.Context, now time.Time, orgID, userID str
 		if err := x.execOne(ctx, `DELETE FROM memberships WHERE organization_id = ? AND user_id = ?`, orgID, userID); err != nil {
 			return err
 		}
+		if _, err := x.exec(ctx, `DELETE FROM grants WHERE organization_id = ? AND user_id = ?`, orgID, userID); err != nil {
+			return err
+		}
 		res, err := x.exec(ctx, `DELETE FROM sessions WHERE organization_id = ? AND user_id = ?`, orgID, userID)
 		if err != nil {
 			return err
@@ -235,4 +238,60 @@ func (db *DB) AcceptInvitation(ctx context.Context, now time.Time, hash string, 
 		return err
 	})
 	return inv, err
+}
+
+// Grant gives a member a role within one project, or one environment of it
+// (EnvironmentID set).
+type Grant struct {
+	UserID        string
+	ProjectID     string
+	EnvironmentID string // "" for the whole project
+	Role          string
+}
+
+// Grants lists a member's grants in an organization.
+func (db *DB) Grants(ctx context.Context, orgID, userID string) ([]Grant, error) {
+	rows, err := db.q().query(ctx, `SELECT user_id, project_id, environment_id, role FROM grants WHERE organization_id = ? AND user_id = ? ORDER BY project_id, environment_id`, orgID, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Grant
+	for rows.Next() {
+		var g Grant
+		if err := rows.Scan(&g.UserID, &g.ProjectID, &g.EnvironmentID, &g.Role); err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// SetGrant gives a member a role in a project or environment of the
+// organization, replacing the grant there if any; role "" removes it.
+func (db *DB) SetGrant(ctx context.Context, now time.Time, orgID string, g Grant) error {
+	return db.inTx(ctx, func(x q) error {
+		var n int
+		if err := x.row(ctx, `SELECT COUNT(*) FROM memberships WHERE organization_id = ? AND user_id = ?`, orgID, g.UserID).Scan(&n); err != nil || n == 0 {
+			return fmt.Errorf("member %s: %w", g.UserID, ErrNotFound)
+		}
+		if err := x.row(ctx, `SELECT COUNT(*) FROM projects WHERE organization_id = ? AND id = ?`, orgID, g.ProjectID).Scan(&n); err != nil || n == 0 {
+			return fmt.Errorf("project %s: %w", g.ProjectID, ErrNotFound)
+		}
+		if g.EnvironmentID != "" {
+			if err := x.row(ctx, `SELECT COUNT(*) FROM environments WHERE project_id = ? AND id = ?`, g.ProjectID, g.EnvironmentID).Scan(&n); err != nil || n == 0 {
+				return fmt.Errorf("environment %s: %w", g.EnvironmentID, ErrNotFound)
+			}
+		}
+		if _, err := x.exec(ctx, `DELETE FROM grants WHERE organization_id = ? AND user_id = ? AND project_id = ? AND environment_id = ?`,
+			orgID, g.UserID, g.ProjectID, g.EnvironmentID); err != nil {
+			return err
+		}
+		if g.Role == "" {
+			return nil
+		}
+		_, err := x.exec(ctx, `INSERT INTO grants (organization_id, user_id, project_id, environment_id, role, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			orgID, g.UserID, g.ProjectID, g.EnvironmentID, g.Role, millis(now))
+		return err
+	})
 }

@@ -41,6 +41,11 @@ type appForm struct {
 	SecretFiles Field
 	Binds       Field
 	BindsLocked bool // the user may not change binds: the field is shown disabled
+	// The new-app form's choice of source: an image, or a git repository
+	// built by Berth. Without JavaScript both sets of inputs show and the
+	// radio decides.
+	SourceGit bool
+	Git       gitForm
 }
 
 // Health choices of the form; "" keeps the image's own HEALTHCHECK.
@@ -79,16 +84,18 @@ func newAppForm(csrf, action string, envs []string, env string) appForm {
 		f.Env.Options = append(f.Env.Options, Option{Value: e, Label: e, Selected: e == env})
 	}
 	f.Health.Options = append([]Option(nil), healthChoices...)
+	f.Git = newGitForm()
 	return f
 }
 
 // fields lists the form's inputs, for fieldErrors.apply.
 func (f *appForm) fields() []*Field {
-	return []*Field{&f.Name, &f.Env, &f.Image, &f.Port, &f.Replicas, &f.CPU, &f.Memory, &f.Vars, &f.Health, &f.HealthArg, &f.Volumes, &f.Ports,
-		&f.Command, &f.Args, &f.Files, &f.SecretFiles, &f.Binds}
+	return append([]*Field{&f.Name, &f.Env, &f.Image, &f.Port, &f.Replicas, &f.CPU, &f.Memory, &f.Vars, &f.Health, &f.HealthArg, &f.Volumes, &f.Ports,
+		&f.Command, &f.Args, &f.Files, &f.SecretFiles, &f.Binds}, f.Git.fields()...)
 }
 
-// fill puts the submitted values back into the form.
+// fill puts the submitted values back into the form; a password (the
+// access token) is never sent back.
 func (f *appForm) fill(get func(string) string) {
 	for _, fl := range f.fields() {
 		v := get(fl.Name)
@@ -97,10 +104,14 @@ func (f *appForm) fill(get func(string) string) {
 			for i := range fl.Options {
 				fl.Options[i].Selected = fl.Options[i].Value == v
 			}
+		case "checkbox":
+			fl.Checked = v == "on"
+		case "password":
 		default:
 			fl.Value = v
 		}
 	}
+	f.SourceGit = get("source") == sourceGit
 }
 
 // appInput is what the form asks for, parsed.
@@ -225,6 +236,9 @@ var listIndexRe = regexp.MustCompile(`^(ports|volumes|files|binds|command|args)\
 // a message that reads after that input's label.
 func formField(fe *app.FieldError) (name, msg string) {
 	f, msg := fe.Field, fe.Message
+	if name, msg, ok := gitFormField(f, msg); ok {
+		return name, msg
+	}
 	if m := listIndexRe.FindStringSubmatch(f); m != nil {
 		i, _ := strconv.Atoi(m[2])
 		part := map[string]string{"published": "published port", "target": "container port", "protocol": "protocol", "name": "volume name", "source": "node path", "content": "content"}[m[3]]

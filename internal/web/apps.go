@@ -20,7 +20,7 @@ import (
 type appView struct {
 	Layout
 	Head        appHead
-	Tab         string // overview|deployments|deployment|logs|env|domains|requests|settings|delete-volumes
+	Tab         string // overview|source|builds|build|deployments|deployment|logs|env|domains|requests|settings|delete-volumes
 	Overview    *overviewView
 	Deployments []deploymentRow
 	Deployment  *deploymentDetail
@@ -29,6 +29,9 @@ type appView struct {
 	Domains     *domainsView
 	Requests    *requestsView
 	Settings    *appSettingsView
+	Source      *sourceView
+	Builds      *buildsView
+	Build       *buildDetail
 }
 
 // appHead is the header every app page shares.
@@ -50,6 +53,15 @@ type appHead struct {
 	DeployImage Field
 	Scale       Field
 	ActionError string // a deploy or scale that was refused, shown in the header
+	// Git is set for an app built from git: its Deploy builds a commit.
+	Git    *gitHead
+	Commit Field // "Deploy a commit"
+}
+
+// gitHead is where a git app's code comes from, for the header.
+type gitHead struct {
+	Repository string
+	Branch     string
 }
 
 // appStateView is the state badge and replica count; the overview's live
@@ -240,12 +252,21 @@ func (u *ui) appPage(r *http.Request, p auth.Principal, tab string) (appView, de
 		row := u.deploymentRow(ref, p.CSRFToken, *st.InFlight, a.CurrentDeploymentID, time.Now())
 		h.InFlight = &row
 	}
-	for _, t := range []struct{ label, suffix, tab string }{
+	tabs := []struct{ label, suffix, tab string }{
 		{"Overview", "", "overview"}, {"Deployments", "/deployments", "deployments"}, {"Logs", "/logs", "logs"},
 		{"Environment", "/env", "env"}, {"Domains", "/domains", "domains"}, {"Requests", "/requests", "requests"},
 		{"Settings", "/settings", "settings"},
-	} {
-		current := t.tab == tab || tab == "deployment" && t.tab == "deployments" || tab == "delete-volumes" && t.tab == "settings"
+	}
+	if src, err := u.d.Apps.GitSource(r.Context(), p, ref); err == nil {
+		h.Git = &gitHead{Repository: src.CloneURL, Branch: src.Branch}
+		h.Commit = Field{ID: "deploy-commit", Name: "commit", Label: "Commit", Type: "text", Code: true, MaxLength: 64, Required: true,
+			Placeholder: "full commit id (40 hex digits)", Autocomplete: "off", Hint: "Builds and deploys exactly this commit of " + src.Branch + "."}
+		tabs = append(tabs[:1], append([]struct{ label, suffix, tab string }{{"Source", "/source", "source"}, {"Builds", "/builds", "builds"}}, tabs[1:]...)...)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return appView{}, st, err
+	}
+	for _, t := range tabs {
+		current := t.tab == tab || tab == "deployment" && t.tab == "deployments" || tab == "delete-volumes" && t.tab == "settings" || tab == "build" && t.tab == "builds"
 		h.Tabs = append(h.Tabs, tabLink{Label: t.label, URL: appURL(ref, t.suffix), Current: current})
 	}
 	v := appView{Layout: u.layout(r, &p, a.Name+" · "+ref.Project, "projects"), Head: h, Tab: tab}
@@ -336,8 +357,11 @@ func (u *ui) actionRefused(w http.ResponseWriter, r *http.Request, p auth.Princi
 	}
 	v.Overview = u.overview(r, p, v, st)
 	f := &v.Head.DeployImage
-	if field == "replicas" {
+	switch field {
+	case "replicas":
 		f = &v.Head.Scale
+	case "commit":
+		f = &v.Head.Commit
 	}
 	f.Value = value
 	f.Error = errs[field]
@@ -352,6 +376,21 @@ func (u *ui) actionRefused(w http.ResponseWriter, r *http.Request, p auth.Princi
 
 func (u *ui) deployApp(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	ref := appRefOf(r)
+	// A git app is deployed by building a commit: the branch's newest, or
+	// the one typed in. The build deploys itself when it succeeds.
+	if _, err := u.d.Apps.GitSource(r.Context(), p, ref); err == nil {
+		commit := strings.ToLower(strings.TrimSpace(r.PostFormValue("commit")))
+		b, err := u.d.Apps.StartBuild(r.Context(), p, ref, commit)
+		if err != nil {
+			u.actionRefused(w, r, p, err, "commit", commit)
+			return
+		}
+		seeOther(w, r, buildURL(ref, b.Seq))
+		return
+	} else if !errors.Is(err, store.ErrNotFound) {
+		u.failed(w, r, p, "deploy", err)
+		return
+	}
 	image := strings.TrimSpace(r.PostFormValue("image"))
 	d, err := u.d.Apps.Deploy(r.Context(), p, ref, deploy.DeployInput{Image: image})
 	if err != nil {
@@ -552,9 +591,32 @@ func (u *ui) createApp(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	errs := fieldErrors{}
 	in := parseAppForm(r.PostFormValue, errs)
 	ref := deploy.AppRef{Project: project, Environment: in.Environment, Name: in.Name}
+	git := r.PostFormValue("source") == sourceGit
+	var gitIn deploy.GitInput
+	if git {
+		gitIn = parseGitForm(r.PostFormValue, errs)
+	}
 	if len(errs) == 0 {
-		a, err := u.d.Apps.CreateApp(r.Context(), p, deploy.CreateAppInput{Ref: ref, Spec: in.Spec, Env: in.Vars})
+		var a store.App
+		var err error
+		if git {
+			a, _, err = u.d.Apps.CreateGitApp(r.Context(), p, deploy.CreateAppInput{Ref: ref, Spec: in.Spec, Env: in.Vars}, gitIn)
+		} else {
+			a, err = u.d.Apps.CreateApp(r.Context(), p, deploy.CreateAppInput{Ref: ref, Spec: in.Spec, Env: in.Vars})
+		}
 		switch {
+		case err == nil && git:
+			if r.PostFormValue("then") == "deploy" {
+				b, err := u.d.Apps.StartBuild(r.Context(), p, ref, "")
+				if err != nil {
+					u.failed(w, r, p, "build new app", err)
+					return
+				}
+				seeOther(w, r, buildURL(ref, b.Seq))
+				return
+			}
+			seeOther(w, r, withNotice(appURL(ref, "/source"), "git-app-created"))
+			return
 		case err == nil:
 			if r.PostFormValue("then") == "deploy" {
 				d, err := u.d.Apps.Deploy(r.Context(), p, ref, deploy.DeployInput{})

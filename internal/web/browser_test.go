@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/edge"
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/store"
@@ -588,6 +589,87 @@ func TestBrowser(t *testing.T) {
 	)
 	screenshot("app-settings-saved-light")
 
+	// An app built from git: the form with Git chosen (the image input
+	// hides), its Source tab with the webhook and the secret revealed, a
+	// build queued by Deploy whose output the page follows live.
+	e.withBuilds()
+	step("new git app",
+		chromedp.Navigate(base+"/projects/shop/apps/new"),
+		chromedp.WaitVisible(chromedp.ID("app-name")),
+		chromedp.Click(chromedp.CSS(`label[for="source-git"]`)),
+		chromedp.WaitVisible(chromedp.ID("git-url")),
+		chromedp.SendKeys(chromedp.ID("app-name"), "api"),
+		chromedp.SendKeys(chromedp.ID("git-url"), "https://git.example.com/acme/shop-api-with-a-rather-long-repository-name.git"),
+		chromedp.SendKeys(chromedp.ID("app-port"), "8080"),
+		chromedp.SendKeys(chromedp.ID("git-dockerfile"), "deploy/Dockerfile"),
+		chromedp.SendKeys(chromedp.ID("git-build-args"), "NODE_ENV=production"),
+		chromedp.Click(chromedp.ID("git-tags")),
+		chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`),
+	)
+	if d := eval(`getComputedStyle(document.querySelector(".source-image-fields")).display`); d != "none" {
+		t.Errorf("with Git chosen the image input still shows (display %s)", d)
+	}
+	screenshot("app-new-git-light")
+	step("create git app",
+		chromedp.Click(chromedp.CSS(`button[name=then][value=create]`)),
+		chromedp.WaitVisible(chromedp.ID("webhook")),
+		chromedp.Click(chromedp.CSS(`#webhook-secret button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("webhook-secret-value")),
+		chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`),
+	)
+	if u := eval(`document.querySelector("#webhook-url").textContent`); !strings.HasPrefix(u, base+"/hooks/") {
+		t.Errorf("webhook URL %q", u)
+	}
+	screenshot("source-light")
+	step("deploy latest commit",
+		chromedp.Click(chromedp.CSS(`.app-actions details.popover summary.btn-primary`)),
+		chromedp.WaitVisible(chromedp.ID("deploy-latest")),
+	)
+	screenshot("git-deploy-light")
+	step("build page",
+		chromedp.Click(chromedp.ID("deploy-latest")),
+		chromedp.WaitVisible(chromedp.ID("build-log")),
+	)
+	bs, err := e.apps.Builds(t.Context(), e.owner(), deploy.AppRef{Project: "shop", Environment: "production", Name: "api"}, 1)
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("builds: %v, %v", bs, err)
+	}
+	var out []string
+	for _, l := range []string{"Resolving main of https://git.example.com/acme/shop-api-with-a-rather-long-repository-name.git",
+		"Fetching https://git.example.com/acme/shop-api-with-a-rather-long-repository-name.git @ 3f9c2e71b0a4",
+		"Checked out 3f9c2e71b0a4 \"Add health endpoint\" by Ada Lovelace in 412ms",
+		"Step 1/6 : FROM golang:1.26-alpine AS build", " ---> 9c1f0a7e2d33", "Step 2/6 : WORKDIR /src",
+		"Step 3/6 : COPY . .", "Step 4/6 : RUN go build -trimpath -ldflags=-s -o /out/api ./cmd/api",
+	} {
+		out = append(out, l)
+	}
+	if err := e.db.AppendBuildLog(t.Context(), time.Now(), bs[0].ID, out); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll("#build-log .build-line").length === 8`, chromedp.WithPollingTimeout(6*time.Second))); err != nil {
+		t.Fatalf("the build page did not follow the output: %v", err)
+	}
+	step("settle build", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`), chromedp.Sleep(300*time.Millisecond))
+	screenshot("build-light")
+	step("builds tab", chromedp.Navigate(base+"/projects/shop/apps/api/builds"), chromedp.WaitVisible(chromedp.ID("builds-title")))
+	screenshot("builds-light")
+	step("build queue", chromedp.Click(chromedp.CSS(`.nav a[href="/builds"]`)), chromedp.WaitVisible(chromedp.ID("build-queue")))
+	if txt := eval(`document.querySelector("#build-queue").innerText`); !strings.Contains(txt, "waiting for a worker") {
+		t.Errorf("queue: %q", txt)
+	}
+	screenshot("build-queue-light")
+	step("cancel build",
+		chromedp.Navigate(base+"/projects/shop/apps/api/builds/1"),
+		chromedp.WaitVisible(chromedp.ID("cancel-build")),
+		chromedp.Click(chromedp.ID("cancel-build")),
+		chromedp.WaitVisible(chromedp.CSS("#build-summary .badge-warn")),
+		chromedp.Sleep(1200*time.Millisecond),
+	)
+	if eval(`String(document.querySelector("#build-poll").hasAttribute("hx-trigger"))`) != "false" {
+		t.Error("the cancelled build's page still polls")
+	}
+	screenshot("build-cancelled-light")
+
 	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
 	}); err != nil {
@@ -597,6 +679,12 @@ func TestBrowser(t *testing.T) {
 	screenshot("app-dark")
 	step("deployment dark", chromedp.Navigate(base+"/projects/shop/apps/web/deployments/1"), chromedp.WaitVisible(chromedp.ID("deployment-progress")))
 	screenshot("deployment-dark")
+	step("source dark", chromedp.Navigate(base+"/projects/shop/apps/api/source"), chromedp.WaitVisible(chromedp.ID("webhook")))
+	screenshot("source-dark")
+	step("build dark", chromedp.Navigate(base+"/projects/shop/apps/api/builds/1"), chromedp.WaitVisible(chromedp.ID("build-log")))
+	screenshot("build-dark")
+	step("new git app dark", chromedp.Navigate(base+"/projects/shop/apps/new"), chromedp.Click(chromedp.CSS(`label[for="source-git"]`)), chromedp.WaitVisible(chromedp.ID("git-url")))
+	screenshot("app-new-git-dark")
 	step("deployments dark", chromedp.Navigate(base+"/projects/shop/apps/web/deployments"), chromedp.WaitVisible(chromedp.ID("deployments-title")))
 	screenshot("deployments-dark")
 	step("project dark", chromedp.Navigate(base+"/projects/shop"), chromedp.WaitVisible(chromedp.ID("env-production")))
@@ -678,6 +766,17 @@ func TestBrowser(t *testing.T) {
 	step("mobile deployments", chromedp.Navigate(base+"/projects/shop/apps/web/deployments"), chromedp.WaitVisible(chromedp.ID("deployments-title")))
 	if w := eval(overflowing); w != "" {
 		t.Errorf("mobile deployments page scrolls sideways; too wide: %s", w)
+	}
+	for _, pg := range []struct{ name, path, id string }{
+		{"source-mobile", "/projects/shop/apps/api/source", "webhook"},
+		{"build-mobile", "/projects/shop/apps/api/builds/1", "build-log"},
+		{"builds-mobile", "/projects/shop/apps/api/builds", "builds-title"},
+	} {
+		step("mobile "+pg.name, chromedp.Navigate(base+pg.path), chromedp.WaitVisible(chromedp.ID(pg.id)))
+		if w := eval(overflowing); w != "" {
+			t.Errorf("%s scrolls sideways; too wide: %s", pg.name, w)
+		}
+		screenshot(pg.name)
 	}
 	step("mobile domains", chromedp.Navigate(base+"/projects/shop/apps/web/domains"), chromedp.WaitVisible(chromedp.ID("domain-list")))
 	if w := eval(overflowing); w != "" {

@@ -280,11 +280,12 @@ func (u *ui) serverURL(r *http.Request) string {
 type systemView struct {
 	Layout
 	Engine EngineView
+	Disk   diskView
 	Build  version.Info
 }
 
 func (u *ui) system(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	v := systemView{Layout: u.layout(r, &p, "System", "system"), Engine: u.engineView(r.Context()), Build: version.Get()}
+	v := systemView{Layout: u.layout(r, &p, "System", "system"), Engine: u.engineView(r.Context()), Disk: u.diskView(r.Context(), p), Build: version.Get()}
 	u.render(w, r, http.StatusOK, "system", v)
 }
 

@@ -57,6 +57,14 @@ func (u *ui) registerProjects(mux *http.ServeMux) {
 	h("POST /projects/{project}/apps/{app}/domains/{id}/remove", u.removeDomain)
 	h("POST /projects/{project}/apps/{app}/domains/certificate", u.uploadCertificate)
 	h("GET /projects/{project}/apps/{app}/requests", u.appRequests)
+	h("GET /projects/{project}/apps/{app}/source", u.appSource)
+	h("POST /projects/{project}/apps/{app}/source/reveal", u.revealWebhookSecret)
+	h("GET /projects/{project}/apps/{app}/builds", u.appBuilds)
+	h("GET /projects/{project}/apps/{app}/builds/{id}", u.appBuild)
+	h("GET /projects/{project}/apps/{app}/builds/{id}/log", u.appBuildLog)
+	h("POST /projects/{project}/apps/{app}/builds/{id}/cancel", u.cancelBuild)
+	h("GET /builds", u.buildQueue)
+	h("GET /builds/list", u.buildQueueList)
 	h("GET /projects/{project}/apps/{app}/settings", u.appSettings)
 	h("POST /projects/{project}/apps/{app}/settings", u.saveSettings)
 	h("POST /projects/{project}/apps/{app}/delete", u.deleteApp)
@@ -145,6 +153,8 @@ var projectNotices = map[string]Notice{
 	"stopped":             {Tone: "ok", Message: "App stopped. Its replicas are shutting down; Start brings them back."},
 	"started":             {Tone: "ok", Message: "App started with its remembered replica count."},
 	"scaled":              {Tone: "ok", Message: "Replica count changed. Swarm is adjusting the running containers."},
+	"git-app-created":     {Tone: "ok", Title: "App created.", Message: "Set up the webhook below so that pushes deploy, or deploy its newest commit now."},
+	"build-cancelled":     {Tone: "ok", Message: "Build cancelled. Nothing of it is deployed."},
 }
 
 func noticeOf(r *http.Request) *Notice {

@@ -13,15 +13,16 @@ import (
 
 // Layout is what the base layout needs from every page.
 type Layout struct {
-	Title   string
-	Active  string    // the nav entry to highlight
-	User    *UserView // nil when nobody is signed in
-	CSRF    string    // the session's CSRF token, for forms and htmx
-	HTMX    bool      // htmx is part of this build
-	Proxy   bool      // the server runs the edge proxy page
-	Audit   bool      // the audit log page is there and the user may read it
-	Version string
-	Notice  *Notice
+	Title      string
+	Active     string    // the nav entry to highlight
+	User       *UserView // nil when nobody is signed in
+	CSRF       string    // the session's CSRF token, for forms and htmx
+	HTMX       bool      // htmx is part of this build
+	Proxy      bool      // the server runs the edge proxy page
+	Audit      bool      // the audit log page is there and the user may read it
+	BuildQueue bool      // the server deploys apps, so it has a build queue page
+	Version    string
+	Notice     *Notice
 }
 
 // CSRFHeaders is the hx-headers value that makes htmx send the CSRF token.
@@ -98,7 +99,7 @@ func (e fieldErrors) apply(fields ...*Field) {
 }
 
 func (u *ui) layout(r *http.Request, p *auth.Principal, title, active string) Layout {
-	l := Layout{Title: title, Active: active, HTMX: u.assets.has("vendor/htmx.min.js"), Proxy: u.d.ProxyStatus != nil, Version: version.Get().Version}
+	l := Layout{Title: title, Active: active, HTMX: u.assets.has("vendor/htmx.min.js"), Proxy: u.d.ProxyStatus != nil, BuildQueue: u.d.Apps != nil, Version: version.Get().Version}
 	if p != nil {
 		l.User = userView(*p)
 		l.CSRF = p.CSRFToken

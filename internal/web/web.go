@@ -41,6 +41,10 @@ type Deps struct {
 	// Audit records the UI's form posts and reveals and backs the audit
 	// log page; nil records nothing and hides the page.
 	Audit *audit.Recorder
+	// PublicURL is the address the server is reached at from outside
+	// (https://berth.example.com); webhook URLs are built on it. Empty: the
+	// address of the request that shows them.
+	PublicURL string
 }
 
 // Register mounts the UI on mux: /, /setup, /login, /logout, /account (+ token

@@ -23,3 +23,17 @@ CREATE TABLE invitations (
     revoked_at      BIGINT
 );
 CREATE INDEX invitations_org ON invitations (organization_id);
+
+-- Grants give a member a role within one project (environment_id '') or
+-- one environment of it, on top of the role of their membership (which may
+-- be "member": nothing outside their grants).
+CREATE TABLE grants (
+    organization_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    user_id         TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    project_id      TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    environment_id  TEXT NOT NULL DEFAULT '',
+    role            TEXT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    PRIMARY KEY (organization_id, user_id, project_id, environment_id)
+);
+CREATE INDEX grants_user ON grants (user_id);

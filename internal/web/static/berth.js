@@ -165,9 +165,23 @@
     if (viewer) applyFilter(viewer);
   });
   document.addEventListener("htmx:load", function (ev) { initViewers(ev.detail && ev.detail.elt); });
+
+  // Build output: the poll appends lines out of band; the view follows
+  // them unless the reader scrolled up.
+  function buildLogOf(el) { return el && el.closest ? el.closest("[data-build-log]") : null; }
+  document.addEventListener("htmx:oobBeforeSwap", function (ev) {
+    var box = buildLogOf(ev.target);
+    if (box) box._berthStick = atBottom(box);
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (ev) {
+    var box = buildLogOf(ev.target);
+    if (box && box._berthStick) box.scrollTop = box.scrollHeight;
+  });
+
   function ready() {
     focusNewToken(document);
     initViewers(document);
+    document.querySelectorAll("[data-build-log]").forEach(function (box) { box.scrollTop = box.scrollHeight; });
   }
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", ready);

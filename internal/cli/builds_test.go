@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berthpaas/berth/internal/api"
+	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/jobs"
+	"github.com/berthpaas/berth/internal/secrets"
+	"github.com/berthpaas/berth/internal/store"
+)
+
+// newBuildServer is newAppServer whose Manager queues builds on a real job
+// queue that never runs them: the tests play the builder through the store.
+func newBuildServer(t *testing.T) *appServer {
+	t.Helper()
+	isolate(t)
+	ctx := context.Background()
+	db, err := store.Open(ctx, "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	key, _ := secrets.GenerateKey()
+	keys, err := secrets.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := &fakeReleases{}
+	log := slog.New(slog.DiscardHandler)
+	mgr := deploy.NewManager(db, keys, rel, deploy.NewEngine(db, rel, keys, log, deploy.Options{}))
+	workers := jobs.NewWorkers()
+	if err := jobs.Register(workers, jobs.BuildKind(time.Minute), mgr.RunBuild); err != nil {
+		t.Fatal(err)
+	}
+	q, err := jobs.Open(ctx, db.SQL(), db.Dialect(), jobs.Options{Workers: workers}) // never started
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr.WithBuilds(deploy.BuildConfig{Queue: q, PrivateHosts: true}) // the test hosts do not resolve here
+	mux := http.NewServeMux()
+	api.Register(mux, api.Deps{
+		Auth: auth.New(db, auth.Options{}), Engine: fakeEngine{}, Apps: mgr, Log: log,
+		SetupAllowed: func(*http.Request) bool { return true },
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	mustRun(t, password+"\n", "setup", "--server", srv.URL, "--email", email, "--password-stdin")
+	mustRun(t, password+"\n", "login", "--server", srv.URL, "--email", email, "--password-stdin")
+	return &appServer{url: srv.URL, db: db, releases: rel}
+}
+
+func TestGitAppCommands(t *testing.T) {
+	srv := newBuildServer(t)
+	mustRun(t, "", "project", "create", "shop")
+	const token = "glpat-planted-token-never-shown"
+	const repo = "https://git.example.com/shop/api.git"
+
+	for _, b := range []struct {
+		want string
+		args []string
+	}{
+		{"--git and --image", []string{"--git", repo, "--image", "nginx:1.27"}},
+		{"--image is required", []string{"--port", "80"}},
+		{"--branch is for apps built from git", []string{"--image", "nginx:1.27", "--branch", "main"}},
+		{"--build-arg", []string{"--git", repo, "--build-arg", "NOVALUE"}},
+		{"git.url", []string{"--git", "file:///srv/git/api.git"}},
+		{"git.url", []string{"--git", "--upload-pack=touch /tmp/x"}},
+		{"git.branch", []string{"--git", repo, "--branch", "-x"}},
+		{"git.dockerfile", []string{"--git", repo, "--dockerfile", "../Dockerfile"}},
+		{"git.context", []string{"--git", repo, "--context", "/srv"}},
+		{"--git-token-stdin", []string{"--git", repo, "--git-token-stdin"}}, // stdin is empty
+	} {
+		mustFail(t, b.want, "", append([]string{"app", "create", "shop/bad"}, b.args...)...)
+	}
+
+	r := mustRun(t, token+"\n", "app", "create", "shop/api", "--git", repo, "--branch", "main", "--dockerfile", "Dockerfile", "--context", ".",
+		"--target", "runtime", "--build-arg", "GO_VERSION=1.26", "--build-arg", "CGO_ENABLED=0", "--git-token-stdin",
+		"--watch-path", "api/**", "--deploy-tags", "--port", "8080", "--replicas", "2")
+	for _, want := range []string{"Created app shop/api", "built from " + repo + " (branch main)", "Webhook URL: " + srv.url + "/hooks/", "berth app deploy shop/api --follow"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("create lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	st := appStatus(t, "shop/api")
+	s := st.App.Source
+	if s == nil || !s.HasToken || s.Target != "runtime" || s.BuildArgs["CGO_ENABLED"] != "0" || !s.Filter.Tags || s.Filter.WatchPaths[0] != "api/**" ||
+		s.Filter.Branches[0] != "main" || st.App.Spec.Port != 8080 || *st.App.Spec.Replicas != 2 {
+		t.Fatalf("created %+v / %+v", s, st.App.Spec)
+	}
+	r = mustRun(t, "", "app", "status", "shop/api", "-o", "json")
+	if strings.Contains(r.stdout, token) {
+		t.Error("the token is shown")
+	}
+
+	r = mustRun(t, "", "app", "webhook", "shop/api")
+	for _, want := range []string{s.WebhookURL, "secret", "application/json", "X-Hub-Signature-256", "X-Gitlab-Token", "push"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("webhook lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	mustRun(t, "", "app", "create", "shop/web", "--image", "nginx:1.27")
+	mustFail(t, "only apps built from git have a webhook", "", "app", "webhook", "shop/web")
+	mustFail(t, "--commit is for apps built from git", "", "app", "deploy", "shop/web", "--commit", strings.Repeat("a", 40))
+	mustFail(t, "--image is for apps deployed from an image", "", "app", "deploy", "shop/api", "--image", "nginx:1.27")
+	mustFail(t, "commit", "", "app", "deploy", "shop/api", "--commit", "HEAD")
+
+	r = mustRun(t, "", "app", "deploy", "shop/api")
+	if !strings.Contains(r.stdout, "Build #1 queued") || !strings.Contains(r.stdout, "berth build logs bld_") {
+		t.Errorf("deploy: %q", r.stdout)
+	}
+	r = mustRun(t, "", "build", "list", "shop/api")
+	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "queued") || !strings.Contains(lines[1], "manual") {
+		t.Errorf("build list:\n%s", r.stdout)
+	}
+	var list api.BuildList
+	json.Unmarshal([]byte(mustRun(t, "", "build", "list", "shop/api", "-o", "json").stdout), &list)
+	if len(list.Builds) != 1 {
+		t.Fatalf("build list -o json: %+v", list)
+	}
+	id := list.Builds[0].ID
+	r = mustRun(t, "", "build", "queue")
+	if !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "shop/api") {
+		t.Errorf("queue:\n%s", r.stdout)
+	}
+	r = mustRun(t, "", "build", "show", id)
+	if !strings.Contains(r.stdout, "#1 ("+id+") of shop/api") || !strings.Contains(r.stdout, "queued") {
+		t.Errorf("show:\n%s", r.stdout)
+	}
+	ctx := context.Background()
+	srv.db.AppendBuildLog(ctx, time.Now(), id, []string{"Fetching main", "Step 1/2 : FROM golang"})
+	if r = mustRun(t, "", "build", "logs", id); r.stdout != "Fetching main\nStep 1/2 : FROM golang\n" {
+		t.Errorf("logs %q", r.stdout)
+	}
+	r = mustRun(t, "", "build", "cancel", id)
+	if !strings.Contains(r.stdout, "Build #1 ("+id+") cancelled") {
+		t.Errorf("cancel: %q", r.stdout)
+	}
+	mustFail(t, "only queued or running builds", "", "build", "cancel", id)
+	mustFail(t, "build bld_nope not found", "", "build", "show", "bld_nope")
+	r = mustRun(t, "", "build", "logs", id, "-f")
+	if r.stdout != "Fetching main\nStep 1/2 : FROM golang\n" || !strings.Contains(r.stderr, "cancelled") {
+		t.Errorf("logs -f of an ended build %q %q", r.stdout, r.stderr)
+	}
+
+	// --follow streams the build and fails with the build's error.
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			active, err := srv.db.ActiveBuilds(ctx)
+			if err != nil || len(active) == 0 {
+				continue
+			}
+			b := active[0]
+			srv.db.StartBuild(ctx, time.Now(), b.OrganizationID, b.ID)
+			srv.db.AppendBuildLog(ctx, time.Now(), b.ID, []string{"Step 2/2 : RUN go build", "compile error: undefined: x"})
+			time.Sleep(400 * time.Millisecond)
+			b.Error = "Dockerfile step 2/2 (RUN go build) failed"
+			srv.db.FinishBuild(ctx, time.Now(), b, store.BuildFailed)
+			return
+		}
+	})
+	r = run(t, "", "app", "deploy", "shop/api", "--commit", strings.Repeat("b", 40), "--follow")
+	close(done)
+	wg.Wait()
+	if r.err == nil || !strings.Contains(r.err.Error(), "build #2 failed: Dockerfile step 2/2 (RUN go build) failed") {
+		t.Errorf("deploy --follow of a failing build: %v\n%s", r.err, r.stdout)
+	}
+	for _, want := range []string{"Build #2 queued", "@ bbbbbbbbbbbb", "] Build #2 running", "| compile error: undefined: x", "] Build #2 failed"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("deploy --follow lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}

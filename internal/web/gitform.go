@@ -1,0 +1,175 @@
+package web
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/gitsrc"
+	"github.com/berthpaas/berth/internal/store"
+	"github.com/berthpaas/berth/internal/webhook"
+)
+
+// The git half of the new-app form: where the code comes from, how it is
+// built and which pushes deploy. parseGitForm turns it into a
+// deploy.GitInput; gitFormField maps the manager's field names
+// ("git.url", "git.filter.branches[0]") back onto these inputs.
+
+// sourceGit is the value of the form's "source" radio that picks git.
+const sourceGit = "git"
+
+type gitForm struct {
+	Provider   Field
+	URL        Field
+	BaseURL    Field
+	SSH        Field
+	Branch     Field
+	Token      Field
+	Dockerfile Field
+	Context    Field
+	Target     Field
+	BuildArgs  Field
+	WatchPaths Field
+	Tags       Field
+}
+
+// gitProviders are the provider choices; "git" is any server by URL.
+var gitProviders = []Option{
+	{Value: "git", Label: "Any git server (URL)"},
+	{Value: string(gitsrc.KindGitHub), Label: "GitHub"},
+	{Value: string(gitsrc.KindGitLab), Label: "GitLab"},
+	{Value: string(gitsrc.KindGitea), Label: "Gitea or Forgejo"},
+	{Value: string(gitsrc.KindBitbucket), Label: "Bitbucket Cloud"},
+}
+
+func newGitForm() gitForm {
+	g := gitForm{
+		Provider: Field{ID: "git-provider", Name: "git_provider", Label: "Provider", Type: "select", Required: true, Hint: "With a provider, owner/name is enough and webhooks are checked with its signature."},
+		URL: Field{ID: "git-url", Name: "git_url", Label: "Repository", Type: "text", Required: true, Code: true, MaxLength: 2048,
+			Placeholder: "https://git.example.com/acme/shop.git", Hint: "An https:// or ssh:// URL (or git@host:owner/repo.git); with a provider, owner/name."},
+		BaseURL: Field{ID: "git-base-url", Name: "git_base_url", Label: "Server URL", Type: "text", Code: true, Placeholder: "https://git.example.com",
+			Hint: "For GitHub Enterprise, a self-managed GitLab, or Gitea. Empty: github.com, gitlab.com or bitbucket.org."},
+		SSH: Field{ID: "git-ssh", Name: "git_ssh", Label: "Clone over SSH with a deploy key", Type: "checkbox",
+			Hint: "For a provider repository: Berth makes a key pair and shows the public key to add to the repository."},
+		Branch: Field{ID: "git-branch", Name: "git_branch", Label: "Branch", Type: "text", Required: true, Code: true, Value: "main", MaxLength: 255,
+			Hint: "Deploy builds its newest commit; pushes to it deploy by themselves once the webhook is set up."},
+		Token: Field{ID: "git-token", Name: "git_token", Label: "Access token", Type: "password", Autocomplete: "off",
+			Hint: "For a private repository over HTTPS: a token that may read it. Stored encrypted and never shown again."},
+		Dockerfile: Field{ID: "git-dockerfile", Name: "git_dockerfile", Label: "Dockerfile", Type: "text", Code: true, Placeholder: "Dockerfile", Hint: "Relative to the context directory."},
+		Context:    Field{ID: "git-context", Name: "git_context", Label: "Context directory", Type: "text", Code: true, Placeholder: ".", Hint: "What the build sees, relative to the repository root."},
+		Target:     Field{ID: "git-target", Name: "git_target", Label: "Target stage", Type: "text", Code: true, Placeholder: "production", Hint: "A stage of a multi-stage Dockerfile; empty builds the last."},
+		BuildArgs: Field{ID: "git-build-args", Name: "git_build_args", Label: "Build args", Type: "textarea", Rows: 3, Code: true, Placeholder: "NODE_ENV=production\nAPP_VERSION=1.4",
+			Hint: "One KEY=VALUE per line, for the Dockerfile's ARGs. Not for secrets: they stay in the image's history."},
+		WatchPaths: Field{ID: "git-watch-paths", Name: "git_watch_paths", Label: "Watch paths", Type: "textarea", Rows: 3, Code: true, Placeholder: "src/**\npackage.json",
+			Hint: "One pattern per line: a push deploys only when it changes a matching file. Empty: every push to the branch."},
+		Tags: Field{ID: "git-tags", Name: "git_tags", Label: "Deploy tag pushes", Type: "checkbox", Hint: "A pushed tag builds and deploys the commit it points to."},
+	}
+	g.Provider.Options = append([]Option(nil), gitProviders...)
+	g.Provider.Options[0].Selected = true
+	return g
+}
+
+func (g *gitForm) fields() []*Field {
+	return []*Field{&g.Provider, &g.URL, &g.BaseURL, &g.SSH, &g.Branch, &g.Token, &g.Dockerfile, &g.Context, &g.Target, &g.BuildArgs, &g.WatchPaths, &g.Tags}
+}
+
+// parseGitForm reads the git inputs. Problems of its own (a build arg
+// without '=') go into errs; the source itself is checked by the manager.
+func parseGitForm(get func(string) string, errs fieldErrors) deploy.GitInput {
+	repo := strings.TrimSpace(get("git_url"))
+	base := strings.TrimRight(strings.TrimSpace(get("git_base_url")), "/")
+	var proto gitsrc.Transport
+	if get("git_ssh") == "on" {
+		proto = gitsrc.TransportSSH
+	}
+	provider := get("git_provider")
+	if provider != "" && provider != "git" {
+		repo, base = providerRepo(gitsrc.Kind(provider), repo, base)
+	}
+	var src gitsrc.Source
+	switch gitsrc.Kind(provider) {
+	case gitsrc.KindGitHub:
+		src.Variant = &gitsrc.GitHub{Repo: repo, BaseURL: base, Protocol: proto}
+	case gitsrc.KindGitLab:
+		src.Variant = &gitsrc.GitLab{Repo: repo, BaseURL: base, Protocol: proto}
+	case gitsrc.KindGitea:
+		src.Variant = &gitsrc.Gitea{Repo: repo, BaseURL: base, Protocol: proto}
+	case gitsrc.KindBitbucket:
+		src.Variant = &gitsrc.Bitbucket{Repo: repo, Protocol: proto}
+	case "", "git":
+		if repo != "" {
+			src.Variant = &gitsrc.URL{URL: repo}
+		}
+	default:
+		errs["git_provider"] = "must be one of the listed choices"
+	}
+	branch := strings.TrimSpace(get("git_branch"))
+	if branch == "" {
+		branch = "main"
+	}
+	in := deploy.GitInput{Source: src, Branch: branch, Token: strings.TrimSpace(get("git_token")),
+		Build: store.BuildSettings{
+			Dockerfile: strings.TrimSpace(get("git_dockerfile")),
+			Context:    strings.TrimSpace(get("git_context")),
+			Target:     strings.TrimSpace(get("git_target")),
+		},
+		Filter: &webhook.Filter{Branches: []string{branch}, Tags: get("git_tags") == "on"},
+	}
+	err := lines(get("git_build_args"), func(n int, l string) error {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return fmt.Errorf("line %d: write KEY=VALUE, such as NODE_ENV=production", n)
+		}
+		if in.Build.Args == nil {
+			in.Build.Args = map[string]string{}
+		}
+		in.Build.Args[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		return nil
+	})
+	if err != nil {
+		errs["git_build_args"] = err.Error()
+	}
+	lines(get("git_watch_paths"), func(_ int, l string) error {
+		in.Filter.WatchPaths = append(in.Filter.WatchPaths, l)
+		return nil
+	})
+	return in
+}
+
+// providerRepo accepts a provider repository pasted as a URL
+// (https://github.com/acme/shop.git) as well as owner/name: the path is the
+// repository, and a host other than the provider's own is its server.
+func providerRepo(kind gitsrc.Kind, repo, base string) (string, string) {
+	if !strings.HasPrefix(repo, "https://") {
+		return repo, base
+	}
+	u, err := url.Parse(repo)
+	if err != nil || u.Host == "" {
+		return repo, base
+	}
+	own := map[gitsrc.Kind]string{gitsrc.KindGitHub: "github.com", gitsrc.KindGitLab: "gitlab.com", gitsrc.KindBitbucket: "bitbucket.org"}[kind]
+	if base == "" && u.Host != own {
+		base = "https://" + u.Host
+	}
+	return strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git"), base
+}
+
+// gitFormField maps the manager's git field names onto the form's inputs.
+func gitFormField(field, msg string) (string, string, bool) {
+	switch {
+	case field == "commit", field == "git.commit":
+		return "commit", msg, true
+	case strings.HasPrefix(field, "git.filter.branches"):
+		return "git_branch", msg, true
+	case strings.HasPrefix(field, "git.filter.watch_paths"):
+		return "git_watch_paths", msg, true
+	case field == "git.base_url":
+		return "git_base_url", msg, true
+	case field == "git.branch", field == "git.dockerfile", field == "git.context", field == "git.target", field == "git.token", field == "git.build_args":
+		return "git_" + strings.TrimPrefix(field, "git."), msg, true
+	case field == "git", strings.HasPrefix(field, "git."):
+		return "git_url", msg, true
+	}
+	return "", "", false
+}
