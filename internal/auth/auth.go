@@ -54,6 +54,8 @@ type Principal struct {
 	SessionHash  string // set for browser sessions
 	CSRFToken    string // set for browser sessions
 	TokenID      string // set for API tokens
+	// RoleLimited: an API token limited to a role (CreateRoleToken).
+	RoleLimited bool
 	// Grants add roles within projects or environments to Role.
 	Grants []store.Grant
 	// TwoFactorMissing: the organization requires two-factor login and the
@@ -372,6 +374,7 @@ func (s *Service) principal(ctx context.Context, userID, orgID, tokenRole string
 		return Principal{}, err
 	}
 	if tokenRole != "" {
+		p.RoleLimited = true
 		if authz.Covers(m.Role, tokenRole) {
 			p.Role = tokenRole
 		}

@@ -334,3 +334,19 @@ func (s *Service) Grants(ctx context.Context, p Principal, userID string) ([]sto
 	}
 	return s.db.Grants(ctx, p.Organization.ID, userID)
 }
+
+// TokenIn issues an API token for the caller in another organization they
+// belong to (the CLI's organization switch). A token limited to a role
+// cannot mint an unlimited one.
+func (s *Service) TokenIn(ctx context.Context, p Principal, orgID, name string, ttl time.Duration) (string, store.APIToken, error) {
+	if p.RoleLimited {
+		return "", store.APIToken{}, &ForbiddenError{Message: "a token limited to a role cannot create tokens for other organizations; sign in again"}
+	}
+	q, err := s.principal(ctx, p.User.ID, orgID, "")
+	if errors.Is(err, ErrUnauthenticated) {
+		return "", store.APIToken{}, &FieldError{"organization", "you are not a member of that organization"}
+	} else if err != nil {
+		return "", store.APIToken{}, err
+	}
+	return s.CreateToken(ctx, q, name, ttl)
+}
