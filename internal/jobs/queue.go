@@ -218,9 +218,11 @@ func Open(ctx context.Context, db *sql.DB, dialect store.Dialect, opts Options) 
 	}
 	if len(q.workers.kinds) > 0 {
 		cfg.Workers = q.workers.river
+		// Only queues some kind runs on: each worked queue is a producer
+		// polling the database, which an idle server should not pay for.
 		cfg.Queues = map[string]river.QueueConfig{}
-		for name, n := range q.concurrency {
-			cfg.Queues[name] = river.QueueConfig{MaxWorkers: n}
+		for _, k := range q.workers.kinds {
+			cfg.Queues[k.Queue] = river.QueueConfig{MaxWorkers: q.concurrency[k.Queue]}
 		}
 	}
 	for _, p := range opts.Periodic {
