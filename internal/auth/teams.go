@@ -112,6 +112,12 @@ func checkGrant(p Principal, role string) error {
 // Invite creates an invitation of email to the organization with role and
 // returns its single-use token (for the link) once.
 func (s *Service) Invite(ctx context.Context, p Principal, email, role string) (string, store.Invitation, error) {
+	return s.InviteTo(ctx, p, email, role, "", "")
+}
+
+// InviteTo is Invite scoped to a project (or one environment of it, by id):
+// the invitee joins as a member who reaches only that, with role there.
+func (s *Service) InviteTo(ctx context.Context, p Principal, email, role, projectID, envID string) (string, store.Invitation, error) {
 	if err := p.Require(authz.MemberInvite); err != nil {
 		return "", store.Invitation{}, err
 	}
@@ -128,7 +134,10 @@ func (s *Service) Invite(ctx context.Context, p Principal, email, role string) (
 		}
 	}
 	token := randomSecret(32)
-	inv := store.Invitation{OrganizationID: p.Organization.ID, Email: email, Role: role, TokenHash: hashSecret(token),
+	if envID != "" && projectID == "" {
+		return "", store.Invitation{}, &FieldError{"environment", "needs a project"}
+	}
+	inv := store.Invitation{OrganizationID: p.Organization.ID, Email: email, Role: role, ProjectID: projectID, EnvironmentID: envID, TokenHash: hashSecret(token),
 		InvitedBy: p.User.Email, ExpiresAt: s.now().Add(InvitationTTL)}
 	if err := s.db.CreateInvitation(ctx, s.now(), &inv); err != nil {
 		return "", store.Invitation{}, err

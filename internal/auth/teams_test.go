@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/authz"
+	"github.com/berthpaas/berth/internal/store"
 )
 
 // ownerSession signs the owner in and returns the session secret and principal.
@@ -224,5 +225,31 @@ func TestTokenRoleAndRequiredTwoFactor(t *testing.T) {
 	}
 	if p, err := s.Token(ctx, token); err != nil || !p.TwoFactorMissing {
 		t.Errorf("member without 2FA in an organization that requires it: %+v, %v", p, err)
+	}
+}
+
+// An invitation to a project makes a member who reaches only that project.
+func TestProjectInvitation(t *testing.T) {
+	s, _ := newService(t)
+	setUp(t, s)
+	ctx := context.Background()
+	_, owner := ownerSession(t, s)
+	proj := store.Project{OrganizationID: owner.Organization.ID, Name: "shop"}
+	if err := s.db.CreateProject(ctx, time.Now(), &proj, &store.Environment{Network: "berth-net-shop"}); err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := s.InviteTo(ctx, owner, "dev@example.com", authz.Developer, proj.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := s.AcceptInvitation(ctx, AcceptInput{Token: token, Name: "Dev", Password: "kettle brown sunrise"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dev.Role != authz.Member || !dev.CanIn(authz.AppDeploy, proj.ID, "") || dev.CanIn(authz.ProjectRead, "prj_other", "") || dev.Can(authz.ProjectRead) {
+		t.Errorf("a developer invited to one project: role %s, grants %+v", dev.Role, dev.Grants)
+	}
+	if _, _, err := s.InviteTo(ctx, owner, "x@example.com", authz.Viewer, "prj_nope", ""); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("invitation to a project of no organization: %v", err)
 	}
 }

@@ -23,7 +23,11 @@ type Invitation struct {
 	OrganizationID string
 	Email          string
 	Role           string
-	TokenHash      string
+	// ProjectID, when set, scopes the invitation: the invitee becomes a
+	// "member" with Role granted in the project (or EnvironmentID of it).
+	ProjectID     string
+	EnvironmentID string
+	TokenHash     string
 	InvitedBy      string // the inviter's email
 	CreatedAt      time.Time
 	ExpiresAt      time.Time
@@ -152,24 +156,35 @@ func (db *DB) CreateInvitation(ctx context.Context, now time.Time, inv *Invitati
 	inv.ID, inv.CreatedAt = NewID("inv"), fromMillis(millis(now))
 	inv.Email = strings.ToLower(inv.Email)
 	return db.inTx(ctx, func(x q) error {
+		if inv.ProjectID != "" {
+			var n int
+			if err := x.row(ctx, `SELECT COUNT(*) FROM projects WHERE organization_id = ? AND id = ?`, inv.OrganizationID, inv.ProjectID).Scan(&n); err != nil || n == 0 {
+				return fmt.Errorf("project %s: %w", inv.ProjectID, ErrNotFound)
+			}
+			if inv.EnvironmentID != "" {
+				if err := x.row(ctx, `SELECT COUNT(*) FROM environments WHERE project_id = ? AND id = ?`, inv.ProjectID, inv.EnvironmentID).Scan(&n); err != nil || n == 0 {
+					return fmt.Errorf("environment %s: %w", inv.EnvironmentID, ErrNotFound)
+				}
+			}
+		}
 		if _, err := x.exec(ctx, `UPDATE invitations SET revoked_at = ? WHERE organization_id = ? AND email = ? AND accepted_at IS NULL AND revoked_at IS NULL`,
 			millis(now), inv.OrganizationID, inv.Email); err != nil {
 			return err
 		}
-		_, err := x.exec(ctx, `INSERT INTO invitations (id, organization_id, email, role, token_hash, invited_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			inv.ID, inv.OrganizationID, inv.Email, inv.Role, inv.TokenHash, inv.InvitedBy, millis(now), millis(inv.ExpiresAt))
+		_, err := x.exec(ctx, `INSERT INTO invitations (id, organization_id, email, role, project_id, environment_id, token_hash, invited_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			inv.ID, inv.OrganizationID, inv.Email, inv.Role, inv.ProjectID, inv.EnvironmentID, inv.TokenHash, inv.InvitedBy, millis(now), millis(inv.ExpiresAt))
 		return err
 	})
 }
 
-const invitationColumns = `id, organization_id, email, role, token_hash, invited_by, created_at, expires_at, accepted_at, accepted_by, revoked_at`
+const invitationColumns = `id, organization_id, email, role, project_id, environment_id, token_hash, invited_by, created_at, expires_at, accepted_at, accepted_by, revoked_at`
 
 func scanInvitation(row interface{ Scan(...any) error }) (Invitation, error) {
 	var i Invitation
 	var created, expires int64
 	var accepted, revoked sql.NullInt64
 	var by sql.NullString
-	if err := row.Scan(&i.ID, &i.OrganizationID, &i.Email, &i.Role, &i.TokenHash, &i.InvitedBy, &created, &expires, &accepted, &by, &revoked); err != nil {
+	if err := row.Scan(&i.ID, &i.OrganizationID, &i.Email, &i.Role, &i.ProjectID, &i.EnvironmentID, &i.TokenHash, &i.InvitedBy, &created, &expires, &accepted, &by, &revoked); err != nil {
 		return Invitation{}, mapErr(err)
 	}
 	i.CreatedAt, i.ExpiresAt, i.AcceptedAt, i.AcceptedBy, i.RevokedAt = fromMillis(created), fromMillis(expires), fromNullMillis(accepted), by.String, fromNullMillis(revoked)
@@ -234,7 +249,18 @@ func (db *DB) AcceptInvitation(ctx context.Context, now time.Time, hash string, 
 		if err := x.execOne(ctx, `UPDATE invitations SET accepted_at = ?, accepted_by = ? WHERE id = ? AND accepted_at IS NULL AND revoked_at IS NULL`, millis(now), userID, inv.ID); err != nil {
 			return err
 		}
-		_, err = x.exec(ctx, `INSERT INTO memberships (organization_id, user_id, role, created_at) VALUES (?, ?, ?, ?)`, inv.OrganizationID, userID, inv.Role, millis(now))
+		role := inv.Role
+		if inv.ProjectID != "" {
+			role = "member" // authz.Member: the grant below is the reach
+		}
+		if _, err := x.exec(ctx, `INSERT INTO memberships (organization_id, user_id, role, created_at) VALUES (?, ?, ?, ?)`, inv.OrganizationID, userID, role, millis(now)); err != nil {
+			return err
+		}
+		if inv.ProjectID == "" {
+			return nil
+		}
+		_, err = x.exec(ctx, `INSERT INTO grants (organization_id, user_id, project_id, environment_id, role, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			inv.OrganizationID, userID, inv.ProjectID, inv.EnvironmentID, inv.Role, millis(now))
 		return err
 	})
 	return inv, err

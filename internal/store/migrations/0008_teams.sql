@@ -14,6 +14,10 @@ CREATE TABLE invitations (
     organization_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     email           TEXT NOT NULL,
     role            TEXT NOT NULL,
+    -- Set: the invitee joins as "member" with role granted in this project
+    -- (environment_id '': the whole project).
+    project_id      TEXT NOT NULL DEFAULT '',
+    environment_id  TEXT NOT NULL DEFAULT '',
     token_hash      TEXT NOT NULL UNIQUE,
     invited_by      TEXT NOT NULL, -- email of the inviter, kept if they leave
     created_at      BIGINT NOT NULL,
