@@ -35,7 +35,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), versionCmd(), doctorCmd(), probeCmd(), proxyCmd())
+	root.AddCommand(serverCmd(), versionCmd(), doctorCmd(), probeCmd(), proxyCmd(), backupCmd(), restoreCmd())
 	cli.AddCommands(root)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -134,6 +134,12 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // down gracefully within cfg.ShutdownTimeout.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	start := time.Now()
+	// One server per data directory; a restore takes the same lock.
+	release, err := store.LockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer release()
 	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
 		return err

@@ -230,3 +230,15 @@ var migrationFiles embed.FS
 // SQL is the connection pool, for the job queue, which keeps its own tables
 // in the same database.
 func (db *DB) SQL() *sql.DB { return db.sql }
+
+// Snapshot writes a consistent copy of the SQLite database to path (which
+// must not exist), while the database stays in use.
+func (db *DB) Snapshot(ctx context.Context, path string) error {
+	if db.dialect != SQLite {
+		return fmt.Errorf("snapshot: only for SQLite; use pg_dump for PostgreSQL")
+	}
+	if _, err := db.sql.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		return fmt.Errorf("snapshot the database: %w", err)
+	}
+	return nil
+}
