@@ -14,6 +14,9 @@ type Me struct {
 	Role         string       `json:"role" example:"owner" doc:"Role in the organization"`
 	Auth         string       `json:"auth" enum:"session,token" doc:"How this request was authenticated"`
 	CSRFToken    string       `json:"csrf_token,omitempty" doc:"For session authentication: the CSRF token to send as X-CSRF-Token on state-changing requests"`
+	RoleLimited  bool         `json:"role_limited,omitempty" doc:"The request used a token limited to role"`
+	// TwoFactorMissing tells clients why everything else answers 403.
+	TwoFactorMissing bool `json:"two_factor_missing,omitempty" doc:"The organization requires two-factor login and the caller has none: until they set it up, only their own account's operations are allowed"`
 }
 
 // ChangePasswordRequest replaces the caller's password.
@@ -55,7 +58,8 @@ func (s *server) getMe(ctx context.Context, _ *struct{}) (*meOutput, error) {
 	if err != nil {
 		return nil, err
 	}
-	me := Me{User: userOf(p.User), Organization: organizationOf(p.Organization), Role: p.Role, Auth: "session", CSRFToken: p.CSRFToken}
+	me := Me{User: userOf(p.User), Organization: organizationOf(p.Organization), Role: p.Role, Auth: "session", CSRFToken: p.CSRFToken,
+		RoleLimited: p.RoleLimited, TwoFactorMissing: p.TwoFactorMissing}
 	if p.TokenID != "" {
 		me.Auth, me.CSRFToken = "token", ""
 	}

@@ -121,6 +121,7 @@ func Register(mux *http.ServeMux, d Deps) huma.API {
 	s.registerAccount()
 	s.registerTokens()
 	s.registerSystem()
+	s.registerTeams()
 	if d.Apps != nil {
 		s.registerProjects()
 		s.registerApps()
@@ -160,14 +161,12 @@ func register[I, O any](s *server, op huma.Operation, h func(context.Context, *I
 		op.MaxBodyBytes = maxBodyBytes
 	}
 	if !isPublic(&op) {
+		declarePermission(&op)
 		op.Security = []map[string][]string{{schemeBearer: {}}, {schemeCookie: {}}}
 		if !safeMethod(op.Method) {
 			op.Security[1] = map[string][]string{schemeCookie: {}, schemeCSRF: {}}
 		}
-		op.Errors = append(op.Errors, http.StatusUnauthorized)
-		if !safeMethod(op.Method) {
-			op.Errors = append(op.Errors, http.StatusForbidden)
-		}
+		op.Errors = append(op.Errors, http.StatusUnauthorized, http.StatusForbidden)
 	}
 	if _, ok := reflect.TypeFor[I]().FieldByName("Body"); ok {
 		op.Errors = append(op.Errors, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
@@ -219,8 +218,9 @@ func exchangeFrom(ctx context.Context) exchange {
 }
 
 // authenticate resolves the caller of every operation not marked public,
-// enforces CSRF protection for cookie sessions, and puts the principal in the
-// context. It answers 401 or 403 itself.
+// enforces CSRF protection for cookie sessions, checks the operation's
+// permission (authorize) and puts the principal in the context. It answers
+// 401 or 403 itself.
 func (s *server) authenticate(hctx huma.Context, next func(huma.Context)) {
 	r, w := humago.Unwrap(hctx)
 	ctx := context.WithValue(hctx.Context(), exchangeKey{}, exchange{r: r, w: w})
@@ -245,6 +245,10 @@ func (s *server) authenticate(hctx huma.Context, next func(huma.Context)) {
 	}
 	if !csrfValid(r, p) {
 		s.writeProblem(hctx, huma.Error403Forbidden("missing or invalid CSRF token"))
+		return
+	}
+	if err := authorize(op, p); err != nil {
+		s.writeProblem(hctx, err)
 		return
 	}
 	next(huma.WithContext(hctx, auth.WithPrincipal(ctx, p)))

@@ -641,7 +641,8 @@ func TestEveryProtectedOperationNeedsAuth(t *testing.T) {
 		} `json:"paths"`
 	}
 	e.expect(http.StatusOK, request{method: "GET", path: "/api/openapi.json"}).json(t, &doc)
-	publicOps := map[string]bool{"get-setup": true, "complete-setup": true, "login": true, "create-token-with-password": true}
+	publicOps := map[string]bool{"get-setup": true, "complete-setup": true, "login": true, "create-token-with-password": true,
+		"lookup-invitation": true, "accept-invitation": true}
 	n := 0
 	for path, ops := range doc.Paths {
 		for method, op := range ops {
@@ -679,20 +680,32 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	paths, _ := doc["paths"].(map[string]any)
 	want := map[string][]string{
-		"/api/v1/setup":                        {"get", "post"},
-		"/api/v1/auth/login":                   {"post"},
-		"/api/v1/auth/tokens":                  {"post"},
-		"/api/v1/auth/logout":                  {"post"},
-		"/api/v1/me":                           {"get"},
-		"/api/v1/me/password":                  {"put"},
-		"/api/v1/me/two-factor":                {"get", "post"},
-		"/api/v1/me/two-factor/confirm":        {"post"},
-		"/api/v1/me/two-factor/disable":        {"post"},
-		"/api/v1/me/two-factor/recovery-codes": {"post"},
-		"/api/v1/tokens":                       {"get", "post"},
-		"/api/v1/tokens/{id}":                  {"delete"},
-		"/api/v1/system/engine":                {"get"},
-		"/api/v1/system/version":               {"get"},
+		"/api/v1/setup":                             {"get", "post"},
+		"/api/v1/auth/login":                        {"post"},
+		"/api/v1/auth/tokens":                       {"post"},
+		"/api/v1/auth/logout":                       {"post"},
+		"/api/v1/me":                                {"get"},
+		"/api/v1/me/password":                       {"put"},
+		"/api/v1/me/two-factor":                     {"get", "post"},
+		"/api/v1/me/two-factor/confirm":             {"post"},
+		"/api/v1/me/two-factor/disable":             {"post"},
+		"/api/v1/me/two-factor/recovery-codes":      {"post"},
+		"/api/v1/tokens":                            {"get", "post"},
+		"/api/v1/tokens/{id}":                       {"delete"},
+		"/api/v1/system/engine":                     {"get"},
+		"/api/v1/system/version":                    {"get"},
+		"/api/v1/organizations":                     {"get", "post"},
+		"/api/v1/organizations/{id}/token":          {"post"},
+		"/api/v1/organizations/{id}/switch":         {"post"},
+		"/api/v1/organization":                      {"get", "put"},
+		"/api/v1/organization/leave":                {"post"},
+		"/api/v1/members":                           {"get"},
+		"/api/v1/members/{user}":                    {"put", "delete"},
+		"/api/v1/members/{user}/transfer-ownership": {"post"},
+		"/api/v1/invitations":                       {"get", "post"},
+		"/api/v1/invitations/{id}":                  {"delete"},
+		"/api/v1/invitations/lookup":                {"get"},
+		"/api/v1/invitations/accept":                {"post"},
 	}
 	for path, methods := range want {
 		ops, ok := paths[path].(map[string]any)

@@ -35,7 +35,10 @@ type fakeReleases struct {
 	removedVolumes []string
 }
 
-var _ orchestrator.Releases = (*fakeReleases)(nil)
+var (
+	_ orchestrator.Releases   = (*fakeReleases)(nil)
+	_ orchestrator.Registries = (*fakeReleases)(nil)
+)
 
 func (f *fakeReleases) EnsureNetwork(context.Context, string, map[string]string) error { return nil }
 func (f *fakeReleases) RemoveNetwork(context.Context, string) error                    { return nil }
@@ -76,6 +79,11 @@ func (f *fakeReleases) Logs(_ context.Context, _ string, opts orchestrator.LogOp
 	return nil
 }
 func (f *fakeReleases) PruneFiles(context.Context, string) error { return nil }
+
+// TestLogin refuses every registry login: no registry answers in these tests.
+func (f *fakeReleases) TestLogin(context.Context, orchestrator.RegistryAuth) error {
+	return orchestrator.ErrImageUnauthorized
+}
 
 func (f *fakeReleases) RemoveVolume(_ context.Context, name string) error {
 	f.mu.Lock()

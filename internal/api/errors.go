@@ -38,6 +38,7 @@ func (s *server) problem(ctx context.Context, err error) error {
 		hookField *webhook.FieldError
 		busy      *deploy.ConflictError
 		forbidden *deploy.ForbiddenError
+		denied    *auth.ForbiddenError
 		throttled *auth.ThrottledError
 		locked    *auth.SecondFactorLockedError
 		status    huma.StatusError
@@ -85,6 +86,11 @@ func (s *server) problem(ctx context.Context, err error) error {
 		return huma.Error409Conflict("already exists")
 	case errors.Is(err, store.ErrNotEmpty):
 		return huma.Error409Conflict("project still has applications")
+	case errors.As(err, &denied):
+		// Written for users ("your role (viewer) cannot grant admin …").
+		return huma.Error403Forbidden(denied.Message)
+	case errors.Is(err, auth.ErrInvitationInvalid):
+		return huma.Error410Gone(auth.ErrInvitationInvalid.Error())
 	case errors.As(err, &forbidden):
 		// Written for users ("binds: bind mounts need …").
 		return huma.Error403Forbidden(forbidden.Message)

@@ -177,6 +177,7 @@ func (s *server) documentWebhook() {
 		OperationID: "receive-webhook",
 		Method:      http.MethodPost,
 		Path:        "/hooks/{id}",
+		Metadata:    map[string]any{metaPublic: true}, // served outside huma; signed by the provider
 		Tags:        []string{"Builds"},
 		Summary:     "Receive a git provider's webhook",
 		Description: "Where GitHub, GitLab, Gitea and Bitbucket Cloud deliver push events for one app (its `source.webhook_url`). No credentials: each delivery must carry the provider's signature made with the app's webhook secret " +

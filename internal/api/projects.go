@@ -12,6 +12,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/store"
 )
@@ -421,7 +422,7 @@ func (s *server) registerEnvVars() {
 		Path:        Prefix + "/projects/{project}/env",
 		Tags:        tags,
 		Summary:     "List environment variables",
-		Description: "Lists the variables of one scope by key. " + scopes + "Values are masked as `••••••` unless `reveal=true`.",
+		Description: "Lists the variables of one scope by key. " + scopes + "Values are masked as `••••••` unless `reveal=true`, which also needs `app.env.reveal` where the variables live (403 otherwise) and is recorded in the audit log first.",
 		Errors:      []int{http.StatusNotFound},
 	}, s.getEnv)
 
@@ -463,8 +464,10 @@ func (s *server) getEnv(ctx context.Context, in *getEnvInput) (*envVarListOutput
 	}
 	keys := slices.Sorted(maps.Keys(vars))
 	if in.Reveal {
+		if err := s.mayReveal(ctx, p, scope); err != nil {
+			return nil, err
+		}
 		// Recorded before the values go out; no record, no values.
-		// TODO(teams): require a permission for reveals when roles arrive.
 		if err := s.recordReveal(ctx, p, scope, keys); err != nil {
 			return nil, err
 		}
@@ -479,6 +482,35 @@ func (s *server) getEnv(ctx context.Context, in *getEnvInput) (*envVarListOutput
 		out.Vars = append(out.Vars, EnvVar{Key: k, Value: v})
 	}
 	return &envVarListOutput{Body: out}, nil
+}
+
+// mayReveal refuses the values of scope's variables to a caller without
+// app.env.reveal where they live: reading variables needs only
+// project.read, seeing their values more.
+func (s *server) mayReveal(ctx context.Context, p auth.Principal, scope deploy.EnvScope) error {
+	if p.Can(authz.AppEnvReveal) {
+		return nil
+	}
+	proj, err := s.deps.Apps.Project(ctx, p, scope.Ref.Project)
+	if err != nil {
+		return err
+	}
+	envID := ""
+	if scope.Scope != deploy.ScopeProject {
+		envs, err := s.deps.Apps.Environments(ctx, p, scope.Ref.Project)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(envs, func(e store.Environment) bool { return e.Name == scope.Ref.Environment })
+		if i < 0 {
+			return store.ErrNotFound
+		}
+		envID = envs[i].ID
+	}
+	if p.CanIn(authz.AppEnvReveal, proj.ID, envID) {
+		return nil
+	}
+	return huma.Error403Forbidden(fmt.Sprintf("your role (%s) does not allow %s: leave out reveal to see the names with masked values", p.Role, authz.AppEnvReveal))
 }
 
 // envFromBody reads vars or dotenv (exactly one), naming the field at fault.

@@ -16,6 +16,7 @@ type TokenList struct {
 type CreateTokenRequest struct {
 	Name      string `json:"name" maxLength:"256" example:"ci" doc:"A name to recognise the token by (up to 64 characters)"`
 	ExpiresIn string `json:"expires_in,omitempty" maxLength:"32" example:"24h" doc:"Lifetime: a duration such as 30m, 24h or 30d, up to 366 days. Leave out for a token that does not expire"`
+	Role      string `json:"role,omitempty" maxLength:"32" example:"viewer" doc:"Limit the token to this role (owner, admin, developer, viewer, member), at most your own; within projects granted to you it gets no more than this role either. Leave out for a token with your own role at each use (a token that is itself limited makes tokens limited to its role)"`
 }
 
 type tokenListOutput struct{ Body TokenList }
@@ -42,7 +43,7 @@ func (s *server) registerTokens() {
 		Path:          Prefix + "/tokens",
 		Tags:          []string{"Tokens"},
 		Summary:       "Create an API token",
-		Description:   "Issues an API token for the caller, in the caller's organization. The secret is in this response only.",
+		Description:   "Issues an API token for the caller, in the caller's organization, optionally limited to a role (`role`, for CI jobs that only read, say). The secret is in this response only.",
 		DefaultStatus: http.StatusCreated,
 	}, s.createToken)
 
@@ -83,11 +84,16 @@ func (s *server) createToken(ctx context.Context, in *createTokenInput) (*issued
 	if err != nil {
 		return nil, err
 	}
-	secret, t, err := s.deps.Auth.CreateToken(ctx, p, in.Body.Name, ttl)
+	role := in.Body.Role
+	if role == "" && p.RoleLimited {
+		// A limited token must not mint one with the member's whole role.
+		role = p.Role
+	}
+	secret, t, err := s.deps.Auth.CreateRoleToken(ctx, p, in.Body.Name, role, ttl)
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "api token created", "user_id", p.User.ID, "token_id", t.ID, "name", t.Name)
+	s.log.InfoContext(ctx, "api token created", "user_id", p.User.ID, "token_id", t.ID, "name", t.Name, "role", t.Role)
 	return &issuedTokenOutput{Body: issuedOf(secret, t)}, nil
 }
 

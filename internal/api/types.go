@@ -36,6 +36,7 @@ type APIToken struct {
 	CreatedAt  time.Time  `json:"created_at" doc:"When the token was created"`
 	ExpiresAt  *time.Time `json:"expires_at" nullable:"true" doc:"When the token stops working; null if it does not expire"`
 	LastUsedAt *time.Time `json:"last_used_at" nullable:"true" doc:"Last use, to the minute; null if never used"`
+	Role       string     `json:"role,omitempty" example:"viewer" doc:"The role the token is limited to; absent: the member's own role at each use"`
 }
 
 // IssuedToken is a newly created API token with its secret, shown only once.
@@ -46,6 +47,7 @@ type IssuedToken struct {
 	Prefix    string     `json:"prefix" example:"berth_Xy12ab" doc:"First characters of the secret"`
 	CreatedAt time.Time  `json:"created_at" doc:"When the token was created"`
 	ExpiresAt *time.Time `json:"expires_at" nullable:"true" doc:"When the token stops working; null if it does not expire"`
+	Role      string     `json:"role,omitempty" example:"viewer" doc:"The role the token is limited to; absent: the member's own role at each use"`
 }
 
 func userOf(u store.User) User {
@@ -57,11 +59,11 @@ func organizationOf(o store.Organization) Organization {
 }
 
 func tokenOf(t store.APIToken) APIToken {
-	return APIToken{ID: t.ID, Name: t.Name, Prefix: t.Prefix, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt}
+	return APIToken{ID: t.ID, Name: t.Name, Prefix: t.Prefix, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, Role: t.Role}
 }
 
 func issuedOf(secret string, t store.APIToken) IssuedToken {
-	return IssuedToken{Token: secret, ID: t.ID, Name: t.Name, Prefix: t.Prefix, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt}
+	return IssuedToken{Token: secret, ID: t.ID, Name: t.Name, Prefix: t.Prefix, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Role: t.Role}
 }
 
 // ParseExpiresIn parses a token lifetime: a Go duration ("30m", "24h") or a

@@ -451,9 +451,12 @@ func (s *Service) CreateToken(ctx context.Context, p Principal, name string, ttl
 // CreateRoleToken issues an API token limited to role ("": the member's
 // role at each use), which the principal's role must cover.
 func (s *Service) CreateRoleToken(ctx context.Context, p Principal, name, role string, ttl time.Duration) (string, store.APIToken, error) {
+	if role == "" && p.RoleLimited {
+		role = p.Role // a limited token's tokens are limited too
+	}
 	if role != "" {
 		if _, ok := authz.Lookup(role); !ok {
-			return "", store.APIToken{}, &FieldError{"role", "must be one of owner, admin, developer, viewer, or empty for your own role"}
+			return "", store.APIToken{}, &FieldError{"role", "must be one of owner, admin, developer, viewer, member, or empty for your own role"}
 		}
 		if !authz.Covers(p.Role, role) {
 			return "", store.APIToken{}, &ForbiddenError{Message: fmt.Sprintf("your role (%s) cannot make a token with role %s", p.Role, role)}

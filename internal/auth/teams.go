@@ -74,6 +74,21 @@ func (s *Service) SwitchOrganization(ctx context.Context, p Principal, orgID str
 	return next, nil
 }
 
+// RenameOrganization renames the caller's organization.
+func (s *Service) RenameOrganization(ctx context.Context, p Principal, name string) error {
+	if err := p.Require(authz.OrgWrite); err != nil {
+		return err
+	}
+	name, err := validateText("name", name, 100)
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		return &FieldError{"name", "is required"}
+	}
+	return s.db.RenameOrganization(ctx, p.Organization.ID, name)
+}
+
 // SetRequireTwoFactor turns the organization's two-factor requirement on or
 // off. Turning it on needs the caller to have two-factor login themselves,
 // so that the owner cannot lock themselves out of everything but enrolment.

@@ -1,6 +1,6 @@
 // Package cli owns the client side of the `berth` command: the commands that
 // talk to a Berth server over its REST API (setup, login, logout, whoami,
-// token, project, env, app, build, logs), the login state they keep in the CLI
+// token, project, env, app, build, logs, org, member, invite), the login state they keep in the CLI
 // config file, and the typed API client they share.
 package cli
 
@@ -23,7 +23,8 @@ import (
 // AddCommands adds the client commands to root.
 func AddCommands(root *cobra.Command) {
 	root.AddCommand(setupCmd(), loginCmd(), logoutCmd(), whoamiCmd(), tokenCmd(),
-		projectCmd(), envCmd(), appCmd(), buildCmd(), logsCmd(), registryCmd(), domainCmd(), auditCmd(), accountCmd())
+		projectCmd(), envCmd(), appCmd(), buildCmd(), logsCmd(), registryCmd(), domainCmd(), auditCmd(), accountCmd(),
+		orgCmd(), memberCmd(), inviteCmd())
 }
 
 // defaultServer is where setup and login look when nothing else says: a

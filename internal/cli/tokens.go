@@ -38,15 +38,16 @@ func checkExpires(v string) error {
 
 func tokenCreateCmd() *cobra.Command {
 	var (
-		flags   clientFlags
-		expires string
+		flags         clientFlags
+		expires, role string
 	)
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create an API token; only the token is printed on stdout",
 		Long: "Create an API token for scripts and CI. The token is printed alone on stdout, so\n" +
-			"TOKEN=$(berth token create ci --expires 24h) works; it is shown only once.",
-		Example: "  TOKEN=$(berth token create ci --expires 30d)",
+			"TOKEN=$(berth token create ci --expires 24h) works; it is shown only once. With --role the\n" +
+			"token is limited to that role (at most your own), e.g. a viewer token for a job that only reads.",
+		Example: "  TOKEN=$(berth token create ci --expires 30d)\n  TOKEN=$(berth token create dashboards --role viewer)",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkExpires(expires); err != nil {
@@ -56,7 +57,7 @@ func tokenCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tok, err := t.client().CreateToken(cmd.Context(), api.CreateTokenRequest{Name: args[0], ExpiresIn: expires})
+			tok, err := t.client().CreateToken(cmd.Context(), api.CreateTokenRequest{Name: args[0], ExpiresIn: expires, Role: role})
 			if err != nil {
 				return t.authErr(err)
 			}
@@ -65,12 +66,17 @@ func tokenCreateCmd() *cobra.Command {
 			if tok.ExpiresAt != nil {
 				until = "expires " + formatTime(tok.ExpiresAt)
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "Created token %q (%s, %s). It is shown only once: store it now.\n", tok.Name, tok.ID, until)
+			limited := ""
+			if tok.Role != "" {
+				limited = ", limited to " + tok.Role
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "Created token %q (%s, %s%s). It is shown only once: store it now.\n", tok.Name, tok.ID, until, limited)
 			return nil
 		},
 	}
 	flags.bind(cmd)
 	cmd.Flags().StringVar(&expires, "expires", "", "lifetime, e.g. 30m, 24h or 30d (default: no expiry)")
+	cmd.Flags().StringVar(&role, "role", "", "limit the token to a role: admin, developer, viewer or member (default: your own role)")
 	return cmd
 }
 
@@ -78,7 +84,7 @@ func tokenListCmd() *cobra.Command {
 	now := time.Now()
 	return listVerb[api.APIToken]{
 		use: "list", short: "List your API tokens (never their secrets)",
-		header: []string{"ID", "NAME", "PREFIX", "CREATED", "EXPIRES", "LAST USED"},
+		header: []string{"ID", "NAME", "PREFIX", "ROLE", "CREATED", "EXPIRES", "LAST USED"},
 		fetch: func(ctx context.Context, t *target, _ []string) ([]api.APIToken, error) {
 			ts, err := t.client().Tokens(ctx)
 			return ts, t.authErr(err)
@@ -89,7 +95,11 @@ func tokenListCmd() *cobra.Command {
 			if tok.ExpiresAt != nil && !now.Before(*tok.ExpiresAt) {
 				expires += " (expired)"
 			}
-			return []string{tok.ID, printable(tok.Name), tok.Prefix + "…", formatTime(&tok.CreatedAt), expires, formatTime(tok.LastUsedAt)}
+			role := tok.Role
+			if role == "" {
+				role = "(yours)"
+			}
+			return []string{tok.ID, printable(tok.Name), tok.Prefix + "…", role, formatTime(&tok.CreatedAt), expires, formatTime(tok.LastUsedAt)}
 		},
 	}.command()
 }

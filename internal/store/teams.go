@@ -28,12 +28,12 @@ type Invitation struct {
 	ProjectID     string
 	EnvironmentID string
 	TokenHash     string
-	InvitedBy      string // the inviter's email
-	CreatedAt      time.Time
-	ExpiresAt      time.Time
-	AcceptedAt     *time.Time
-	AcceptedBy     string
-	RevokedAt      *time.Time
+	InvitedBy     string // the inviter's email
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	AcceptedAt    *time.Time
+	AcceptedBy    string
+	RevokedAt     *time.Time
 }
 
 // Pending reports whether the invitation can still be accepted at now.
@@ -54,6 +54,11 @@ func (db *DB) CreateOrganization(ctx context.Context, now time.Time, org *Organi
 		_, err := x.exec(ctx, `INSERT INTO memberships (organization_id, user_id, role, created_at) VALUES (?, ?, ?, ?)`, org.ID, ownerID, RoleOwner, millis(now))
 		return err
 	})
+}
+
+// RenameOrganization renames an organization.
+func (db *DB) RenameOrganization(ctx context.Context, orgID, name string) error {
+	return db.q().execOne(ctx, `UPDATE organizations SET name = ? WHERE id = ?`, name, orgID)
 }
 
 // SetRequireTwoFactor turns the organization's two-factor requirement on or off.
