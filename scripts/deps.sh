@@ -64,6 +64,8 @@ if [ "$MODE" = all ]; then
 	want docker-registry docker-registry
 	want apache2-utils htpasswd
 	want mkdocs mkdocs # the documentation site (scripts/docs.sh)
+	# A real SMTP server for the invitation email tests (testenv.SMTP).
+	want python3-aiosmtpd /usr/lib/python3/dist-packages/aiosmtpd
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

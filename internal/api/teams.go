@@ -142,6 +142,9 @@ type CreateInvitationRequest struct {
 type CreatedInvitation struct {
 	Invitation
 	Link string `json:"link" example:"https://berth.example.com/invitations/accept?token=…" doc:"The link to send them. It holds a single-use secret and is shown only in this response; it works until expires_at, once"`
+	// Emailed: the server sent the link by email (--smtp-url).
+	Emailed    bool   `json:"emailed" doc:"The link was emailed to them (the server has --smtp-url)"`
+	EmailError string `json:"email_error,omitempty" doc:"Why the email could not be sent; the invitation stands, hand the link over yourself"`
 }
 
 // InvitationInfo is what an invitation link offers, before it is accepted.
@@ -789,7 +792,12 @@ func (s *server) createInvitation(ctx context.Context, in *createInvitationInput
 	// The token is the invitation's only secret: in this answer, nowhere else.
 	s.log.InfoContext(ctx, "invitation created", "user_id", p.User.ID, "invitation_id", inv.ID, "role", inv.Role)
 	link := s.publicURL(ctx) + invitationPage + "?token=" + url.QueryEscape(token)
-	return &createdInvitationOutput{Body: CreatedInvitation{Invitation: invitationOf(inv, s.deps.Auth.Now()), Link: link}}, nil
+	out := CreatedInvitation{Invitation: invitationOf(inv, s.deps.Auth.Now()), Link: link}
+	if out.Emailed, err = s.deps.Auth.SendInvitation(ctx, p, inv, link); err != nil {
+		out.EmailError = err.Error()
+		s.log.WarnContext(ctx, "invitation email not sent", "invitation_id", inv.ID, "err", err)
+	}
+	return &createdInvitationOutput{Body: out}, nil
 }
 
 func (s *server) listInvitations(ctx context.Context, _ *struct{}) (*invitationListOutput, error) {

@@ -122,6 +122,13 @@ type Options struct {
 	// Keys seals TOTP secrets; without it two-factor enrolment answers
 	// ErrTwoFactorUnavailable.
 	Keys *secrets.Keyring
+	// Mailer sends invitation emails; nil: links are handed over by hand.
+	Mailer Mailer
+}
+
+// Mailer sends one plain-text email (internal/mail.Sender).
+type Mailer interface {
+	Send(ctx context.Context, to, subject, body string) error
 }
 
 // Service implements accounts, sessions and tokens.

@@ -374,3 +374,20 @@ func (s *Service) TokenIn(ctx context.Context, p Principal, orgID, name string, 
 	}
 	return s.CreateToken(ctx, q, name, ttl)
 }
+
+// SendInvitation emails an invitation's link when the server has a mailer.
+// It reports whether it sent it; a failed send is returned for the caller to
+// show, and the invitation stands (its link can still be handed over).
+func (s *Service) SendInvitation(ctx context.Context, p Principal, inv store.Invitation, link string) (bool, error) {
+	if s.opts.Mailer == nil {
+		return false, nil
+	}
+	body := fmt.Sprintf("%s invites you to the organization %s on Berth, as %s.\n\n"+
+		"Accept the invitation: %s\n\n"+
+		"The link works once, until %s, and only for %s. If you did not expect it, ignore this email.\n",
+		p.User.Email, p.Organization.Name, inv.Role, link, inv.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"), inv.Email)
+	if err := s.opts.Mailer.Send(ctx, inv.Email, "Join "+p.Organization.Name+" on Berth", body); err != nil {
+		return false, fmt.Errorf("the invitation email could not be sent (%v); hand the link over yourself", err)
+	}
+	return true, nil
+}

@@ -3,11 +3,14 @@ package auth
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/berthpaas/berth/internal/authz"
+	"github.com/berthpaas/berth/internal/mail"
 	"github.com/berthpaas/berth/internal/store"
+	"github.com/berthpaas/berth/internal/testenv"
 )
 
 // ownerSession signs the owner in and returns the session secret and principal.
@@ -251,5 +254,39 @@ func TestProjectInvitation(t *testing.T) {
 	}
 	if _, _, err := s.InviteTo(ctx, owner, "x@example.com", authz.Viewer, "prj_nope", ""); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("invitation to a project of no organization: %v", err)
+	}
+}
+
+// With a mailer, the invitation's link goes by email to the invited address.
+func TestInvitationEmail(t *testing.T) {
+	srv := testenv.SMTP(t)
+	s, _ := newService(t)
+	setUp(t, s)
+	sender, err := mail.New(mail.Config{URL: "smtp://" + srv.Addr, From: "Berth <berth@example.test>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, owner := ownerSession(t, s)
+	token, inv, err := s.Invite(context.Background(), owner, "grace@example.test", authz.Viewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := "https://berth.example.test/invitations/accept?token=" + token
+	if sent, err := s.SendInvitation(context.Background(), owner, inv, link); sent || err != nil {
+		t.Fatalf("without a mailer: sent %v, %v", sent, err)
+	}
+	s.opts.Mailer = sender
+	if sent, err := s.SendInvitation(context.Background(), owner, inv, link); !sent || err != nil {
+		t.Fatalf("send: %v, %v", sent, err)
+	}
+	box := srv.Mailbox()
+	for _, want := range []string{"To: <grace@example.test>", "Subject: Join Default on Berth", link, "owner@example.com invites you", "as viewer"} {
+		if !strings.Contains(box, want) {
+			t.Errorf("email lacks %q:\n%s", want, box)
+		}
+	}
+	s.opts.Mailer, _ = mail.New(mail.Config{URL: "smtp://127.0.0.1:1", From: "b@example.test"})
+	if sent, err := s.SendInvitation(context.Background(), owner, inv, link); sent || err == nil || !strings.Contains(err.Error(), "hand the link over yourself") {
+		t.Errorf("unreachable server: sent %v, %v", sent, err)
 	}
 }

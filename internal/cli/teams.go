@@ -432,8 +432,15 @@ func inviteCreateCmd(verb string) *cobra.Command {
 			if project != "" {
 				where = " of " + project
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "Invited %s as %s%s (%s), until %s. The link is shown only once: send it to them now.\n",
-				inv.Email, inv.Role, where, inv.ID, formatTime(&inv.ExpiresAt))
+			fmt.Fprintf(cmd.ErrOrStderr(), "Invited %s as %s%s (%s), until %s.\n", inv.Email, inv.Role, where, inv.ID, formatTime(&inv.ExpiresAt))
+			switch {
+			case inv.Emailed:
+				fmt.Fprintf(cmd.ErrOrStderr(), "The link was emailed to %s. It is shown only once.\n", inv.Email)
+			case inv.EmailError != "":
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s. The link is shown only once: send it to them now.\n", inv.EmailError)
+			default:
+				fmt.Fprintln(cmd.ErrOrStderr(), "The link is shown only once: send it to them now (this server sends no email; see --smtp-url).")
+			}
 			return nil
 		},
 	}

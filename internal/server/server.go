@@ -27,6 +27,7 @@ import (
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/edge"
 	"github.com/berthpaas/berth/internal/jobs"
+	"github.com/berthpaas/berth/internal/mail"
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/orchestrator/swarm"
 	"github.com/berthpaas/berth/internal/secrets"
@@ -57,7 +58,7 @@ type Server struct {
 }
 
 // New assembles the control plane on an open store, keyring and cluster.
-func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyring, engine Cluster, router *edge.Router, installID string) *Server {
+func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyring, engine Cluster, router *edge.Router, installID string, mailer auth.Mailer) *Server {
 	s := &Server{cfg: cfg, log: log, db: db, engine: engine, router: router}
 	s.deploys = deploy.NewEngine(db, engine, keys, log, deploy.Options{InstallID: installID, Router: router})
 	proxyStatus := func(ctx context.Context, orgID string) (edge.ProxyStatus, error) {
@@ -70,7 +71,7 @@ func New(cfg config.Config, log *slog.Logger, db *store.DB, keys *secrets.Keyrin
 	}
 	// Run refuses to start with a provider that does not build.
 	apps.WithWildcards(cfg.ACMEDNSProvider != "")
-	s.auth = auth.New(db, auth.Options{SessionIdle: cfg.SessionIdle, SessionLifetime: cfg.SessionLifetime, Keys: keys})
+	s.auth = auth.New(db, auth.Options{SessionIdle: cfg.SessionIdle, SessionLifetime: cfg.SessionLifetime, Keys: keys, Mailer: mailer})
 	secure := len(cfg.PublicURL) > 8 && cfg.PublicURL[:8] == "https://"
 	setupAllowed := func(r *http.Request) bool { return auth.SetupAllowed(r, cfg.PublicURL) }
 
@@ -173,7 +174,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	s := New(cfg, log, db, keys, engine, router, installID)
+	mailer, err := mailerOf(cfg)
+	if err != nil {
+		return err
+	}
+	s := New(cfg, log, db, keys, engine, router, installID, mailer)
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -332,6 +337,17 @@ func publicHost(cfg config.Config) (string, bool) {
 		return "", false
 	}
 	return h, u.Scheme == "https"
+}
+
+// mailerOf is the SMTP sender of --smtp-url, or nil without one.
+func mailerOf(cfg config.Config) (auth.Mailer, error) {
+	if cfg.SMTPURL == "" {
+		if cfg.SMTPFrom != "" {
+			return nil, errors.New("smtp-from: set, but no --smtp-url to send with")
+		}
+		return nil, nil
+	}
+	return mail.New(mail.Config{URL: cfg.SMTPURL, From: cfg.SMTPFrom})
 }
 
 // acmeConfig reads the ACME settings; a CA file that does not load stops

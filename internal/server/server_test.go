@@ -41,7 +41,7 @@ func newTestServer(t *testing.T, dockerHost string) (*httptest.Server, *bytes.Bu
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(config.Config{}, log, db, keys, engine, router, "ins_test").Handler())
+	srv := httptest.NewServer(New(config.Config{}, log, db, keys, engine, router, "ins_test", nil).Handler())
 	t.Cleanup(srv.Close)
 	return srv, &logs
 }
