@@ -56,8 +56,9 @@ type Config struct {
 	BuildRegistry   string
 	GitPrivateHosts bool
 	// SMTPURL may hold a password: never log it.
-	SMTPURL  string
-	SMTPFrom string
+	SMTPURL   string
+	SMTPFrom  string
+	ProbePath string
 }
 
 // Option is one configuration setting: a flag --Name, an environment variable
@@ -135,6 +136,7 @@ func (c *Config) Options(fs *pflag.FlagSet) []Option {
 	num(&c.BuildCacheMax, "build-cache-max-mb", 10240, "the Docker build cache is pruned when it grows above this many MB")
 	str(&c.GitCAFile, "git-ca-file", "", "PEM file of extra CA certificates to trust for git over HTTPS (a private git server)")
 	str(&c.BuildRegistry, "build-registry", "", "registry and path built images are pushed to, e.g. registry.example.com/berth (needed with more than one node; its credential is the organization's registry of that host); empty keeps images on the building node")
+	str(&c.ProbePath, "probe-path", "", "host path release containers mount their health probe (this binary) from; berth server copies itself there at start. Empty: this executable's own path, right when berth runs on the host (in a container, use a path in a directory mounted at the same path on the host)")
 	str(&c.SMTPURL, "smtp-url", "", "SMTP server for invitation emails: smtp://[user:password@]host[:port] (STARTTLS when offered) or smtps://… (secret; never logged); empty: invitation links are shown to copy")
 	str(&c.SMTPFrom, "smtp-from", "", "sender of Berth's emails, e.g. Berth <berth@example.com> (needed with --smtp-url)")
 	add("git-private-hosts", "allow git repositories on loopback, private and link-local addresses", func() {

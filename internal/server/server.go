@@ -4,6 +4,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -156,7 +157,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("locate the berth executable for health probes: %w", err)
 	}
-	engine, err := swarm.New(cfg.DockerHost, swarm.WithProbe(swarm.ProbeMount{HostPath: exe, Args: []string{"probe"}}))
+	probe := exe
+	if cfg.ProbePath != "" {
+		if err := copyExecutable(exe, cfg.ProbePath); err != nil {
+			return fmt.Errorf("probe-path: %w", err)
+		}
+		probe = cfg.ProbePath
+	}
+	engine, err := swarm.New(cfg.DockerHost, swarm.WithProbe(swarm.ProbeMount{HostPath: probe, Args: []string{"probe"}}))
 	if err != nil {
 		return fmt.Errorf("docker engine: %w", err)
 	}
@@ -337,6 +345,27 @@ func publicHost(cfg config.Config) (string, bool) {
 		return "", false
 	}
 	return h, u.Scheme == "https"
+}
+
+// copyExecutable puts a copy of the running binary at path unless an
+// identical one is there, atomically: releases running with the old copy
+// keep it (their mount holds the old file).
+func copyExecutable(exe, path string) error {
+	want, err := os.ReadFile(exe)
+	if err != nil {
+		return err
+	}
+	if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, want) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, want, 0o755); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // mailerOf is the SMTP sender of --smtp-url, or nil without one.
