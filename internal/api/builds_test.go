@@ -7,9 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,75 +15,11 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/api"
-	"github.com/berthpaas/berth/internal/audit"
-	"github.com/berthpaas/berth/internal/auth"
-	"github.com/berthpaas/berth/internal/deploy"
-	"github.com/berthpaas/berth/internal/jobs"
-	"github.com/berthpaas/berth/internal/orchestrator"
-	"github.com/berthpaas/berth/internal/secrets"
-	"github.com/berthpaas/berth/internal/store"
 	"github.com/berthpaas/berth/internal/testenv"
 )
 
-// newBuildEnv is newAuditEnv with builds: the Manager queues them on a real
-// job queue on the same database, whose workers never start, so builds stay
-// queued. databaseURL "" is SQLite.
-func newBuildEnv(t *testing.T, databaseURL string) *auditEnv {
-	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := store.Open(ctx, databaseURL, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	key, _ := secrets.GenerateKey()
-	keys, err := secrets.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := &fakeReleases{states: map[string]orchestrator.ReleaseState{}}
-	engine := deploy.NewEngine(db, rel, keys, slog.New(slog.DiscardHandler), deploy.Options{})
-	mgr := deploy.NewManager(db, keys, rel, engine)
-	workers := jobs.NewWorkers()
-	if err := jobs.Register(workers, jobs.BuildKind(time.Minute), mgr.RunBuild); err != nil {
-		t.Fatal(err)
-	}
-	q, err := jobs.Open(ctx, db.SQL(), db.Dialect(), jobs.Options{Workers: workers}) // never started
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr.WithBuilds(deploy.BuildConfig{Queue: q, PrivateHosts: true}) // the test hosts do not resolve here
-
-	e := &env{t: t, clock: &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}, logs: &lockedBuffer{}, secrets: &secretSet{}}
-	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	rec := audit.NewRecorder(db, logger, e.clock.Now)
-	mux := http.NewServeMux()
-	api.Register(mux, api.Deps{
-		Auth:         auth.New(db, auth.Options{Now: e.clock.Now, Keys: keys}),
-		Engine:       fakeEngine{},
-		Apps:         mgr,
-		Log:          logger,
-		SetupAllowed: func(*http.Request) bool { return true },
-		Audit:        rec,
-	})
-	e.srv = httptest.NewServer(mux)
-	t.Cleanup(e.srv.Close)
-	e.remember(ownerPassword)
-	t.Cleanup(func() {
-		logs := e.logs.String()
-		e.secrets.mu.Lock()
-		defer e.secrets.mu.Unlock()
-		for _, s := range e.secrets.list {
-			if strings.Contains(logs, s) {
-				t.Errorf("a secret (%.8s…) appears in the logs", s)
-			}
-		}
-	})
-	e.setup()
-	a := &appEnv{env: e, db: db, dataDir: dir, releases: rel, token: e.tokenLogin("ci", "").Token}
-	return &auditEnv{appEnv: a, rec: rec}
-}
+// newBuildEnv is newAPIEnv on the database at databaseURL ("" is SQLite).
+func newBuildEnv(t *testing.T, databaseURL string) *auditEnv { return newAPIEnv(t, databaseURL, "") }
 
 // eachDatabase runs f against SQLite and PostgreSQL (skipped, or failed
 // under CI, when PostgreSQL is not available).

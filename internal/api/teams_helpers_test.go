@@ -21,15 +21,19 @@ import (
 	"github.com/berthpaas/berth/internal/store"
 )
 
-// newTeamEnv is the API with everything mounted that the server mounts
-// (projects, apps, builds on a queue that never runs, audit, the edge
-// proxy's status and request counts), on SQLite, after setup, with the
+// newTeamEnv is newAPIEnv on SQLite.
+func newTeamEnv(t *testing.T, publicURL string) *auditEnv { return newAPIEnv(t, "", publicURL) }
+
+// newAPIEnv is the API with everything mounted that the server mounts
+// (projects, apps, builds on a real job queue whose workers never start, so
+// builds stay queued, audit, the edge proxy's status and request counts),
+// on the database at databaseURL ("" is SQLite), after setup, with the
 // owner signed in by token. publicURL is Deps.PublicURL.
-func newTeamEnv(t *testing.T, publicURL string) *auditEnv {
+func newAPIEnv(t *testing.T, databaseURL, publicURL string) *auditEnv {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := store.Open(ctx, "", dir)
+	db, err := store.Open(ctx, databaseURL, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
