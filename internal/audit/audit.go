@@ -296,6 +296,7 @@ func ActionForOperation(id string) string {
 // names as the API operations that do the same thing.
 var routeActions = map[string]string{
 	"POST /setup":                                                   "setup.complete",
+	"POST /settings/organization":                                   "organization.update",
 	"POST /login":                                                   "auth.login",
 	"POST /login/two-factor":                                        "auth.login",
 	"POST /account/two-factor":                                      "two-factor.enrol",
@@ -360,7 +361,7 @@ var allowed = map[string]bool{
 	"mode": true, "compress": true, "timeout": true, "redirect_to": true, "redirect_code": true,
 	"keep_path": true, "code": true, "organization": true, "to": true, "target": true,
 	"read_only": true, "protocol": true, "published": true, "source": true,
-	"deployment": true, "id": true, "kind": true, "format": true, "days": true, "commit": true,
+	"deployment": true, "id": true, "kind": true, "format": true, "days": true, "commit": true, "user": true,
 }
 
 // redacted stands in for a value that is not recorded.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/store"
 )
 
@@ -41,6 +42,7 @@ type tokensView struct {
 	Rows     []tokenRow
 	Name     Field
 	Expiry   Field
+	Role     Field
 }
 
 type newToken struct {
@@ -50,6 +52,7 @@ type newToken struct {
 
 type tokenRow struct {
 	ID, Name, Prefix string
+	Role             string // "" acts with the member's role
 	Created          time.Time
 	Expires          *time.Time
 	LastUsed         *time.Time
@@ -109,9 +112,24 @@ func (u *ui) accountView(r *http.Request, p auth.Principal) (accountView, error)
 	return v, err
 }
 
+// tokenRoleField offers the roles p may limit a token to; "" is p's own
+// role at each use, which follows later changes of it.
+func tokenRoleField(p auth.Principal, role string) Field {
+	f := Field{ID: "token-role", Name: "role", Label: "Role", Type: "select", Required: true,
+		Hint: "A token limited to a lower role can do only what that role may."}
+	f.Options = append(f.Options, Option{Value: "", Label: "My role (" + p.Role + ")", Selected: role == ""})
+	for _, r := range authz.Builtin {
+		if r.Name != p.Role && authz.Covers(p.Role, r.Name) {
+			f.Options = append(f.Options, Option{Value: r.Name, Label: r.Name, Selected: r.Name == role})
+		}
+	}
+	return f
+}
+
 func (u *ui) tokensView(r *http.Request, p auth.Principal) (tokensView, error) {
 	v := tokensView{CSRF: p.CSRFToken}
 	v.Name, v.Expiry = newTokenFields("", "")
+	v.Role = tokenRoleField(p, "")
 	toks, err := u.d.Auth.Tokens(r.Context(), p)
 	if err != nil {
 		return v, err
@@ -125,7 +143,7 @@ func (u *ui) tokensView(r *http.Request, p auth.Principal) (tokensView, error) {
 
 func tokenRowOf(t store.APIToken, now time.Time) tokenRow {
 	return tokenRow{
-		ID: t.ID, Name: t.Name, Prefix: t.Prefix, Created: t.CreatedAt, Expires: t.ExpiresAt, LastUsed: t.LastUsedAt,
+		ID: t.ID, Name: t.Name, Prefix: t.Prefix, Role: t.Role, Created: t.CreatedAt, Expires: t.ExpiresAt, LastUsed: t.LastUsedAt,
 		Expired: t.ExpiresAt != nil && !now.Before(*t.ExpiresAt),
 	}
 }
@@ -135,6 +153,7 @@ func tokenRowOf(t store.APIToken, now time.Time) tokenRow {
 var accountNotices = map[string]Notice{
 	"password-changed":    {Tone: "ok", Title: "Password changed", Message: "Your other sessions have been signed out and your API tokens revoked, since a leaked password may have opened or minted them. This session stays signed in; create new tokens (or run berth login) where you need them."},
 	"token-revoked":       {Tone: "ok", Message: "Token revoked. Clients using it can no longer reach the API."},
+	"two-factor-required": {Tone: "warn", Title: "Two-factor login is required.", Message: "Your organization requires every member to use two-factor login. Set it up below to continue; until then the other pages stay closed."},
 	"two-factor-disabled": {Tone: "ok", Title: "Two-factor login is off", Message: "Your other sessions have been signed out and your API tokens revoked. This session stays signed in."},
 }
 
@@ -203,7 +222,7 @@ func (u *ui) changePassword(w http.ResponseWriter, r *http.Request, p auth.Princ
 }
 
 func (u *ui) createToken(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	name, expiry := r.PostFormValue("name"), r.PostFormValue("expires_in")
+	name, expiry, role := r.PostFormValue("name"), r.PostFormValue("expires_in"), r.PostFormValue("role")
 	errs := fieldErrors{}
 	var ttl time.Duration
 	known := false
@@ -219,7 +238,7 @@ func (u *ui) createToken(w http.ResponseWriter, r *http.Request, p auth.Principa
 	var tok store.APIToken
 	if len(errs) == 0 {
 		var err error
-		secret, tok, err = u.d.Auth.CreateToken(r.Context(), p, name, ttl)
+		secret, tok, err = u.d.Auth.CreateRoleToken(r.Context(), p, name, role, ttl)
 		if err != nil && !addFieldError(errs, err) {
 			u.serverError(w, r, "create token", err)
 			return
@@ -233,7 +252,8 @@ func (u *ui) createToken(w http.ResponseWriter, r *http.Request, p auth.Principa
 	status := http.StatusOK
 	if len(errs) > 0 {
 		tv.Name, tv.Expiry = newTokenFields(name, expiry)
-		errs.apply(&tv.Name, &tv.Expiry)
+		tv.Role = tokenRoleField(p, role)
+		errs.apply(&tv.Name, &tv.Expiry, &tv.Role)
 		status = http.StatusUnprocessableEntity
 	} else {
 		tv.NewToken = &newToken{Name: tok.Name, Secret: secret}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/store"
 )
@@ -56,6 +57,22 @@ type appHead struct {
 	// Git is set for an app built from git: its Deploy builds a commit.
 	Git    *gitHead
 	Commit Field // "Deploy a commit"
+	Can    appPerms
+}
+
+// appPerms are what the principal may do to this app (by role or a grant
+// on its project or environment); the page hides the rest, the manager
+// refuses it anyway.
+type appPerms struct {
+	Deploy bool // deploy, restart, scale, stop, start, roll back, cancel
+	Write  bool // settings, variables, delete
+	Reveal bool // variable values, webhook secret
+	Domain bool
+}
+
+func appPermsOf(p auth.Principal, a store.App) appPerms {
+	can := func(perm authz.Permission) bool { return p.CanIn(perm, a.ProjectID, a.EnvironmentID) }
+	return appPerms{Deploy: can(authz.AppDeploy), Write: can(authz.AppWrite), Reveal: can(authz.AppEnvReveal), Domain: can(authz.DomainWrite)}
 }
 
 // gitHead is where a git app's code comes from, for the header.
@@ -193,6 +210,14 @@ func specOf(s app.Spec) specView {
 	return v
 }
 
+// onlyIf drops the row's roll back and cancel actions unless canDeploy.
+func (row deploymentRow) onlyIf(canDeploy bool) deploymentRow {
+	if !canDeploy {
+		row.RollbackAction, row.CancelAction = "", ""
+	}
+	return row
+}
+
 func (u *ui) deploymentRow(ref deploy.AppRef, csrf string, d store.Deployment, currentID string, now time.Time) deploymentRow {
 	row := deploymentRow{
 		ID: d.ID, Seq: d.Seq, URL: appURL(ref, "/deployments/"+strconv.Itoa(d.Seq)), Badge: deployBadge(d), Reason: d.Reason,
@@ -240,7 +265,7 @@ func (u *ui) appPage(r *http.Request, p auth.Principal, tab string) (appView, de
 		CSRF: p.CSRFToken, Project: ref.Project, ProjectURL: projectURL(ref.Project), Environment: ref.Environment,
 		Production: ref.Environment == deploy.Production, Name: a.Name, URL: appURL(ref, ""),
 		Image: a.Spec.Image, Deployed: st.Current != nil, Stopped: a.Stopped,
-		State: stateView(st, state),
+		State: stateView(st, state), Can: appPermsOf(p, a),
 		Actions: appActions{
 			Deploy: appURL(ref, "/deploy"), Restart: appURL(ref, "/restart"), Stop: appURL(ref, "/stop"),
 			Start: appURL(ref, "/start"), Scale: appURL(ref, "/scale"), Delete: appURL(ref, "/delete"),
@@ -249,7 +274,7 @@ func (u *ui) appPage(r *http.Request, p auth.Principal, tab string) (appView, de
 		Scale:       Field{ID: "scale-replicas", Name: "replicas", Label: "Replicas", Type: "number", Value: strconv.Itoa(a.Spec.Replicas), Min: "0", Max: strconv.Itoa(app.MaxReplicas), Required: true},
 	}
 	if st.InFlight != nil {
-		row := u.deploymentRow(ref, p.CSRFToken, *st.InFlight, a.CurrentDeploymentID, time.Now())
+		row := u.deploymentRow(ref, p.CSRFToken, *st.InFlight, a.CurrentDeploymentID, time.Now()).onlyIf(h.Can.Deploy)
 		h.InFlight = &row
 	}
 	tabs := []struct{ label, suffix, tab string }{
@@ -294,7 +319,7 @@ func (u *ui) overview(r *http.Request, p auth.Principal, v appView, st deploy.St
 		o.Domains = u.overviewDomains(r, p, ref)
 	}
 	if st.Current != nil {
-		row := u.deploymentRow(ref, p.CSRFToken, *st.Current, st.App.CurrentDeploymentID, now)
+		row := u.deploymentRow(ref, p.CSRFToken, *st.Current, st.App.CurrentDeploymentID, now).onlyIf(v.Head.Can.Deploy)
 		o.Current = &row
 	}
 	o.InFlight = v.Head.InFlight
@@ -460,7 +485,7 @@ func (u *ui) appDeployments(w http.ResponseWriter, r *http.Request, p auth.Princ
 	}
 	now := time.Now()
 	for _, d := range ds {
-		v.Deployments = append(v.Deployments, u.deploymentRow(ref, p.CSRFToken, d, st.App.CurrentDeploymentID, now))
+		v.Deployments = append(v.Deployments, u.deploymentRow(ref, p.CSRFToken, d, st.App.CurrentDeploymentID, now).onlyIf(v.Head.Can.Deploy))
 	}
 	u.render(w, r, http.StatusOK, "app", v)
 }
@@ -476,7 +501,7 @@ type deploymentDetail struct {
 	RollbackOf  string
 }
 
-func (u *ui) deploymentDetail(r *http.Request, p auth.Principal, currentID string) (*deploymentDetail, error) {
+func (u *ui) deploymentDetail(r *http.Request, p auth.Principal, a store.App) (*deploymentDetail, error) {
 	ref := appRefOf(r)
 	d, err := u.d.Apps.FindDeployment(r.Context(), p, ref, r.PathValue("id"))
 	if err != nil {
@@ -486,7 +511,7 @@ func (u *ui) deploymentDetail(r *http.Request, p auth.Principal, currentID strin
 	if err != nil {
 		return nil, err
 	}
-	row := u.deploymentRow(ref, p.CSRFToken, d, currentID, time.Now())
+	row := u.deploymentRow(ref, p.CSRFToken, d, a.CurrentDeploymentID, time.Now()).onlyIf(appPermsOf(p, a).Deploy)
 	dd := &deploymentDetail{Row: row, Steps: steps, ProgressURL: appURL(ref, "/deployments/"+strconv.Itoa(d.Seq)+"/progress"),
 		Started: d.StartedAt, Finished: d.FinishedAt, Spec: specOf(d.Spec), Previous: d.PreviousService}
 	if d.RollbackOf != "" {
@@ -503,7 +528,7 @@ func (u *ui) deployment(w http.ResponseWriter, r *http.Request, p auth.Principal
 		u.failed(w, r, p, "show app", err)
 		return
 	}
-	dd, err := u.deploymentDetail(r, p, st.App.CurrentDeploymentID)
+	dd, err := u.deploymentDetail(r, p, st.App)
 	if err != nil {
 		u.failed(w, r, p, "show deployment", err)
 		return
@@ -521,7 +546,7 @@ func (u *ui) deploymentProgress(w http.ResponseWriter, r *http.Request, p auth.P
 		u.failed(w, r, p, "show app", err)
 		return
 	}
-	dd, err := u.deploymentDetail(r, p, a.CurrentDeploymentID)
+	dd, err := u.deploymentDetail(r, p, a)
 	if err != nil {
 		u.failed(w, r, p, "show deployment", err)
 		return
@@ -669,8 +694,8 @@ type appSettingsView struct {
 }
 
 // canBind reports whether p may set or change bind mounts, as
-// deploy.Manager decides it: owners and admins.
-func canBind(p auth.Principal) bool { return p.Role == store.RoleOwner || p.Role == "admin" }
+// deploy.Manager decides it: a host path reaches the node itself.
+func canBind(p auth.Principal) bool { return p.Can(authz.ServerExec) }
 
 func (u *ui) settingsView(v appView, p auth.Principal, st deploy.Status) *appSettingsView {
 	url := appURL(deploy.AppRef{Project: v.Head.Project, Environment: v.Head.Environment, Name: v.Head.Name}, "/settings")
@@ -720,7 +745,8 @@ func (u *ui) saveSettings(w http.ResponseWriter, r *http.Request, p auth.Princip
 		case err == nil:
 			seeOther(w, r, withNotice(appURL(ref, "/settings"), "spec-saved"))
 			return
-		case errors.Is(err, deploy.ErrForbidden):
+		case errors.Is(err, deploy.ErrForbidden) && p.CanIn(authz.AppWrite, st.App.ProjectID, st.App.EnvironmentID):
+			// The app may be changed, so what was refused is the binds.
 			errs["binds"] = "can only be changed by an owner or admin"
 		case !addAppFieldError(errs, err):
 			u.failed(w, r, p, "save settings", err)

@@ -100,6 +100,7 @@ func mustParsePages(a *assets) map[string]*template.Template {
 		"lower":    strings.ToLower,
 		"upper":    strings.ToUpper,
 		"add":      func(a, b int) int { return a + b },
+		"roleTone": roleTone,
 	}
 	base := template.Must(template.New("base").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html"))
 	pages, err := fs.Glob(templateFS, "templates/pages/*.html")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/audit"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/store"
 )
@@ -191,7 +192,7 @@ const auditPageSize = 50
 
 // canReadAudit shows a 403 page to those who may not read the audit log.
 func (u *ui) canReadAudit(w http.ResponseWriter, r *http.Request, p auth.Principal) bool {
-	if audit.CanRead(p) {
+	if p.Can(authz.AuditRead) {
 		return true
 	}
 	u.errorPage(w, r, &p, http.StatusForbidden, "Only owners and admins can see the audit log",
@@ -236,7 +237,7 @@ func (u *ui) auditView(r *http.Request, p auth.Principal) (*auditPageView, store
 	if err != nil {
 		u.d.Log.ErrorContext(r.Context(), "web: read audit retention", "err", err)
 	}
-	v.Retention = auditRetentionView{CSRF: p.CSRFToken, Days: days, Default: !own, CanSet: audit.CanSetRetention(p), Saved: r.URL.Query().Get("saved") == "retention",
+	v.Retention = auditRetentionView{CSRF: p.CSRFToken, Days: days, Default: !own, CanSet: p.Can(authz.AuditWrite), Saved: r.URL.Query().Get("saved") == "retention",
 		Field: Field{ID: "audit-retention", Name: "days", Label: "Keep entries for (days)", Type: "number", Value: strconv.Itoa(days), Min: "1", Max: strconv.Itoa(store.MaxAuditRetentionDays), Required: true,
 			Hint: "Older entries are trimmed from the oldest end within the hour; the chain stays verifiable."}}
 	q := r.URL.Query()
@@ -358,7 +359,7 @@ func (u *ui) auditVerify(w http.ResponseWriter, r *http.Request, p auth.Principa
 }
 
 func (u *ui) auditSetRetention(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	if !audit.CanSetRetention(p) {
+	if !p.Can(authz.AuditWrite) {
 		u.errorPage(w, r, &p, http.StatusForbidden, "Only the owner can change the retention",
 			"A shorter retention erases history, so only the owner of "+p.Organization.Name+" can change it.")
 		return

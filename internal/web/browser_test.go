@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -189,13 +190,24 @@ func TestBrowser(t *testing.T) {
 		stepCtx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		if err := chromedp.Do(stepCtx, actions...); err != nil {
-			t.Fatalf("%s: %v", name, err)
+			if buf, serr := chromedp.Run(ctx, chromedp.FullScreenshot(100)); serr == nil {
+				os.WriteFile(filepath.Join(shots, "failed.png"), buf, 0o644)
+			}
+			t.Fatalf("%s: %v (screenshot failed.png)", name, err)
 		}
 		for _, p := range problems.take() {
 			if status == "" || !strings.Contains(p, "status of "+status) {
 				t.Errorf("%s: %s", name, p)
 			}
 		}
+	}
+	// clickInPlace clicks an element by dispatching the click to it, not at
+	// its coordinates: the Domains tab's list refreshes itself every 2 s
+	// while certificates are pending, and a row growing or shrinking moves
+	// what is below it between the moment a pointer click is aimed and the
+	// moment it lands (which made these steps time out now and then).
+	clickInPlace := func(sel string) chromedp.Action[chromedp.Void] {
+		return chromedp.Evaluate[chromedp.Void](`document.querySelector(` + strconv.Quote(sel) + `).click()`)
 	}
 	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -457,13 +469,13 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.ID("domain-https")),
 		chromedp.Click(chromedp.CSS(`.domain-form button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#domain-list tbody tr:nth-child(3)`)),
-		chromedp.Click(chromedp.CSS(`#domain-list tbody tr:nth-child(3) details.confirm-inline summary`)),
+		clickInPlace(`#domain-list tbody tr:nth-child(3) details.confirm-inline summary`),
 		chromedp.WaitVisible(chromedp.CSS(`#domain-list tbody tr:nth-child(3) details.confirm-inline button[type=submit]`)),
 		chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`),
 	)
 	screenshot("domains-remove-light")
 	step("remove domain",
-		chromedp.Click(chromedp.CSS(`#domain-list tbody tr:nth-child(3) details.confirm-inline button[type=submit]`)),
+		clickInPlace(`#domain-list tbody tr:nth-child(3) details.confirm-inline button[type=submit]`),
 	)
 	// The add's notice is still up: wait for the removal's own.
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!document.querySelector("#domains .notice-ok")?.innerText.includes("removed")`, chromedp.WithPollingTimeout(6*time.Second))); err != nil {
@@ -511,7 +523,7 @@ func TestBrowser(t *testing.T) {
 	// without a reload; a changed option shows in the list, the others
 	// (basic auth with its password) stay.
 	step("edit domain",
-		chromedp.Click(chromedp.CSS(`#domain-list tr[id^="domain-"]:nth-child(3) a[href*="edit="]`)),
+		clickInPlace(`#domain-list tr[id^="domain-"]:nth-child(3) a[href*="edit="]`),
 		chromedp.WaitVisible(chromedp.ID("edit-domain")),
 	)
 	if got := eval(`[document.querySelector("#edit-domain h2").innerText, document.getElementById("domain-timeout").value, document.getElementById("domain-auth-password").value, String(document.getElementById("domain-host"))].join("|")`); got != "Edit www.example.com|90||null" {
@@ -524,7 +536,7 @@ func TestBrowser(t *testing.T) {
 	)
 	screenshot("domains-edit-light")
 	step("save the domain",
-		chromedp.Click(chromedp.CSS(`#edit-domain button[type=submit]`)),
+		clickInPlace(`#edit-domain button[type=submit]`),
 		chromedp.WaitVisible(chromedp.ID("add-domain")),
 	)
 	if m := eval(`String(window.berthMarker)`); m != "domains" {
@@ -535,9 +547,9 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("after the edit: %q", txt)
 	}
 	step("edit and cancel",
-		chromedp.Click(chromedp.CSS(`#domain-list tr[id^="domain-"]:nth-child(1) a[href*="edit="]`)),
+		clickInPlace(`#domain-list tr[id^="domain-"]:nth-child(1) a[href*="edit="]`),
 		chromedp.WaitVisible(chromedp.ID("edit-domain")),
-		chromedp.Click(chromedp.CSS(`#edit-domain .form-actions a`)),
+		clickInPlace(`#edit-domain .form-actions a`),
 		chromedp.WaitVisible(chromedp.ID("add-domain")),
 	)
 	if n := eval(`String(document.querySelectorAll("#edit-domain").length)`); n != "0" {
@@ -670,6 +682,98 @@ func TestBrowser(t *testing.T) {
 	}
 	screenshot("build-cancelled-light")
 
+	// Members: invite, the link shown once, and accepting it in another
+	// browser as a new account.
+	step("members", chromedp.Navigate(base+"/members"), chromedp.WaitVisible(chromedp.ID("invite-email")))
+	screenshot("members-light")
+	step("invite",
+		chromedp.SendKeys(chromedp.ID("invite-email"), "grace@example.com"),
+		chromedp.SetValue(chromedp.ID("invite-role"), "developer"),
+		chromedp.Click(chromedp.CSS(`form[action="/members/invite"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("invitation-link")),
+		chromedp.Sleep(400*time.Millisecond), // the reveal fades in
+	)
+	link := eval(`document.querySelector("#invitation-link").textContent`)
+	if !strings.HasPrefix(link, base+"/invitations/accept?token=") {
+		t.Fatalf("invitation link %q", link)
+	}
+	if d := eval(`getComputedStyle(document.querySelector("#new-invitation .copy-btn")).display`); d == "none" {
+		t.Error("the invitation link has no Copy button")
+	}
+	screenshot("members-invite-light")
+
+	inviteCtx, cancelInvite := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(problems.listen))
+	defer cancelInvite()
+	inviteStep := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		stepCtx, cancel := context.WithTimeout(inviteCtx, time.Minute)
+		defer cancel()
+		if err := chromedp.Do(stepCtx, actions...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, p := range problems.take() {
+			t.Errorf("%s: %s", name, p)
+		}
+	}
+	// The first action creates the context's tab and must not run under a
+	// step's deadline, which would close the tab when it ends.
+	if err := chromedp.Do(inviteCtx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("accept-title"))); err != nil {
+		t.Fatalf("open invitation: %v", err)
+	}
+	for _, p := range problems.take() {
+		t.Errorf("open invitation: %s", p)
+	}
+	if buf, err := chromedp.Run(inviteCtx, chromedp.FullScreenshot(100)); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(filepath.Join(shots, "accept-light.png"), buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inviteStep("accept invitation",
+		chromedp.SendKeys(chromedp.ID("name"), "Grace Hopper"),
+		chromedp.SendKeys(chromedp.ID("password"), "a long enough password"),
+		chromedp.SendKeys(chromedp.ID("password_confirm"), "a long enough password"),
+		chromedp.Click(chromedp.CSS(`form[action="/invitations/accept"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("engine-title")),
+	)
+	if who, err := chromedp.Run(inviteCtx, chromedp.Evaluate[string](`document.querySelector(".org-current").innerText + " " + document.querySelector(".me-name").innerText`)); err != nil {
+		t.Fatal(err)
+	} else if !strings.Contains(who, "Analytical Engines") || !strings.Contains(who, "developer") || !strings.Contains(who, "Grace Hopper") {
+		t.Errorf("after accepting, the shell shows %q", who)
+	}
+	cancelInvite()
+	step("members after accept", chromedp.Navigate(base+"/members"), chromedp.WaitVisible(chromedp.ID("members-title")))
+	if list := eval(`document.querySelector("#members").innerText`); !strings.Contains(list, "Grace Hopper") {
+		t.Errorf("members list after accepting: %q", list)
+	}
+	screenshot("members-after-accept-light")
+
+	// The organization switcher: a new organization, then back. Each
+	// page it lands on is the first of this walk with an ok notice.
+	step("new organization",
+		chromedp.Click(chromedp.CSS(".org-current")),
+		chromedp.WaitVisible(chromedp.ID("org-new-name")),
+		chromedp.SendKeys(chromedp.ID("org-new-name"), "Side Project"),
+		chromedp.Click(chromedp.CSS(`form[action="/organizations/create"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS("#flash .notice-ok")),
+	)
+	if org := eval(`document.querySelector(".org-name").textContent`); org != "Side Project" {
+		t.Errorf("after creating, the current organization is %q", org)
+	}
+	step("open switcher",
+		chromedp.Navigate(base+"/members"),
+		chromedp.WaitVisible(chromedp.ID("members-title")),
+		chromedp.Click(chromedp.CSS(".org-current")),
+		chromedp.WaitVisible(chromedp.CSS(".org-panel button.org-item")),
+	)
+	screenshot("org-switcher-light")
+	step("switch back",
+		chromedp.Click(chromedp.CSS(".org-panel button.org-item")),
+		chromedp.WaitVisible(chromedp.CSS("#flash .notice-ok")),
+	)
+	if org := eval(`document.querySelector(".org-name").textContent`); org != "Analytical Engines" {
+		t.Fatalf("after switching back, the current organization is %q", org)
+	}
+
 	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
 	}); err != nil {
@@ -697,6 +801,10 @@ func TestBrowser(t *testing.T) {
 	screenshot("requests-dark")
 	step("proxy dark", chromedp.Navigate(base+"/proxy"), chromedp.WaitVisible(chromedp.ID("proxy-replicas-title")))
 	screenshot("proxy-dark")
+	step("members dark", chromedp.Navigate(base+"/members"), chromedp.WaitVisible(chromedp.ID("invitations-title")))
+	screenshot("members-dark")
+	step("switcher dark", chromedp.Click(chromedp.CSS(".org-current")), chromedp.WaitVisible(chromedp.CSS(".org-panel")))
+	screenshot("org-switcher-dark")
 
 	step("dashboard dark", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("engine-title")))
 	if bg := eval(`getComputedStyle(document.body).backgroundColor`); bg == "rgb(246, 247, 249)" {
@@ -788,6 +896,11 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("mobile proxy page scrolls sideways; too wide: %s", w)
 	}
 	screenshot("proxy-mobile")
+	step("mobile members", chromedp.Navigate(base+"/members"), chromedp.WaitVisible(chromedp.ID("invitations-title")))
+	if w := eval(overflowing); w != "" {
+		t.Errorf("mobile members page scrolls sideways; too wide: %s", w)
+	}
+	screenshot("members-mobile")
 
 	// The watcher must be able to fail: an inline style attribute is a CSP
 	// violation it has to report.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/audit"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/store"
 	"github.com/berthpaas/berth/internal/webhook"
@@ -135,6 +136,7 @@ type sourceView struct {
 // webhookView is the webhook card's secret part, swapped by the reveal.
 type webhookView struct {
 	CSRF         string
+	CanReveal    bool
 	URL          string
 	RevealAction string
 	Secret       string
@@ -175,7 +177,7 @@ func (u *ui) sourceView(r *http.Request, p auth.Principal) (*sourceView, error) 
 		Repository: src.CloneURL, Provider: src.Provider.Title(), Branch: src.Branch, Branches: src.Filter.Branches, Tags: src.Filter.Tags,
 		WatchPaths: src.Filter.WatchPaths, Dockerfile: src.Build.Dockerfile, Context: src.Build.Context, Target: src.Build.Target,
 		HasToken: src.HasToken, SSH: src.DeployKey != "", DeployKey: src.DeployKey, KnownHosts: strings.TrimSpace(src.KnownHosts),
-		Webhook: webhookView{CSRF: p.CSRFToken, URL: u.webhookBase(r) + deploy.WebhookPath(src.WebhookID), RevealAction: appURL(ref, "/source/reveal")},
+		Webhook: webhookView{CSRF: p.CSRFToken, CanReveal: p.CanSomewhere(authz.AppEnvReveal), URL: u.webhookBase(r) + deploy.WebhookPath(src.WebhookID), RevealAction: appURL(ref, "/source/reveal")},
 	}
 	if src.Provider == "" {
 		s.Provider = "" // a plain git URL: Title would name the empty provider
@@ -368,7 +370,7 @@ type buildDetail struct {
 	OOB          bool   // the summary is swapped out of band
 }
 
-func (u *ui) buildDetail(r *http.Request, p auth.Principal, after int) (*buildDetail, error) {
+func (u *ui) buildDetail(r *http.Request, p auth.Principal, after int, canDeploy bool) (*buildDetail, error) {
 	ref := appRefOf(r)
 	b, err := u.d.Apps.FindBuild(r.Context(), p, ref, r.PathValue("id"))
 	if err != nil {
@@ -384,7 +386,7 @@ func (u *ui) buildDetail(r *http.Request, p auth.Principal, after int) (*buildDe
 	if n := len(lines); n > 0 {
 		d.Last = lines[n-1].Seq
 	}
-	if d.Row.Active {
+	if d.Row.Active && canDeploy {
 		d.CancelAction = appURL(ref, "/builds/"+strconv.Itoa(b.Seq)+"/cancel")
 	}
 	if d.Row.Active || len(lines) == buildLogPage {
@@ -399,7 +401,7 @@ func (u *ui) appBuild(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 		u.failed(w, r, p, "show app", err)
 		return
 	}
-	d, err := u.buildDetail(r, p, 0)
+	d, err := u.buildDetail(r, p, 0, v.Head.Can.Deploy)
 	if err != nil {
 		u.failed(w, r, p, "show build", err)
 		return
@@ -413,7 +415,12 @@ func (u *ui) appBuild(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 // next poll (none once the build has ended) and the summary out of band.
 func (u *ui) appBuildLog(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	after, _ := strconv.Atoi(r.URL.Query().Get("after"))
-	d, err := u.buildDetail(r, p, max(after, 0))
+	a, err := u.d.Apps.App(r.Context(), p, appRefOf(r))
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	d, err := u.buildDetail(r, p, max(after, 0), appPermsOf(p, a).Deploy)
 	if err != nil {
 		u.failed(w, r, p, "read build output", err)
 		return

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/version"
 )
@@ -219,6 +221,9 @@ func (u *ui) dashboard(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	v := dashboardView{Layout: u.layout(r, &p, "Dashboard", "dashboard"), Engine: u.engineView(r.Context())}
 	v.Greeting = greeting(time.Now()) + ", " + firstName(v.User)
 	v.Welcome = r.URL.Query().Has("welcome")
+	if n, ok := dashboardNotices[r.URL.Query().Get("notice")]; ok {
+		v.Notice = &n
+	}
 	v.ServerURL = u.serverURL(r)
 	v.CLICommand = fmt.Sprintf("berth login --server %s --email %s --password-stdin", v.ServerURL, p.User.Email)
 	if err := u.dashboardProjects(r, p, &v); err != nil {
@@ -233,7 +238,10 @@ func (u *ui) dashboardProjects(r *http.Request, p auth.Principal, v *dashboardVi
 		return nil
 	}
 	projects, err := u.d.Apps.Projects(r.Context(), p)
-	if err != nil {
+	if errors.Is(err, deploy.ErrForbidden) {
+		// A member with no grants sees no projects, which is no error.
+		return nil
+	} else if err != nil {
 		return err
 	}
 	if len(projects) > dashboardProjects {

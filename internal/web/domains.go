@@ -12,6 +12,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/store"
 )
@@ -22,6 +23,7 @@ import (
 // or a removal.
 type domainsView struct {
 	CSRF        string
+	ReadOnly    bool // the role may not add, change or remove domains here
 	AppName     string
 	AppPort     int // the app's HTTP port; 0 hides the form
 	URL         string
@@ -398,7 +400,9 @@ func (u *ui) domainsOf(r *http.Request, p auth.Principal, a store.App) (*domains
 	if err != nil {
 		return nil, err
 	}
-	return newDomainsView(ref, p.CSRFToken, a, ds, time.Now()), nil
+	v := newDomainsView(ref, p.CSRFToken, a, ds, time.Now())
+	v.ReadOnly = !p.CanIn(authz.DomainWrite, a.ProjectID, a.EnvironmentID)
+	return v, nil
 }
 
 // appDomains shows the tab; ?edit=ID puts that domain into the form (htmx

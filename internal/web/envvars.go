@@ -9,6 +9,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/store"
 )
@@ -20,6 +21,7 @@ import (
 
 type envView struct {
 	CSRF         string
+	CanReveal    bool // the role may read the values (and so edit them)
 	Revealed     bool
 	Vars         []envVarRow
 	RevealAction string
@@ -47,7 +49,7 @@ func (u *ui) envView(r *http.Request, p auth.Principal, revealed bool) (*envView
 		return nil, nil, err
 	}
 	v := &envView{
-		CSRF: p.CSRFToken, Revealed: revealed,
+		CSRF: p.CSRFToken, Revealed: revealed, CanReveal: p.CanSomewhere(authz.AppEnvReveal),
 		RevealAction: appURL(ref, "/env/reveal"), SaveAction: appURL(ref, "/env"),
 		Editor: Field{ID: "env-editor", Name: "dotenv", Label: ".env", Type: "textarea", Rows: 10, Code: true,
 			Placeholder: "DATABASE_URL=postgres://db/app\nLOG_LEVEL=info",

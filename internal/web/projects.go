@@ -11,6 +11,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/store"
@@ -296,6 +297,9 @@ type projectView struct {
 	EnvForm      envForm
 	RenameForm   renameForm
 	DeleteError  string
+	// CanWrite: the role (or a grant on the project) may change the
+	// project; CanAddApps: may create apps in it.
+	CanWrite, CanAddApps bool
 }
 
 type envForm struct {
@@ -370,7 +374,8 @@ func (u *ui) projectView(r *http.Request, p auth.Principal, name string) (projec
 	if err != nil {
 		return projectView{}, err
 	}
-	v := projectView{Layout: u.layout(r, &p, proj.Name, "projects"), Name: proj.Name, URL: projectURL(proj.Name), Created: proj.CreatedAt}
+	v := projectView{Layout: u.layout(r, &p, proj.Name, "projects"), Name: proj.Name, URL: projectURL(proj.Name), Created: proj.CreatedAt,
+		CanWrite: p.CanIn(authz.ProjectWrite, proj.ID, ""), CanAddApps: p.CanIn(authz.AppWrite, proj.ID, "")}
 	v.Notice = noticeOf(r)
 	v.EnvForm = envForm{CSRF: p.CSRFToken, Action: v.URL + "/environments",
 		Name: Field{ID: "env-name", Name: "name", Label: "Name", Type: "text", Required: true, MaxLength: app.MaxNameLength, Placeholder: "staging", Code: true}}
@@ -397,6 +402,9 @@ func (u *ui) projectView(r *http.Request, p auth.Principal, name string) (projec
 		s := envSection{Name: e.Name, Anchor: envAnchor(e.Name), Production: e.Name == deploy.Production, NewAppURL: v.URL + "/apps/new"}
 		if !s.Production {
 			s.NewAppURL += "?env=" + url.QueryEscape(e.Name)
+		}
+		if !p.CanIn(authz.AppWrite, e.ProjectID, e.ID) {
+			s.NewAppURL = ""
 		}
 		for _, row := range rows {
 			if row.Environment == e.Name {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/logging"
 	"github.com/berthpaas/berth/internal/orchestrator"
@@ -29,12 +30,14 @@ func (u *ui) registerSettings(mux *http.ServeMux) {
 // settingsPageView is the settings page with its registries section.
 type settingsPageView struct {
 	settingsView
-	Registries *registriesView // nil when the server runs without apps
+	Org        *orgSettingsView
+	Registries *registriesView // nil when the server runs without apps, or the role may not read them
 }
 
 // registriesView is the registries section; htmx swaps it as a whole.
 type registriesView struct {
 	CSRF      string
+	CanWrite  bool // the role may add, test and remove registries
 	Notice    *Notice
 	FormError string
 	Rows      []registryRow
@@ -48,6 +51,7 @@ type registriesView struct {
 // CSRF token its forms need.
 type registryRow struct {
 	CSRF                       string
+	CanWrite                   bool
 	ID, Name, Server, Username string
 	Created                    time.Time
 	Test                       *registryTestResult
@@ -83,20 +87,21 @@ func newRegistryFields(name, server, username string) (f registriesView) {
 
 func (u *ui) registriesView(r *http.Request, p auth.Principal) (registriesView, error) {
 	v := newRegistryFields("", "", "")
-	v.CSRF = p.CSRFToken
+	v.CSRF, v.CanWrite = p.CSRFToken, p.Can(authz.RegistryWrite)
 	rs, err := u.d.Apps.Registries(r.Context(), p)
 	if err != nil {
 		return v, err
 	}
 	for _, reg := range rs {
-		v.Rows = append(v.Rows, registryRow{CSRF: p.CSRFToken, ID: reg.ID, Name: reg.Name, Server: reg.Server, Username: reg.Username, Created: reg.CreatedAt})
+		v.Rows = append(v.Rows, registryRow{CSRF: p.CSRFToken, CanWrite: v.CanWrite, ID: reg.ID, Name: reg.Name, Server: reg.Server, Username: reg.Username, Created: reg.CreatedAt})
 	}
 	return v, nil
 }
 
 func (u *ui) settingsPageView(r *http.Request, p auth.Principal) (settingsPageView, error) {
-	v := settingsPageView{settingsView: settingsView{Layout: u.layout(r, &p, "Settings", "settings"), Organization: p.Organization.Name, ServerURL: u.serverURL(r)}}
-	if u.d.Apps == nil {
+	v := settingsPageView{settingsView: settingsView{Layout: u.layout(r, &p, "Settings", "settings"), Organization: p.Organization.Name, ServerURL: u.serverURL(r)},
+		Org: orgSettingsOf(p)}
+	if u.d.Apps == nil || !p.Can(authz.RegistryRead) {
 		return v, nil
 	}
 	rv, err := u.registriesView(r, p)
@@ -112,6 +117,9 @@ func (u *ui) settingsPage(w http.ResponseWriter, r *http.Request, p auth.Princip
 	}
 	if n, ok := registryNotices[r.URL.Query().Get("notice")]; ok && v.Registries != nil {
 		v.Registries.Notice = &n
+	}
+	if n, ok := orgNotices[r.URL.Query().Get("notice")]; ok {
+		v.Org.Notice = &n
 	}
 	u.render(w, r, http.StatusOK, "settings", v)
 }
@@ -212,7 +220,7 @@ func (u *ui) testRegistry(w http.ResponseWriter, r *http.Request, p auth.Princip
 		}
 		result.Message += "."
 	}
-	row := registryRow{CSRF: p.CSRFToken, ID: reg.ID, Name: reg.Name, Server: reg.Server, Username: reg.Username, Created: reg.CreatedAt, Test: &result}
+	row := registryRow{CSRF: p.CSRFToken, CanWrite: p.Can(authz.RegistryWrite), ID: reg.ID, Name: reg.Name, Server: reg.Server, Username: reg.Username, Created: reg.CreatedAt, Test: &result}
 	if isHTMX(r) {
 		u.renderTemplate(w, r, http.StatusOK, "settings", "registry-row", row)
 		return

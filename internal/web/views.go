@@ -6,8 +6,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/berthpaas/berth/internal/audit"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/version"
 )
 
@@ -23,6 +23,21 @@ type Layout struct {
 	BuildQueue bool      // the server deploys apps, so it has a build queue page
 	Version    string
 	Notice     *Notice
+	// Orgs are the signed-in user's organizations, for the switcher.
+	Orgs      []orgChoice
+	principal *auth.Principal
+}
+
+// orgChoice is one organization of the switcher.
+type orgChoice struct {
+	ID, Name, Role string
+	Current        bool
+}
+
+// Can reports whether the signed-in principal's role has perm, so a page
+// shows only the actions it may take. The services still decide.
+func (l Layout) Can(perm string) bool {
+	return l.principal != nil && l.principal.Can(authz.Permission(perm))
 }
 
 // CSRFHeaders is the hx-headers value that makes htmx send the CSRF token.
@@ -33,6 +48,15 @@ func (l Layout) CSRFHeaders() string {
 // UserView is the signed-in person as the shell shows them.
 type UserView struct {
 	Name, Email, Initials, Organization, Role string
+}
+
+// OrgInitial is the organization's mark in the switcher.
+func (v UserView) OrgInitial() string {
+	r, _ := utf8.DecodeRuneInString(strings.TrimSpace(v.Organization))
+	if r == utf8.RuneError {
+		return "?"
+	}
+	return string(unicode.ToUpper(r))
 }
 
 // Notice is a message shown once at the top of a page or section.
@@ -103,9 +127,26 @@ func (u *ui) layout(r *http.Request, p *auth.Principal, title, active string) La
 	if p != nil {
 		l.User = userView(*p)
 		l.CSRF = p.CSRFToken
-		l.Audit = u.d.Audit != nil && audit.CanRead(*p)
+		l.Audit = u.d.Audit != nil && p.Can(authz.AuditRead)
+		l.principal = p
+		l.Orgs = u.orgChoices(r, *p)
 	}
 	return l
+}
+
+// orgChoices lists p's organizations for the switcher; a failure only
+// leaves the switcher with the current organization, and is logged.
+func (u *ui) orgChoices(r *http.Request, p auth.Principal) []orgChoice {
+	ms, err := u.d.Auth.Organizations(r.Context(), p)
+	if err != nil {
+		u.d.Log.WarnContext(r.Context(), "web: list organizations", "err", err)
+		return []orgChoice{{ID: p.Organization.ID, Name: p.Organization.Name, Role: p.Role, Current: true}}
+	}
+	out := make([]orgChoice, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, orgChoice{ID: m.Organization.ID, Name: m.Organization.Name, Role: m.Role, Current: m.Organization.ID == p.Organization.ID})
+	}
+	return out
 }
 
 func userView(p auth.Principal) *UserView {

@@ -48,7 +48,9 @@ type Deps struct {
 }
 
 // Register mounts the UI on mux: /, /setup, /login, /logout, /account (+ token
-// and password actions), /settings (+ registries), /projects (+ projects, environments, apps
+// and password actions), /settings (+ organization, registries), /members (+
+// invitations, roles, grants), /organizations (switch, create), the public
+// /invitations/accept, /projects (+ projects, environments, apps
 // and their deployments, logs, variables and domains), /system, /proxy (with
 // Deps.ProxyStatus), /audit (with Deps.Audit), /api/docs, /static/.
 func Register(mux *http.ServeMux, d Deps) {
@@ -79,6 +81,9 @@ func Register(mux *http.ServeMux, d Deps) {
 	u.registerSettings(mux)
 	u.registerProxy(mux)
 	u.registerAudit(mux)
+	u.registerOrganizations(mux)
+	u.registerMembers(mux)
+	u.registerInvitations(mux)
 	mux.HandleFunc("GET /account", u.signedIn(u.account))
 	mux.HandleFunc("POST /account/password", u.signedIn(u.changePassword))
 	mux.HandleFunc("POST /account/tokens", u.signedIn(u.createToken))
@@ -122,6 +127,12 @@ func (u *ui) signedIn(h func(http.ResponseWriter, *http.Request, auth.Principal)
 				u.forbidden(w, r, &p)
 				return
 			}
+			if p.TwoFactorMissing && !twoFactorSetupRoute[r.Pattern] {
+				// The organization requires two-factor login and this
+				// user has none: setting it up is all they may do.
+				seeOther(w, r, "/account?notice=two-factor-required#two-factor")
+				return
+			}
 			h(w, r, p)
 		}
 		if r.Method == http.MethodPost {
@@ -131,6 +142,17 @@ func (u *ui) signedIn(h func(http.ResponseWriter, *http.Request, auth.Principal)
 		}
 		checked(w, r)
 	}
+}
+
+// twoFactorSetupRoute are the routes open to a member of an organization
+// that requires two-factor login before they have set it up: the account
+// page, enrolment, signing out, and leaving for another organization.
+var twoFactorSetupRoute = map[string]bool{
+	"GET /account":                     true,
+	"POST /account/two-factor":         true,
+	"POST /account/two-factor/confirm": true,
+	"POST /logout":                     true,
+	"POST /organizations/switch":       true,
 }
 
 // session resolves the session cookie only: the UI does not accept API tokens,
@@ -208,9 +230,36 @@ func (u *ui) renderTemplate(w http.ResponseWriter, r *http.Request, status int, 
 // serverError logs err once and shows a page carrying the request id, so a
 // report from a user can be matched to the log line.
 func (u *ui) serverError(w http.ResponseWriter, r *http.Request, op string, err error) {
+	if u.refused(w, r, err) {
+		return
+	}
 	u.d.Log.ErrorContext(r.Context(), "web: "+op, "err", err, "path", r.URL.Path)
 	u.errorPage(w, r, nil, http.StatusInternalServerError, "Something went wrong",
 		"Berth hit an internal error while handling this request. It has been logged; if it keeps happening, include the request id below when you report it.")
+}
+
+// refused answers a service's refusal (the caller's role does not allow
+// it) with a 403 page or notice carrying the service's explanation, which
+// is written to be shown. Every error on its way to a 500 passes here, so
+// a forbidden action is never reported as Berth's fault.
+func (u *ui) refused(w http.ResponseWriter, r *http.Request, err error) bool {
+	var msg string
+	var af *auth.ForbiddenError
+	var df *deploy.ForbiddenError
+	switch {
+	case errors.As(err, &af):
+		msg = af.Message
+	case errors.As(err, &df):
+		msg = df.Message
+	default:
+		return false
+	}
+	var pp *auth.Principal
+	if p, ok := auth.PrincipalFrom(r.Context()); ok {
+		pp = &p
+	}
+	u.errorPage(w, r, pp, http.StatusForbidden, "Not allowed", titleCase(sentence(msg))+" Ask an owner or admin of your organization if you need it.")
+	return true
 }
 
 func (u *ui) forbidden(w http.ResponseWriter, r *http.Request, p *auth.Principal) {

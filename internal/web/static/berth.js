@@ -65,11 +65,11 @@
     );
   });
 
-  // When a new token appears — swapped in by htmx, or on the full page a
+  // When a new token or invitation link appears — swapped in by htmx, or on the full page a
   // plain form post returns — move focus to it, so keyboard and screen-reader
   // users land on the secret they must copy.
   function focusNewToken(root) {
-    var box = root && root.querySelector ? root.querySelector("#new-token") : null;
+    var box = root && root.querySelector ? root.querySelector("#new-token, #new-invitation") : null;
     if (box) box.focus();
   }
   document.addEventListener("htmx:load", function (ev) { focusNewToken(ev.detail && ev.detail.elt); });
