@@ -70,6 +70,8 @@ type inviteForm struct {
 type newInvite struct {
 	Email, Role, Link string
 	Expires           time.Time
+	Emailed           bool
+	EmailError        string // why the email failed ("" when sent or not configured)
 }
 
 type invitationRow struct {
@@ -290,6 +292,10 @@ func (u *ui) invite(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	}
 	u.d.Log.InfoContext(r.Context(), "member invited", "user_id", p.User.ID, "invitation_id", inv.ID, "role", inv.Role)
 	v.NewInvite = &newInvite{Email: inv.Email, Role: inv.Role, Link: u.invitationLink(r, token), Expires: inv.ExpiresAt}
+	if v.NewInvite.Emailed, err = u.d.Auth.SendInvitation(r.Context(), p, inv, v.NewInvite.Link); err != nil {
+		v.NewInvite.EmailError = err.Error()
+		u.d.Log.WarnContext(r.Context(), "invitation email not sent", "invitation_id", inv.ID, "err", err)
+	}
 	u.render(w, r, http.StatusOK, "members", v)
 }
 
