@@ -688,7 +688,7 @@ func TestBrowser(t *testing.T) {
 	screenshot("members-light")
 	step("invite",
 		chromedp.SendKeys(chromedp.ID("invite-email"), "grace@example.com"),
-		chromedp.SetValue(chromedp.ID("invite-role"), "developer"),
+		chromedp.SetValue(chromedp.ID("invite-role"), "viewer"),
 		chromedp.Click(chromedp.CSS(`form[action="/members/invite"] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.ID("invitation-link")),
 		chromedp.Sleep(400*time.Millisecond), // the reveal fades in
@@ -737,8 +737,18 @@ func TestBrowser(t *testing.T) {
 	)
 	if who, err := chromedp.Run(inviteCtx, chromedp.Evaluate[string](`document.querySelector(".org-current").innerText + " " + document.querySelector(".me-name").innerText`)); err != nil {
 		t.Fatal(err)
-	} else if !strings.Contains(who, "Analytical Engines") || !strings.Contains(who, "developer") || !strings.Contains(who, "Grace Hopper") {
+	} else if !strings.Contains(who, "Analytical Engines") || !strings.Contains(who, "viewer") || !strings.Contains(who, "Grace Hopper") {
 		t.Errorf("after accepting, the shell shows %q", who)
+	}
+	// A viewer's view: the app reads, nothing to deploy, change or reveal.
+	inviteStep("viewer's app page", chromedp.Navigate(base+"/projects/shop/apps/web"), chromedp.WaitVisible(chromedp.ID("tasks-title")))
+	if view, err := chromedp.Run(inviteCtx, chromedp.Evaluate[string](`[document.querySelector(".page-head").innerText, document.querySelectorAll("form[action$='/deploy'], form[action$='/restart'], form[action$='/scale'], .nav a[href='/proxy']").length].join("|")`)); err != nil {
+		t.Fatal(err)
+	} else if !strings.Contains(view, "Read only") || !strings.HasSuffix(view, "|0") {
+		t.Errorf("a viewer's app page (head text | deploy, restart and scale forms and the proxy link): %q", view)
+	}
+	if buf, err := chromedp.Run(inviteCtx, chromedp.FullScreenshot(100)); err == nil {
+		os.WriteFile(filepath.Join(shots, "viewer-app-light.png"), buf, 0o644)
 	}
 	cancelInvite()
 	step("members after accept", chromedp.Navigate(base+"/members"), chromedp.WaitVisible(chromedp.ID("members-title")))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/edge"
 	"github.com/berthpaas/berth/internal/logging"
 	"github.com/berthpaas/berth/internal/orchestrator"
@@ -219,6 +220,9 @@ func (u *ui) proxyView(r *http.Request, p auth.Principal) proxyView {
 }
 
 func (u *ui) proxyPage(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	if u.refused(w, r, p.Require(authz.ServerRead)) {
+		return
+	}
 	v := proxyPageView{Layout: u.layout(r, &p, "Proxy", "proxy"), Proxy: u.proxyView(r, p)}
 	u.render(w, r, http.StatusOK, "proxy", v)
 }
@@ -227,6 +231,9 @@ func (u *ui) proxyPage(w http.ResponseWriter, r *http.Request, p auth.Principal)
 func (u *ui) proxyFragment(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	if !isHTMX(r) {
 		http.Redirect(w, r, "/proxy", http.StatusSeeOther)
+		return
+	}
+	if u.refused(w, r, p.Require(authz.ServerRead)) {
 		return
 	}
 	u.renderTemplate(w, r, http.StatusOK, "proxy", "proxy-status", u.proxyView(r, p))

@@ -128,6 +128,7 @@ func (u *ui) layout(r *http.Request, p *auth.Principal, title, active string) La
 		l.User = userView(*p)
 		l.CSRF = p.CSRFToken
 		l.Audit = u.d.Audit != nil && p.Can(authz.AuditRead)
+		l.Proxy = l.Proxy && p.Can(authz.ServerRead)
 		l.principal = p
 		l.Orgs = u.orgChoices(r, *p)
 	}
