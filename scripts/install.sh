@@ -126,7 +126,7 @@ Group=berth
 SupplementaryGroups=docker
 EnvironmentFile=/etc/berth/berth.env
 ExecStart=/usr/local/bin/berth server
-Restart=on-failure
+Restart=always
 RestartSec=2
 # SIGTERM: in-flight requests finish within --shutdown-timeout.
 TimeoutStopSec=30

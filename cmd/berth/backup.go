@@ -75,13 +75,16 @@ func restoreCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "restore FILE",
 		Short: "Replace Berth's state with a backup archive (stop berth server first)",
-		Long: "Replace Berth's database and master key with those of an archive written by berth backup. The server\n" +
-			"must be stopped. SQLite: the current database and key stay next to them as *.before-restore-<time>.\n" +
+		Long: "Replace Berth's database and master key with those of an archive written by berth backup. A berth\n" +
+			"server running on the data directory is stopped first (SIGTERM: it finishes in-flight requests; under\n" +
+			"the install script's systemd unit it starts again by itself on the restored state). SQLite: the current database and key stay next to them as *.before-restore-<time>.\n" +
 			"PostgreSQL: the archive is loaded into the database at --database-url, which must be empty.\n" +
 			"An archive from an older Berth is upgraded when the server next starts; one from a newer Berth is refused.",
 		Args: cobra.ExactArgs(1),
 	}
 	cfg, load := serverFlags(cmd)
+	var keepRunning bool
+	cmd.Flags().BoolVar(&keepRunning, "no-stop", false, "refuse instead of stopping a running berth server")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := load(); err != nil {
 			return err
@@ -91,12 +94,24 @@ func restoreCmd() *cobra.Command {
 			return err
 		}
 		defer f.Close()
-		m, err := backup.Restore(cmd.Context(), backupOptions(cfg.DataDir, cfg.DatabaseURL), f)
+		o := backupOptions(cfg.DataDir, cfg.DatabaseURL)
+		o.StopServer = !keepRunning
+		stopped := false
+		o.Logf = func(format string, args ...any) {
+			stopped = true
+			fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...)
+		}
+		m, err := backup.Restore(cmd.Context(), o, f)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "Restored the %s database of %s (Berth %s, schema version %d). Start berth server.\n",
+		fmt.Fprintf(cmd.OutOrStdout(), "Restored the %s database of %s (Berth %s, schema version %d).\n",
 			m.Database, m.CreatedAt.Format("2006-01-02 15:04 UTC"), m.BerthVersion, m.SchemaVersion)
+		if stopped {
+			fmt.Fprintln(cmd.OutOrStdout(), "berth server was stopped for it: systemd starts it again by itself (the install script's unit); otherwise start it.")
+		} else {
+			fmt.Fprintln(cmd.OutOrStdout(), "Start berth server.")
+		}
 		return nil
 	}
 	return cmd

@@ -19,7 +19,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/berthpaas/berth/internal/secrets"
@@ -43,6 +45,11 @@ type Options struct {
 	// KeyFromEnv: the master key comes from BERTH_MASTER_KEY, so the
 	// archive does not carry it.
 	KeyFromEnv bool
+	// StopServer lets Restore stop a berth server running on the data
+	// directory (SIGTERM: it finishes in-flight requests) instead of
+	// refusing; Logf says so.
+	StopServer bool
+	Logf       func(format string, args ...any)
 }
 
 // Manifest describes an archive.
@@ -152,6 +159,9 @@ func addFile(tw *tar.Writer, name, path string) error {
 // must be empty (create a new one, or drop and recreate it, first).
 func Restore(ctx context.Context, o Options, r io.Reader) (Manifest, error) {
 	release, err := store.LockDataDir(o.DataDir)
+	if errors.Is(err, store.ErrDataDirInUse) && o.StopServer {
+		release, err = stopServer(o)
+	}
 	if err != nil {
 		return Manifest{}, err
 	}
@@ -201,6 +211,31 @@ func Restore(ctx context.Context, o Options, r io.Reader) (Manifest, error) {
 		}
 	}
 	return m, nil
+}
+
+// stopServer stops the berth server holding the data directory's lock and
+// takes the lock once it is gone. Only a process that is a berth server is
+// signalled (a pid in a stale lock file may belong to anything by now).
+func stopServer(o Options) (func(), error) {
+	pid := store.LockHolder(o.DataDir)
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	args := strings.Split(string(cmdline), "\x00")
+	if pid <= 0 || err != nil || len(args) < 2 || !strings.HasPrefix(filepath.Base(args[0]), "berth") || !slices.Contains(args, "server") {
+		return nil, fmt.Errorf("%s: %w; stop it, then restore", o.DataDir, store.ErrDataDirInUse)
+	}
+	if o.Logf != nil {
+		o.Logf("Stopping berth server (pid %d): it finishes its in-flight requests first.", pid)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return nil, fmt.Errorf("stop berth server (pid %d): %w", pid, err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		release, err := store.LockDataDir(o.DataDir)
+		if !errors.Is(err, store.ErrDataDirInUse) || time.Now().After(deadline) {
+			return release, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // extract unpacks the archive's known members into dir and returns its manifest.

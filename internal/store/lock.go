@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -31,5 +33,19 @@ func LockDataDir(dir string) (release func(), err error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
+	// The holder's pid, for a restore that stops the server (LockHolder).
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return func() { f.Close() }, nil
+}
+
+// LockHolder is the pid of the process holding the data directory's lock,
+// as it wrote it; 0 when unknown.
+func LockHolder(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, "berth.lock"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }
