@@ -262,6 +262,17 @@ func TestGitBuildDeployAndPush(t *testing.T) {
 	if log2 := g.log(b2); !strings.Contains(log2, "Using cache") {
 		t.Errorf("second build did not reuse the cache:\n%s", log2)
 	}
+	// The image is the builds' to set: a spec may leave it out, not change it.
+	spec := g.app.Spec
+	spec.Image, spec.Replicas = "", 2
+	if a, err := g.mgr.UpdateSpec(ctx, g.p, g.ref, spec); err != nil || a.Spec.Image != b2.Image || a.Spec.Replicas != 2 {
+		t.Errorf("spec update without an image: %+v, %v", a.Spec, err)
+	}
+	spec.Image = "nginx:1.27"
+	var fe *app.FieldError
+	if _, err := g.mgr.UpdateSpec(ctx, g.p, g.ref, spec); !errors.As(err, &fe) || fe.Field != "image" {
+		t.Errorf("setting a git app's image by hand: %v", err)
+	}
 	builds, err := g.mgr.Builds(ctx, g.p, g.ref, 10)
 	if err != nil || len(builds) != 2 {
 		t.Fatalf("builds: %d, %v; want 2 (the redelivery queued nothing)", len(builds), err)

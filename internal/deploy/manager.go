@@ -513,6 +513,16 @@ func (m *Manager) UpdateSpec(ctx context.Context, p auth.Principal, ref AppRef, 
 	if err != nil {
 		return store.App{}, err
 	}
+	if _, err := m.db.AppSource(ctx, p.Organization.ID, l.App.ID); err == nil {
+		// A git app's image is its latest build's; a spec may leave it out.
+		if spec.Image == "" {
+			spec.Image = l.App.Spec.Image
+		} else if spec.Image != l.App.Spec.Image {
+			return store.App{}, &app.FieldError{Field: "image", Message: "comes from this app's builds (it deploys from git) and cannot be set by hand"}
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return store.App{}, err
+	}
 	spec.Normalize()
 	if err := spec.Validate(); err != nil {
 		return store.App{}, err

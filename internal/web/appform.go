@@ -18,6 +18,8 @@ import (
 // "resources.memory_limit") back onto the input that holds the value.
 
 type appForm struct {
+	// ImageFromBuilds: a git app's image is set by each build, not here.
+	ImageFromBuilds bool
 	CSRF      string
 	Action    string
 	FormError string

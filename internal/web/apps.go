@@ -709,6 +709,7 @@ func (u *ui) settingsView(v appView, p auth.Principal, st deploy.Status) *appSet
 	for _, vol := range st.App.Spec.Volumes {
 		s.VolumeNames = append(s.VolumeNames, vol.Name)
 	}
+	s.Form.ImageFromBuilds = v.Head.Git != nil
 	return s
 }
 

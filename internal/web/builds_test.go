@@ -130,6 +130,10 @@ func TestGitAppSourceWebhookReveal(t *testing.T) {
 		"Payload URL", "application/json", "Secret token", "Tag push events", "Repository push", `data-copy="webhook-url"`,
 		`>Source</a>`, `>Builds</a>`, "Deploy latest commit")
 	mustNotContain(t, "source tab", p.body, secret)
+	// The Settings tab offers no image: each build sets it.
+	settings := b.get("/projects/shop/apps/api/settings")
+	mustContain(t, "git app settings", settings.body, "The image comes from this app's builds")
+	mustNotContain(t, "git app settings", settings.body, `name="image"`)
 
 	// A reveal is a POST with the CSRF token, and audited.
 	if p := b.get("/projects/shop/apps/api/source/reveal"); p.status == http.StatusOK && strings.Contains(p.body, secret) {
