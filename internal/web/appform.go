@@ -20,21 +20,21 @@ import (
 type appForm struct {
 	// ImageFromBuilds: a git app's image is set by each build, not here.
 	ImageFromBuilds bool
-	CSRF      string
-	Action    string
-	FormError string
-	Name      Field
-	Env       Field // environment select
-	Image     Field
-	Port      Field
-	Replicas  Field
-	CPU       Field
-	Memory    Field
-	Vars      Field // .env textarea
-	Health    Field // image default | http | command | none
-	HealthArg Field // the path or the command
-	Volumes   Field
-	Ports     Field
+	CSRF            string
+	Action          string
+	FormError       string
+	Name            Field
+	Env             Field // environment select
+	Image           Field
+	Port            Field
+	Replicas        Field
+	CPU             Field
+	Memory          Field
+	Vars            Field // .env textarea
+	Health          Field // image default | http | command | none
+	HealthArg       Field // the path or the command
+	Volumes         Field
+	Ports           Field
 	// The settings form's extra inputs; the new-app page leaves them out,
 	// and empty they add nothing to a spec.
 	Command     Field
