@@ -294,20 +294,7 @@ func TestAuditRetentionForm(t *testing.T) {
 // production CSP, runs "Verify chain" with htmx, and saves a screenshot to
 // $BERTH_SCREENSHOT_DIR.
 func TestAuditBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped with -short")
-	}
-	chromium := chromiumPath(t)
-	if !loadAssets().has("vendor/htmx.min.js") {
-		t.Skip("htmx is missing: run scripts/assets.sh")
-	}
-	shots := os.Getenv("BERTH_SCREENSHOT_DIR")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	chromium, shots := browserPrereqs(t)
 	e := newAuditTestEnv(t)
 	b := e.browser()
 	b.setupOwner()

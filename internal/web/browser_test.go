@@ -95,6 +95,32 @@ func (c *consoleProblems) listen(ev any) {
 	}
 }
 
+// browserPrereqs skips a browser test with -short, finds Chromium and
+// checks the htmx asset (missing: skipped, or failed under CI=true), and
+// returns where screenshots go ($BERTH_SCREENSHOT_DIR, else a temp dir).
+func browserPrereqs(t *testing.T) (chromium, shots string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser test skipped with -short")
+	}
+	chromium = chromiumPath(t)
+	if !loadAssets().has("vendor/htmx.min.js") {
+		msg := "internal/web/static/vendor/htmx.min.js is missing: run scripts/assets.sh, then rebuild"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	shots = os.Getenv("BERTH_SCREENSHOT_DIR")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return chromium, shots
+}
+
 func chromiumPath(t *testing.T) string {
 	t.Helper()
 	for _, p := range []string{os.Getenv("BERTH_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
@@ -118,24 +144,7 @@ func chromiumPath(t *testing.T) string {
 // proxy page. It fails on any console error, uncaught exception or CSP
 // violation, and saves screenshots to $BERTH_SCREENSHOT_DIR.
 func TestBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped with -short")
-	}
-	chromium := chromiumPath(t)
-	if !loadAssets().has("vendor/htmx.min.js") {
-		msg := "internal/web/static/vendor/htmx.min.js is missing: run scripts/assets.sh, then rebuild"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	shots := os.Getenv("BERTH_SCREENSHOT_DIR")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	chromium, shots := browserPrereqs(t)
 
 	e := newTestEnv(t, func(d *Deps) {
 		d.ProxyStatus = func(context.Context, string) (edge.ProxyStatus, error) { return sampleProxyStatus(time.Now()), nil }

@@ -133,20 +133,7 @@ func TestTwoFactorLoginLockedShowsUnlockTime(t *testing.T) {
 // under the production CSP, and screenshots the enrolment page and the
 // second step to $BERTH_SCREENSHOT_DIR.
 func TestBrowserTwoFactor(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped with -short")
-	}
-	chromium := chromiumPath(t)
-	if !loadAssets().has("vendor/htmx.min.js") {
-		t.Skip("htmx asset missing")
-	}
-	shots := os.Getenv("BERTH_SCREENSHOT_DIR")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	chromium, shots := browserPrereqs(t)
 	e := newTestEnv(t)
 	e.freeze(time.Now())
 	base := e.srv.URL
