@@ -44,6 +44,12 @@ func (c *Client) UpdateOrganization(ctx context.Context, in api.UpdateOrganizati
 	return out, c.do(ctx, http.MethodPut, api.Prefix+"/organization", in, &out)
 }
 
+// LeaveOrganization ends the caller's membership of the current organization.
+func (c *Client) LeaveOrganization(ctx context.Context) (api.MemberRemoved, error) {
+	var out api.MemberRemoved
+	return out, c.do(ctx, http.MethodPost, api.Prefix+"/organization/leave", nil, &out)
+}
+
 // Members lists the organization's members.
 func (c *Client) Members(ctx context.Context) ([]api.Member, error) {
 	var out api.MemberList
@@ -118,7 +124,7 @@ func orgCmd() *cobra.Command {
 		Short:   "List, create and switch between your organizations",
 		Args:    cobra.NoArgs,
 	}
-	cmd.AddCommand(orgListCmd(), orgCreateCmd(), orgSwitchCmd(), orgSetCmd(), inviteCreateCmd("invite"))
+	cmd.AddCommand(orgListCmd(), orgCreateCmd(), orgSwitchCmd(), orgSetCmd(), orgLeaveCmd(), inviteCreateCmd("invite"))
 	return cmd
 }
 
@@ -245,6 +251,38 @@ func orgSetCmd() *cobra.Command {
 	flags.bind(cmd)
 	cmd.Flags().BoolVar(&require2FA, "require-2fa", false, "require two-factor login of every member (--require-2fa=false to stop)")
 	cmd.Flags().StringVar(&name, "name", "", "rename the organization")
+	return cmd
+}
+
+func orgLeaveCmd() *cobra.Command {
+	var (
+		flags clientFlags
+		yes   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "leave --yes",
+		Short: "Leave the current organization; your sessions and tokens for it stop working, this login included",
+		Long:  "Leave the current organization. The owner cannot leave: transfer ownership first (berth member transfer).",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !yes {
+				return errors.New("leaving ends your access to the organization: confirm with --yes")
+			}
+			t, err := flags.resolve(true)
+			if err != nil {
+				return err
+			}
+			r, err := t.client().LeaveOrganization(cmd.Context())
+			if err != nil {
+				return t.authErr(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Left the organization (%d sessions ended, %d tokens revoked, this one included). Log in again, or berth org switch, for another organization.\n",
+				r.EndedSessions, r.RevokedTokens)
+			return nil
+		},
+	}
+	flags.bind(cmd)
+	cmd.Flags().BoolVar(&yes, "yes", false, "confirm")
 	return cmd
 }
 

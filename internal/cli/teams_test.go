@@ -98,6 +98,18 @@ func TestInvitationAndMemberCommands(t *testing.T) {
 	mustFail(t, "no pending invitation", "", "invite", "revoke", id)
 	asGrace()
 	mustFail(t, "not valid", password+"\n", "invite", "accept", strings.TrimSpace(r.stdout), "--password-stdin")
+
+	// Leaving: confirmed, refused to the owner, and the end of the login.
+	asOwner()
+	mustFail(t, "confirm with --yes", "", "org", "leave")
+	mustFail(t, "transfer ownership first", "", "org", "leave", "--yes")
+	link = strings.TrimSpace(mustRun(t, "", "invite", "create", "ivy@example.com", "--role", "viewer").stdout)
+	t.Setenv("BERTH_CLI_CONFIG", filepath.Join(t.TempDir(), "ivy.json"))
+	mustRun(t, password+"\n", "invite", "accept", link, "--name", "Ivy", "--password-stdin")
+	if r := mustRun(t, "", "org", "leave", "--yes"); !strings.Contains(r.stdout, "Left the organization") {
+		t.Errorf("org leave: %s", r.stdout)
+	}
+	mustFail(t, "not logged in", "", "whoami")
 }
 
 func TestOrgCommands(t *testing.T) {
