@@ -40,6 +40,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,7 +246,7 @@ func BenchmarkThroughput(b *testing.B) {
 
 	// What the access log kept of the requests, and the memory after load.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	dropped, err := runtimeInfo(ctx, filepath.Join(e.stateDir, "haproxy.sock"), "DroppedLogs")
+	dropped, err := runtimeInfo(ctx, filepath.Join(e.runDir(), "haproxy.sock"), "DroppedLogs")
 	cancel()
 	if err != nil {
 		dropped = err.Error()
@@ -308,7 +309,7 @@ func countAccess(b *testing.B, path string) (access, split int) {
 // to nginx without its access log, to find what limits HAProxy here.
 func variants(b *testing.B, v *env, up *upstream, e *edge, berth, nginx load) {
 	b.Helper()
-	rendered, err := os.ReadFile(filepath.Join(e.stateDir, "haproxy.cfg.active"))
+	rendered, err := os.ReadFile(filepath.Join(e.runDir(), "haproxy.cfg.active"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -353,9 +354,13 @@ func variants(b *testing.B, v *env, up *upstream, e *edge, berth, nginx load) {
 	noLog := func(c string) string { return noRing(replace(c, logLine, "")) }
 	toStdout := func(c string) string { return noRing(replace(c, logLine, "    log stdout format raw local0\n")) }
 	toDiscard := func(c string) string {
-		return replace(c, strconv.Quote("unix@"+filepath.Join(e.stateDir, "access.sock")), strconv.Quote("unix@"+discardLog(b)))
+		return replace(c, strconv.Quote("unix@"+filepath.Join(e.runDir(), "access.sock")), strconv.Quote("unix@"+discardLog(b)))
 	}
 	oneThread := func(c string) string { return replace(c, "    master-worker\n", "    master-worker\n    nbthread 1\n") }
+	var datagrams discardDgram
+	toDgram := func(c string) string {
+		return noRing(replace(c, logLine, "    log "+datagrams.listen(b)+" len 8192 format raw local0\n"))
+	}
 	vs := []variant{
 		{"berth proxy, --log-level warn (the controller still reads and counts every line, writes none)", func() load {
 			w := v.startEdge(b, "warn")
@@ -368,6 +373,8 @@ func variants(b *testing.B, v *env, up *upstream, e *edge, berth, nginx load) {
 		{"HAProxy alone, access log straight to a file, its time as epoch seconds (%Ts) instead of converters", standalone(func(c string) string {
 			return replace(toStdout(c), `\"time\":\"%[date,utime(%Y-%m-%dT%H:%M:%S)].%[date_us,div(1000),add(1000),lower,bytes(1)]Z\"`, `\"time\":%Ts`)
 		})},
+		{"HAProxy alone, access log sent as unix datagrams (one per line, no ring) the bench counts and discards", standalone(toDgram)},
+		{"HAProxy alone, nbthread 1, access log straight to a file", standalone(func(c string) string { return oneThread(toStdout(c)) })},
 		{"HAProxy alone, rendered config without access log", standalone(noLog)},
 		{"HAProxy alone, without access log, nbthread 1", standalone(func(c string) string { return oneThread(noLog(c)) })},
 		{"HAProxy alone, without access log nor routing rules (static default_backend)", standalone(func(c string) string {
@@ -389,7 +396,33 @@ func variants(b *testing.B, v *env, up *upstream, e *edge, berth, nginx load) {
 		printf("| %s | %s | %s | %s | %.2f | %.2f | %s µs |\n", vr.name, thousands(l.rps), ms(l.p50), ms(l.p99),
 			l.rps/nginx.rps, float64(l.p99)/float64(nginx.p99), l.proxyCPU())
 	}
-	printf("\n")
+	printf("\nDatagram variant: %d access lines received.\n\n", datagrams.n.Load())
+}
+
+// discardDgram counts the datagrams sent to a unix datagram socket.
+type discardDgram struct{ n atomic.Int64 }
+
+// listen opens the socket (a 4 MiB receive buffer, as berth proxy would
+// ask for) and returns its path.
+func (d *discardDgram) listen(b *testing.B) string {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "log.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn.SetReadBuffer(4 << 20)
+	b.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 16<<10)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				return
+			}
+			d.n.Add(1)
+		}
+	}()
+	return path
 }
 
 // discardLog listens on a unix socket whose connections are read and
@@ -714,7 +747,7 @@ func BenchmarkReleaseSwitch(b *testing.B) {
 	a := startUpstream(b, "web-a", []byte("web-a"), switchDelay)
 	bb := startUpstream(b, "web-b", []byte("web-b"), switchDelay)
 	r := &switchRig{b: b, v: v, e: v.startEdge(b, "info")}
-	r.sock = filepath.Join(r.e.stateDir, "haproxy.sock")
+	r.sock = filepath.Join(r.e.runDir(), "haproxy.sock")
 	since := time.Now()
 	v.cp.publish(appTable([]proxy.Release{a.release(100), bb.release(0)}, benchHost))
 	v.cp.waitReport(b, since, "both releases up", serving("web-a", "web-b"))

@@ -247,6 +247,10 @@ type edge struct {
 	haproxies []int // seen while running, killed if the controller leaves them
 }
 
+// runDir is where berth proxy keeps HAProxy's files and sockets (its
+// --run-dir default).
+func (e *edge) runDir() string { return filepath.Join(e.stateDir, "run") }
+
 // edgeOptions are the bench's choices for one `berth proxy`.
 type edgeOptions struct {
 	bin, dnsAddr string

@@ -94,14 +94,6 @@ func (e *Engine) BuildProxyImage(ctx context.Context, baseImage, binaryPath stri
 		return "", errors.New("building the proxy image: the base image is empty; want an HAProxy image such as haproxy:lts")
 	}
 	api := e.api
-	// One read gives the hash and the build context the same bytes, even if
-	// the binary is replaced meanwhile (an upgrade in place).
-	bin, err := os.ReadFile(binaryPath)
-	if err != nil {
-		return "", fmt.Errorf("building the proxy image: reading the berth binary: %w", err)
-	}
-	binSum := sha256.Sum256(bin)
-
 	base, err := e.api.ImageInspect(ctx, baseImage)
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return "", fmt.Errorf("inspecting the proxy base image %s: %w", baseImage, e.unreachable(err))
@@ -115,7 +107,23 @@ func (e *Engine) BuildProxyImage(ctx context.Context, baseImage, binaryPath stri
 		}
 	}
 
-	source := proxyImageSource(base.ID, hex.EncodeToString(binSum[:]))
+	// The binary streams from disk, for the hash and again for the build
+	// context, through one open file: an upgrade that renames a new binary
+	// into place does not change what this build reads, and one that writes
+	// over it in place fails the build (the hashes differ) instead of
+	// shipping bytes other than the tag says. Never held in memory: it is
+	// tens of MB and this runs on every start.
+	bin, err := os.Open(binaryPath)
+	if err != nil {
+		return "", fmt.Errorf("building the proxy image: reading the berth binary: %w", err)
+	}
+	defer bin.Close()
+	binSum, binSize, err := hashFrom(bin)
+	if err != nil {
+		return "", fmt.Errorf("building the proxy image: reading the berth binary: %w", err)
+	}
+
+	source := proxyImageSource(base.ID, binSum)
 	tag := proxyImageTag(source)
 	if img, err := e.api.ImageInspect(ctx, tag); err == nil {
 		if img.Config != nil && img.Config.Labels[orchestrator.LabelProxySource] == source {
@@ -126,14 +134,13 @@ func (e *Engine) BuildProxyImage(ctx context.Context, baseImage, binaryPath stri
 	}
 
 	dockerfile := proxyDockerfile(base.ID)
-	// The context streams from memory through a pipe, so the binary is not
-	// held twice; the writer ends when the build has read it or the pipe is
-	// closed below.
+	// The context streams through a pipe; the writer ends when the build
+	// has read it or the pipe is closed below.
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pw.CloseWithError(writeProxyContext(pw, dockerfile, bin))
+		pw.CloseWithError(writeProxyContext(pw, dockerfile, bin, binSize, binSum))
 	}()
 	defer func() {
 		pr.Close()
@@ -166,32 +173,51 @@ func (e *Engine) BuildProxyImage(ctx context.Context, baseImage, binaryPath stri
 	return tag, nil
 }
 
+// hashFrom returns the SHA-256 (hex) and size of what r holds from its start.
+func hashFrom(r io.ReadSeeker) (string, int64, error) {
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return "", 0, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, r)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
 // writeProxyContext writes the build context: the Dockerfile, the binary
-// (root-owned, 0755) and the empty directories the image needs.
-func writeProxyContext(w io.Writer, dockerfile string, bin []byte) error {
+// (root-owned, 0755; size bytes from the start of bin, which must hash to
+// sum) and the empty directories the image needs.
+func writeProxyContext(w io.Writer, dockerfile string, bin io.ReadSeeker, size int64, sum string) error {
 	tw := tar.NewWriter(w)
 	mtime := time.Unix(0, 0) // a stable context: nothing in it depends on when
-	files := []struct {
-		name string
-		mode int64
-		data []byte
-	}{
-		{"Dockerfile", 0o644, []byte(dockerfile)},
-		{"berth", 0o755, bin},
-	}
 	for _, d := range []string{"state/", "run/"} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: mtime}); err != nil {
 			return err
 		}
 	}
-	for _, f := range files {
-		h := &tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: mtime}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return err
-		}
+	file := func(name string, mode, size int64) error {
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: size, ModTime: mtime})
+	}
+	if err := file("Dockerfile", 0o644, int64(len(dockerfile))); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(tw, dockerfile); err != nil {
+		return err
+	}
+	if _, err := bin.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if err := file("berth", 0o755, size); err != nil {
+		return err
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(tw, io.TeeReader(bin, h), size); err != nil {
+		return fmt.Errorf("the berth binary changed while the proxy image was built: %w", err)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != sum {
+		return errors.New("the berth binary changed while the proxy image was built; the next attempt uses the new one")
 	}
 	return tw.Close()
 }

@@ -997,3 +997,29 @@ func (env *proxyEnv) loadProxyImage(t *testing.T, name string, created time.Time
 	t.Cleanup(func() { env.docker.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true}) })
 	return ref
 }
+
+// The build context carries the binary the tag was computed from, or fails:
+// bytes written over the binary between the hash and the build never ship
+// under the old hash.
+func TestProxyContextRefusesChangedBinary(t *testing.T) {
+	bin := strings.NewReader("berth v1")
+	sum, size, err := hashFrom(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok bytes.Buffer
+	if err := writeProxyContext(&ok, "FROM x\n", bin, size, sum); err != nil {
+		t.Fatalf("unchanged binary: %v", err)
+	}
+	if !bytes.Contains(ok.Bytes(), []byte("berth v1")) {
+		t.Error("the context lacks the binary's bytes")
+	}
+	err = writeProxyContext(io.Discard, "FROM x\n", strings.NewReader("berth v2"), size, sum)
+	if err == nil || !strings.Contains(err.Error(), "changed") {
+		t.Errorf("changed binary: err = %v, want one saying it changed", err)
+	}
+	err = writeProxyContext(io.Discard, "FROM x\n", strings.NewReader("berth"), size, sum)
+	if err == nil || !strings.Contains(err.Error(), "changed") {
+		t.Errorf("shorter binary: err = %v, want one saying it changed", err)
+	}
+}
