@@ -44,6 +44,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthpaas/berth/internal/pages"
 	"github.com/berthpaas/berth/internal/proxy"
 )
 
@@ -486,7 +487,8 @@ func measure(b *testing.B, tg target) load {
 }
 
 // BenchmarkFootprint measures the idle RSS of berth proxy: the controller
-// and every HAProxy process, serving one route, a few seconds after start.
+// and every HAProxy process, serving one route, a few seconds after start,
+// once the controller has released the pages it touched only while starting.
 func BenchmarkFootprint(b *testing.B) {
 	v := newEnv(b)
 	up := startUpstream(b, "bench-r1", kib, 0)
@@ -496,7 +498,8 @@ func BenchmarkFootprint(b *testing.B) {
 		e := v.startEdge(b, "info")
 		v.cp.publish(appTable([]proxy.Release{up.release(100)}, benchHost))
 		waitFor(b, 20*time.Second, "bench.test served", answers(e.url("/"), benchHost, kib))
-		time.Sleep(3 * time.Second)
+		// Idle: past the controller's release of its start-up pages.
+		time.Sleep(pages.Settle + 2*time.Second)
 		pid := e.cmd.Process.Pid
 		masters := children(pid)
 		var ws []int
@@ -514,7 +517,7 @@ func BenchmarkFootprint(b *testing.B) {
 	row := func(name string, m mem, target string) {
 		printf("| %s | %.1f MB | %.1f MB | %.1f MB | %s |\n", name, mb(m.rss), mb(m.file), mb(m.pss), target)
 	}
-	printf("### Footprint: berth proxy serving one route, 3 s after start (median of %d)\n\n", len(total))
+	printf("### Footprint: berth proxy serving one route, %s after start (median of %d)\n\n", pages.Settle+2*time.Second, len(total))
 	printf("| process | RSS | of which file-backed | PSS | target |\n|---|---|---|---|---|\n")
 	row("all: controller + HAProxy master + worker", t, "RSS ≤ 40 MB")
 	row("controller (`berth proxy`)", medianMem(controller), "")

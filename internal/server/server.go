@@ -30,6 +30,7 @@ import (
 	"github.com/berthpaas/berth/internal/jobs"
 	"github.com/berthpaas/berth/internal/mail"
 	"github.com/berthpaas/berth/internal/orchestrator"
+	"github.com/berthpaas/berth/internal/pages"
 	"github.com/berthpaas/berth/internal/orchestrator/swarm"
 	"github.com/berthpaas/berth/internal/secrets"
 	"github.com/berthpaas/berth/internal/store"
@@ -233,6 +234,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	wg.Go(func() { pages.ReleaseAfter(loops, pages.Settle, log) })
 	log.Info("berth server listening", "addr", ln.Addr().String(), "url", localURL(ln.Addr()),
 		"database", string(db.Dialect()), "version", version.Get().Version, "startup_ms", time.Since(start).Milliseconds())
 

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berthpaas/berth/internal/pages"
 	"github.com/berthpaas/berth/internal/proxy"
 	"github.com/berthpaas/berth/internal/proxy/haproxy"
 	"github.com/berthpaas/berth/internal/proxy/listeners"
@@ -247,6 +248,7 @@ func (c *controller) run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	loops.Go(func() { c.pullLoop(ctx) })
 	loops.Go(func() { c.statusLoop(ctx) })
+	loops.Go(func() { pages.ReleaseAfter(ctx, pages.Settle, c.log) })
 	<-ctx.Done()
 	loops.Wait()
 
