@@ -150,9 +150,10 @@ func sameButWeights(a, b proxy.Table, o proxy.Options) bool {
 }
 
 // withoutWeights keeps what the configuration depends on: the apps, with
-// every weight 0.
+// every weight 0, and the routes (basic auth and response headers are
+// rules of the configuration; the rest of a route is a map entry).
 func withoutWeights(t proxy.Table) proxy.Table {
-	out := proxy.Table{Apps: make([]proxy.App, len(t.Apps))}
+	out := proxy.Table{Apps: make([]proxy.App, len(t.Apps)), Routes: t.Routes}
 	for i, a := range t.Apps {
 		a.Releases = slices.Clone(a.Releases)
 		for j := range a.Releases {

@@ -40,6 +40,7 @@ func TestDomainOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	auth := &proxy.BasicAuth{User: "alice", PasswordHash: string(hash)}
 	table := func(v int64, apexCode int) proxy.Table {
 		return proxy.Table{
 			Version: v,
@@ -52,7 +53,7 @@ func TestDomainOptions(t *testing.T) {
 				{Host: "www.example.test", PathPrefix: "/old", StripPrefix: true, Redirect: &proxy.Redirect{To: "http://docs.example.test/v2/", Code: 302}},
 				{Host: "www.example.test", AppID: "app_web-gz",
 					Headers: []proxy.Header{{Name: "Strict-Transport-Security", Value: "max-age=63072000"}, {Name: "X-Note", Value: `say "hi" \ $HOME #no-comment`}}},
-				{Host: "private.test", AppID: "app_web", BasicAuth: &proxy.BasicAuth{User: "alice", PasswordHash: string(hash)},
+				{Host: "private.test", AppID: "app_web", BasicAuth: auth,
 					Headers: []proxy.Header{{Name: "X-Robots-Tag", Value: "noindex"}}},
 			},
 		}
@@ -162,4 +163,30 @@ func TestDomainOptions(t *testing.T) {
 	if after := h.workers(); !slices.Equal(before, after) {
 		t.Errorf("workers %v → %v: a redirect change reloaded HAProxy", before, after)
 	}
+
+	// Basic auth taken off a domain, then given back with another user:
+	// each change is live (the userlist is in the configuration, so this
+	// is a reload; a keep-alive connection to the old worker gets one more
+	// answer by the old rules).
+	auth = nil
+	cp.SetTable(table(3, 301))
+	cp.waitStatus(t, "version 3", versionIs(3))
+	eventually(t, 10*time.Second, "private.test open", func() error {
+		if a := do("private.test", "/", nil); a.code != 200 {
+			return fmt.Errorf("%d without credentials, want 200", a.code)
+		}
+		return nil
+	})
+	auth = &proxy.BasicAuth{User: "carol", PasswordHash: string(hash)}
+	cp.SetTable(table(4, 301))
+	cp.waitStatus(t, "version 4", versionIs(4))
+	eventually(t, 10*time.Second, "private.test for carol only", func() error {
+		if a := do("private.test", "/", func(r *http.Request) { r.SetBasicAuth("alice", `pa ss"w#rd`) }); a.code != 401 {
+			return fmt.Errorf("alice gets %d, want 401", a.code)
+		}
+		if a := do("private.test", "/", func(r *http.Request) { r.SetBasicAuth("carol", `pa ss"w#rd`) }); a.code != 200 {
+			return fmt.Errorf("carol gets %d, want 200", a.code)
+		}
+		return nil
+	})
 }
