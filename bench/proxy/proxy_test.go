@@ -369,6 +369,14 @@ func variants(b *testing.B, v *env, up *upstream, e *edge, berth, nginx load) {
 			waitFor(b, 20*time.Second, "served", answers(w.url("/"), benchHost, kib))
 			return measure(b, target{name: "berth-warn", url: w.url("/"), parties: w.parties})
 		}},
+		{fmt.Sprintf("berth proxy --threads %d (a thread per core; the default is half the cores, at least one)", runtime.NumCPU()), func() load {
+			o := v.opts
+			o.logLevel, o.threads = "info", runtime.NumCPU()
+			w := startEdge(b, v.cp, o)
+			defer w.stop()
+			waitFor(b, 20*time.Second, "served", answers(w.url("/"), benchHost, kib))
+			return measure(b, target{name: "berth-threads", url: w.url("/"), parties: w.parties})
+		}},
 		{"HAProxy alone, rendered config, access log through the log ring to a socket the bench reads and discards (no controller)", standalone(toDiscard)},
 		{"HAProxy alone, access log written by HAProxy straight to a file (`log stdout`, no ring, no controller)", standalone(toStdout)},
 		{"HAProxy alone, access log straight to a file, its time as epoch seconds (%Ts) instead of converters", standalone(func(c string) string {

@@ -256,6 +256,7 @@ type edgeOptions struct {
 	bin, dnsAddr string
 	nameserver   bool   // the binary has --nameserver
 	logLevel     string // --log-level: "info" logs every request
+	threads      int    // --threads, unless 0 (its default: half the cores)
 }
 
 // startEdge runs `berth proxy` against cp and returns once HAProxy answers.
@@ -278,6 +279,9 @@ func startEdge(b *testing.B, cp *controlPlane, o edgeOptions) *edge {
 		"--id", "bench", "--log-level", o.logLevel}
 	if o.nameserver {
 		args = append(args, "--nameserver", o.dnsAddr)
+	}
+	if o.threads > 0 {
+		args = append(args, "--threads", strconv.Itoa(o.threads))
 	}
 	e.cmd = exec.Command(o.bin, args...)
 	e.cmd.Stdout, e.cmd.Stderr = logFile, logFile

@@ -46,6 +46,7 @@ func proxyCmd() *cobra.Command {
 	num(&cfg.HTTPPort, "http-port", "BERTH_PROXY_HTTP_PORT", 8080, "HTTP listener port")
 	num(&cfg.HTTPSPort, "https-port", "BERTH_PROXY_HTTPS_PORT", 8443, "HTTPS listener port, 0 for none")
 	num(&cfg.StatsPort, "stats-port", "BERTH_PROXY_STATS_PORT", 8404, "Prometheus metrics port (/metrics)")
+	num(&cfg.Threads, "threads", "BERTH_PROXY_THREADS", 0, "HAProxy threads (0: half the node's cores, at least one)")
 	str(&cfg.ID, "id", "BERTH_PROXY_ID", hostname, "replica id in status reports")
 	str(&cfg.Node, "node", "BERTH_PROXY_NODE", "", "Swarm node the replica runs on")
 	str(&logLevel, "log-level", "BERTH_PROXY_LOG_LEVEL", "info", "debug, info, warn or error")

@@ -31,7 +31,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden.cfg from the 
 
 // goldenOptions are fixed so golden files do not depend on the machine.
 var goldenOptions = Options{RuntimeSocket: "/run/berth/haproxy.sock", MapPath: "/etc/berth/proxy/routes.map",
-	PathMapPath: "/etc/berth/proxy/paths.map"}
+	PathMapPath: "/etc/berth/proxy/paths.map", Threads: 2}
 
 func app(id string, rels ...Release) App {
 	return App{ID: id, Name: "App " + id, Releases: rels}
@@ -491,6 +491,8 @@ func TestRenderRefusesBadOptionsAndCertNames(t *testing.T) {
 		"cert dir with a space":  {CertDir: "/etc/berth/my certs"},
 		"nameserver hostname":    {Nameserver: "dns.local:53"},
 		"challenge without port": {ChallengeAddr: "127.0.0.1"},
+		"negative threads":       {Threads: -1},
+		"too many threads":       {Threads: 65},
 	} {
 		var fe *FieldError
 		if _, err := Render(Table{}, o); !errors.As(err, &fe) {

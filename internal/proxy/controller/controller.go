@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -76,6 +77,9 @@ type Config struct {
 	AccessLog io.Writer
 	// SlotsPerRelease is passed to the renderer (0: its default).
 	SlotsPerRelease int
+	// Threads is HAProxy's thread count (0: proxy.DefaultThreads of the
+	// CPUs this process may run on).
+	Threads int
 	// StopTimeout bounds the graceful stop of HAProxy when ctx ends; in-flight
 	// requests still running then are cut (default DefaultStopTimeout).
 	StopTimeout time.Duration
@@ -159,6 +163,7 @@ func newController(cfg Config) (*controller, error) {
 			MapPath:         path("routes.map"),
 			PathMapPath:     path("paths.map"),
 			SlotsPerRelease: cfg.SlotsPerRelease,
+			Threads:         cmp.Or(cfg.Threads, proxy.DefaultThreads(runtime.NumCPU())),
 			DefaultCertPath: filepath.Join(dir, "default.pem"),
 			CertDir:         path("certs"),
 			CrtListPath:     path("certs.list"),
