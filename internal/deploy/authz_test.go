@@ -10,6 +10,7 @@ import (
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/authz"
+	"github.com/berthpaas/berth/internal/gitsrc"
 	"github.com/berthpaas/berth/internal/store"
 )
 
@@ -46,6 +47,11 @@ func TestManagerEnforcesPermissions(t *testing.T) {
 		}, false, true},
 		{"scale", func(p auth.Principal) error { _, err := h.mgr.Scale(ctx, p, ref, 1); return err }, false, true},
 		{"webhook secret", func(p auth.Principal) error { _, err := h.mgr.WebhookSecret(ctx, p, ref); return err }, false, true},
+		{"rotate webhook secret", func(p auth.Principal) error { _, err := h.mgr.RotateWebhookSecret(ctx, p, ref); return err }, false, true},
+		{"update git source", func(p auth.Principal) error {
+			_, err := h.mgr.UpdateGitSource(ctx, p, ref, GitChange{GitInput: GitInput{Source: gitsrc.Source{Variant: &gitsrc.URL{URL: "https://git.example.com/a/b.git"}}}})
+			return err
+		}, false, true},
 		{"add domain", func(p auth.Principal) error {
 			_, err := h.mgr.AddDomain(ctx, p, ref, DomainInput{Host: p.Role + ".example.com"})
 			return err

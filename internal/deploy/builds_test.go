@@ -405,3 +405,106 @@ func TestGitBuildPushesToRegistry(t *testing.T) {
 		t.Errorf("deployment image %s pinned to %q, want the registry image and its digest", d.Image, d.ImageDigest)
 	}
 }
+
+// A git app's source is edited after creation: bad input changes nothing,
+// the next build follows the new branch and Dockerfile, the token is kept,
+// replaced or removed, an SSH repository gets a deploy key and forgets the
+// old host's keys, and a rotated webhook secret refuses the old one.
+func TestGitSourceUpdate(t *testing.T) {
+	t.Parallel()
+	g := newGitApp(t, "")
+	ctx := context.Background()
+	before, err := g.mgr.GitSource(ctx, g.p, g.ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	change := func(mod func(*GitChange)) GitChange {
+		c := GitChange{GitInput: GitInput{Source: before.Source, Branch: before.Branch, Build: before.Build}}
+		mod(&c)
+		return c
+	}
+	for field, c := range map[string]GitChange{
+		"git.branch":       change(func(c *GitChange) { c.Branch = "-dev" }),
+		"git.dockerfile":   change(func(c *GitChange) { c.Build.Dockerfile = "../Dockerfile" }),
+		"git.remove_token": change(func(c *GitChange) { c.Token, c.RemoveToken = "t0ken", true }),
+		"git.url":          change(func(c *GitChange) { c.Source = gitsrc.Source{Variant: &gitsrc.URL{URL: "file:///etc"}} }),
+	} {
+		_, err := g.mgr.UpdateGitSource(ctx, g.p, g.ref, c)
+		var fe *app.FieldError
+		if !errors.As(err, &fe) || fe.Field != field {
+			t.Errorf("%s: err = %v, want a FieldError on %s", field, err, field)
+		}
+	}
+	if now, _ := g.mgr.GitSource(ctx, g.p, g.ref); now.Branch != "main" || now.Build.Dockerfile != "" || now.HasToken {
+		t.Fatalf("refused changes changed the source: %+v", now)
+	}
+
+	g.repo.Commit(t, map[string]string{"deploy/Dockerfile": dockerfile("dev", "")}, "dev build")
+	gitserver.Git(t, g.repo.Dir, "branch", "dev", "main")
+	src, err := g.mgr.UpdateGitSource(ctx, g.p, g.ref, change(func(c *GitChange) {
+		c.Branch, c.Build.Dockerfile, c.Token = "dev", "deploy/Dockerfile", "t0ken"
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.Branch != "dev" || !src.HasToken || strings.Join(src.Filter.Branches, ",") != "dev" || src.WebhookID != before.WebhookID {
+		t.Errorf("after the update: branch %q, token %v, filter %v, webhook %q (was %q)", src.Branch, src.HasToken, src.Filter.Branches, src.WebhookID, before.WebhookID)
+	}
+	b := g.waitBuild(g.start(), store.BuildSucceeded)
+	if b.Ref != "refs/heads/dev" || b.Commit != g.repo.Head(t) {
+		t.Errorf("build of %s at %s, want refs/heads/dev at %s", b.Ref, b.Commit, g.repo.Head(t))
+	}
+
+	src, err = g.mgr.UpdateGitSource(ctx, g.p, g.ref, change(func(c *GitChange) { c.Branch = "dev" }))
+	if err != nil || !src.HasToken {
+		t.Errorf("an update without a token: has_token %v (err %v), want the stored token kept", src.HasToken, err)
+	}
+	if src, err = g.mgr.UpdateGitSource(ctx, g.p, g.ref, change(func(c *GitChange) { c.RemoveToken = true })); err != nil || src.HasToken {
+		t.Errorf("remove_token: has_token %v (err %v)", src.HasToken, err)
+	}
+
+	if err := g.db.AddKnownHosts(ctx, g.p.Organization.ID, g.app.ID, "old.example.com ssh-ed25519 AAAA\n"); err != nil {
+		t.Fatal(err)
+	}
+	src, err = g.mgr.UpdateGitSource(ctx, g.p, g.ref, change(func(c *GitChange) {
+		c.Source = gitsrc.Source{Variant: &gitsrc.URL{URL: "git@git.example.com:shop/api.git"}}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(src.DeployKey, "ssh-ed25519 ") || src.KnownHosts != "" {
+		t.Errorf("moved to SSH on another host: deploy key %q, known hosts %q; want a key and no old host keys", src.DeployKey, src.KnownHosts)
+	}
+
+	old, err := g.mgr.WebhookSecret(ctx, g.p, g.ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := g.mgr.RotateWebhookSecret(ctx, g.p, g.ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh == old || len(fresh) < 32 {
+		t.Fatalf("rotated secret %q (old %q)", fresh, old)
+	}
+	ping := func(secret string) int {
+		body := []byte(`{"zen":"hi","hook_id":1}`)
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write(body)
+		h := http.Header{}
+		h.Set("X-GitHub-Event", "ping")
+		h.Set("X-GitHub-Delivery", fmt.Sprint(time.Now().UnixNano()))
+		h.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		res, err := g.mgr.Webhook(ctx, src.WebhookID, h, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Status
+	}
+	if got := ping(old); got != http.StatusUnauthorized {
+		t.Errorf("a delivery signed with the old secret: %d, want 401", got)
+	}
+	if got := ping(fresh); got != http.StatusOK {
+		t.Errorf("a delivery signed with the new secret: %d, want 200", got)
+	}
+}

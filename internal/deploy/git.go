@@ -327,6 +327,97 @@ func (m *Manager) WebhookSecret(ctx context.Context, p auth.Principal, ref AppRe
 	return string(secret), err
 }
 
+// GitChange replaces a git app's source: the repository, branch, build
+// settings and push filter as in GitInput (a nil Filter means pushes to the
+// branch). An empty Token keeps the stored one unless RemoveToken.
+type GitChange struct {
+	GitInput
+	RemoveToken bool
+}
+
+// UpdateGitSource replaces the source of a git-sourced app. The next build
+// fetches and builds by it; what is deployed stays until then. A new host
+// forgets the SSH host keys pinned for the old one, and an SSH source that
+// has no deploy key yet gets one (shown in the result).
+func (m *Manager) UpdateGitSource(ctx context.Context, p auth.Principal, ref AppRef, c GitChange) (GitSource, error) {
+	if err := allow(p, authz.AppWrite); err != nil {
+		return GitSource{}, err
+	}
+	if c.Token != "" && c.RemoveToken {
+		return GitSource{}, &app.FieldError{Field: "git.remove_token", Message: "cannot go with a new token: give one or the other"}
+	}
+	if err := validateGit(&c.GitInput); err != nil {
+		return GitSource{}, err
+	}
+	l, err := m.locate(ctx, p, ref, authz.AppWrite)
+	if err != nil {
+		return GitSource{}, err
+	}
+	cur, err := m.db.AppSource(ctx, p.Organization.ID, l.App.ID)
+	if err != nil {
+		return GitSource{}, err
+	}
+	if err := m.checkGitHost(ctx, c.Source); err != nil {
+		return GitSource{}, err
+	}
+	next := cur
+	next.Source, next.Branch, next.Build, next.Filter = c.Source, c.Branch, c.Build, *c.Filter
+	switch {
+	case c.Token != "":
+		if next.SealedToken, err = m.keys.Seal([]byte(c.Token), sourceAAD(cur.AppID, "token")); err != nil {
+			return GitSource{}, err
+		}
+	case c.RemoveToken:
+		next.SealedToken = ""
+	}
+	if gitHost(cloneURL(cur.Source)) != gitHost(cloneURL(next.Source)) {
+		next.KnownHosts = ""
+	}
+	if t, _ := next.Source.Transport(); t == gitsrc.TransportSSH && next.SealedKey == "" {
+		key, err := gitsrc.GenerateDeployKey(ref.Project + "-" + ref.Name)
+		if err != nil {
+			return GitSource{}, err
+		}
+		if next.SealedKey, err = m.keys.Seal(key.PrivateKeyPEM, sourceAAD(cur.AppID, "deploy-key")); err != nil {
+			return GitSource{}, err
+		}
+	}
+	if err := m.db.UpdateAppSource(ctx, m.now(), &next); err != nil {
+		return GitSource{}, err
+	}
+	return m.sourceView(next)
+}
+
+// RotateWebhookSecret gives an app a new webhook secret and returns it:
+// deliveries signed with the old one are refused from then on. It needs the
+// permission to change the app and to reveal its secrets; callers audit it.
+func (m *Manager) RotateWebhookSecret(ctx context.Context, p auth.Principal, ref AppRef) (string, error) {
+	for _, perm := range []authz.Permission{authz.AppWrite, authz.AppEnvReveal} {
+		if err := allow(p, perm); err != nil {
+			return "", err
+		}
+	}
+	l, err := m.locate(ctx, p, ref, authz.AppWrite)
+	if err != nil {
+		return "", err
+	}
+	if !p.CanIn(authz.AppEnvReveal, l.App.ProjectID, l.App.EnvironmentID) {
+		return "", ErrForbidden
+	}
+	src, err := m.db.AppSource(ctx, p.Organization.ID, l.App.ID)
+	if err != nil {
+		return "", err
+	}
+	secret := randomToken(32)
+	if src.SealedSecret, err = m.keys.Seal([]byte(secret), sourceAAD(src.AppID, "webhook-secret")); err != nil {
+		return "", err
+	}
+	if err := m.db.UpdateAppSource(ctx, m.now(), &src); err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
 // WebhookResult is the answer to a webhook delivery.
 type WebhookResult struct {
 	Status  int    // HTTP status to answer with
