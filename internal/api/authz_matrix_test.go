@@ -163,7 +163,7 @@ func (f *matrixFixture) params(op matrixOp, role string) map[string]string {
 	switch op.id {
 	case "delete-app":
 		p["app"] = "victim-" + role
-	case "list-builds", "start-build", "get-app-source", "reveal-webhook-secret":
+	case "list-builds", "start-build", "get-app-source", "reveal-webhook-secret", "update-app-source", "rotate-webhook-secret":
 		p["app"] = "api"
 	case "remove-domain":
 		p["domain"] = role + ".shop.test"
@@ -197,6 +197,8 @@ func (f *matrixFixture) body(op matrixOp, role string) any {
 	switch op.id {
 	case "create-project":
 		return map[string]string{"name": "p-" + role}
+	case "update-app-source":
+		return map[string]any{"provider": "github", "repo": "acme/api", "branch": "main"}
 	case "rename-project":
 		return map[string]string{"name": "shop"}
 	case "create-environment":

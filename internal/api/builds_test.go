@@ -429,7 +429,7 @@ func TestBuildOperationsNeedAuthAndAreDocumented(t *testing.T) {
 	want := map[string]string{
 		"list-builds": "get", "start-build": "post", "get-build-queue": "get", "get-build": "get", "cancel-build": "post",
 		"get-build-log": "get", "follow-build-log": "get", "get-disk-usage": "get", "get-app-source": "get",
-		"reveal-webhook-secret": "post", "receive-webhook": "post",
+		"reveal-webhook-secret": "post", "receive-webhook": "post", "update-app-source": "put", "rotate-webhook-secret": "post",
 	}
 	for path, ops := range doc.Paths {
 		for method, op := range ops {
@@ -458,4 +458,67 @@ func TestBuildOperationsNeedAuthAndAreDocumented(t *testing.T) {
 	if len(want) != 0 {
 		t.Errorf("operations missing from the document: %v", want)
 	}
+}
+
+// A git app's source is changed through the API: bad input is a 422 naming
+// the field and changes nothing; a change keeps the token unless told, and
+// a rotated webhook secret refuses deliveries signed with the old one.
+func TestGitSourceEditAndRotate(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, a *auditEnv) {
+		const token = "ghp_planted0token0for0the0source0edit"
+		a.remember(token)
+		a.call(http.StatusCreated, "POST", "/projects", map[string]string{"name": "shop"})
+		a.createApp("shop", "web", nil)
+		var created api.App
+		a.call(http.StatusCreated, "POST", "/projects/shop/apps", gitApp(map[string]any{"provider": "github", "repo": "acme/api", "token": token})).json(t, &created)
+		const path = "/projects/shop/apps/api/source"
+		for _, c := range []struct {
+			body     map[string]any
+			location string
+		}{
+			{map[string]any{"url": "ext::sh -c id"}, "body.git.url"},
+			{map[string]any{"provider": "github", "repo": "acme/api", "branch": "-x"}, "body.git.branch"},
+			{map[string]any{"provider": "github", "repo": "acme/api", "context": "../up"}, "body.git.context"},
+			{map[string]any{"provider": "github", "repo": "acme/api", "token": "t", "remove_token": true}, "body.git.remove_token"},
+			{map[string]any{"branch": "main"}, "body.git.url"},
+		} {
+			fieldError(t, a.call(http.StatusUnprocessableEntity, "PUT", path, c.body), c.location, "")
+		}
+		a.call(http.StatusNotFound, "PUT", "/projects/shop/apps/web/source", map[string]any{"url": "https://git.example.com/a/b.git"})
+		var src api.AppSource
+		a.call(http.StatusOK, "GET", path, nil).json(t, &src)
+		if src.Repo != "acme/api" || src.Branch != "main" || !src.HasToken {
+			t.Fatalf("refused changes changed the source: %+v", src)
+		}
+
+		a.call(http.StatusOK, "PUT", path, map[string]any{"url": "https://git.example.com/shop/api.git", "branch": "release", "dockerfile": "ops/Dockerfile",
+			"filter": map[string]any{"branches": []string{"release"}, "tags": true}}).json(t, &src)
+		if src.Kind != "git" || src.Branch != "release" || src.Dockerfile != "ops/Dockerfile" || !src.HasToken || !src.Filter.Tags || src.WebhookURL != created.Source.WebhookURL {
+			t.Errorf("changed source %+v", src)
+		}
+		if e := a.last("app-source.update"); e.Target != "project=shop app=api" || strings.Contains(e.Summary, token) {
+			t.Errorf("audit entry %+v", e)
+		}
+		a.call(http.StatusOK, "PUT", path, map[string]any{"url": "https://git.example.com/shop/api.git", "remove_token": true}).json(t, &src)
+		if src.HasToken || src.Branch != "main" {
+			t.Errorf("after remove_token: %+v", src)
+		}
+
+		var old, fresh, shown api.WebhookSecret
+		a.call(http.StatusOK, "POST", path+"/webhook-secret", nil).json(t, &old)
+		a.call(http.StatusOK, "POST", path+"/webhook-secret/rotate", nil).json(t, &fresh)
+		a.remember(old.Secret)
+		a.remember(fresh.Secret)
+		a.call(http.StatusOK, "POST", path+"/webhook-secret", nil).json(t, &shown)
+		if fresh.Secret == old.Secret || shown.Secret != fresh.Secret || fresh.WebhookURL != src.WebhookURL {
+			t.Errorf("rotation: old %q, new %q, revealed after %q", old.Secret, fresh.Secret, shown.Secret)
+		}
+		if e := a.last("webhook-secret.rotate"); e.Status != http.StatusOK || e.ActorLabel != ownerEmail {
+			t.Errorf("rotation entry %+v", e)
+		}
+		a.hook(src.WebhookURL, "ping", "p-old", old.Secret, []byte(`{"zen":"hi"}`)).expectStatus(t, http.StatusUnauthorized)
+		a.hook(src.WebhookURL, "ping", "p-new", fresh.Secret, []byte(`{"zen":"hi"}`)).expectStatus(t, http.StatusOK)
+		a.call(http.StatusNotFound, "POST", "/projects/shop/apps/web/source/webhook-secret/rotate", nil)
+		assertNoSecret(t, a, token, old.Secret, fresh.Secret)
+	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/audit"
 	"github.com/berthpaas/berth/internal/auth"
+	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/webhook"
 )
 
@@ -77,6 +78,27 @@ func (s *server) registerHooks(mux *http.ServeMux) {
 			"An app deployed from an image answers 404.",
 	}), s.revealWebhookSecret)
 
+	register(s, appOp(huma.Operation{
+		OperationID: "update-app-source",
+		Method:      http.MethodPut,
+		Path:        Prefix + "/projects/{project}/apps/{app}/source",
+		Summary:     "Change an app's git source",
+		Description: "Replaces where an app built from git gets its code, how it is built and which pushes deploy it, with the same fields as `git` when the app was created. " +
+			"A token left out keeps the stored one; `remove_token` removes it. The webhook URL and secret stay. A repository on another host forgets the SSH host keys pinned for the old one; " +
+			"an SSH repository without a deploy key gets one (in the answer, to add to the repository). Nothing is rebuilt: the next build, by push or deploy, uses the new source. " +
+			"An app deployed from an image answers 404.",
+		Errors: []int{http.StatusUnprocessableEntity},
+	}), s.updateSource)
+
+	register(s, appOp(huma.Operation{
+		OperationID: "rotate-webhook-secret",
+		Method:      http.MethodPost,
+		Path:        Prefix + "/projects/{project}/apps/{app}/source/webhook-secret/rotate",
+		Summary:     "Give an app a new webhook secret",
+		Description: "Replaces the secret webhook deliveries are signed with and returns the new one, to enter in the provider's settings: deliveries signed with the old secret are refused from then on. " +
+			"Needs the permissions to change the app and to reveal its secrets; recorded in the audit log (`webhook-secret.rotate`) before the secret is sent. An app deployed from an image answers 404.",
+	}), s.rotateWebhookSecret)
+
 	mux.Handle(WebhookPattern, http.HandlerFunc(s.receiveWebhook))
 	s.documentWebhook()
 }
@@ -99,10 +121,6 @@ func (s *server) revealWebhookSecret(ctx context.Context, in *AppParams) (*webho
 		return nil, err
 	}
 	ref := in.ref()
-	src, err := s.deps.Apps.GitSource(ctx, p, ref)
-	if err != nil {
-		return nil, err
-	}
 	secret, err := s.deps.Apps.WebhookSecret(ctx, p, ref)
 	if err != nil {
 		return nil, err
@@ -112,11 +130,66 @@ func (s *server) revealWebhookSecret(ctx context.Context, in *AppParams) (*webho
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "webhook secret revealed", "user_id", p.User.ID, "name", ref.String())
-	view := s.sourceOf(ctx, src)
+	return s.webhookSecretOf(ctx, p, ref, secret)
+}
+
+// webhookSecretOf is secret with what the app's provider needs next to it.
+func (s *server) webhookSecretOf(ctx context.Context, p auth.Principal, ref deploy.AppRef, secret string) (*webhookSecretOutput, error) {
+	src, err := s.deps.Apps.GitSource(ctx, p, ref)
+	if err != nil {
+		return nil, err
+	}
 	return &webhookSecretOutput{Body: WebhookSecret{
-		Secret: secret, WebhookURL: view.WebhookURL, Provider: string(src.Provider),
+		Secret: secret, WebhookURL: s.sourceOf(ctx, src).WebhookURL, Provider: string(src.Provider),
 		SignatureHeader: src.Provider.SignatureHeader(), ContentType: "application/json",
 	}}, nil
+}
+
+// GitSourceRequest replaces an app's git source.
+type GitSourceRequest struct {
+	GitRequest
+	RemoveToken bool `json:"remove_token,omitempty" doc:"Remove the stored access token (the repository is public, or reached over SSH)"`
+}
+
+type updateSourceInput struct {
+	AppParams
+	Body GitSourceRequest
+}
+
+func (s *server) updateSource(ctx context.Context, in *updateSourceInput) (*sourceOutput, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	git, err := gitInput(in.Body.GitRequest)
+	if err != nil {
+		return nil, err
+	}
+	ref := in.ref()
+	src, err := s.deps.Apps.UpdateGitSource(ctx, p, ref, deploy.GitChange{GitInput: git, RemoveToken: in.Body.RemoveToken})
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "git source changed", "user_id", p.User.ID, "name", ref.String(), "source", string(src.Source.Kind()))
+	return &sourceOutput{Body: *s.sourceOf(ctx, src)}, nil
+}
+
+func (s *server) rotateWebhookSecret(ctx context.Context, in *AppParams) (*webhookSecretOutput, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ref := in.ref()
+	secret, err := s.deps.Apps.RotateWebhookSecret(ctx, p, ref)
+	if err != nil {
+		return nil, err
+	}
+	target := audit.Target("project", ref.Project, "environment", ref.Environment, "app", ref.Name)
+	if err := s.recordSecretReveal(ctx, p, "webhook-secret.rotate", target, `{"revealed":"new webhook secret"}`); err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "webhook secret rotated", "user_id", p.User.ID, "name", ref.String())
+	return s.webhookSecretOf(ctx, p, ref, secret)
 }
 
 // receiveWebhook takes a provider's delivery. It needs no credentials: the

@@ -84,11 +84,12 @@ var permissions = map[string]authz.Permission{
 	"delete-project":     authz.ProjectWrite,
 	"create-environment": authz.ProjectWrite,
 
-	"create-app":      authz.AppWrite,
-	"update-app-spec": authz.AppWrite,
-	"delete-app":      authz.AppWrite,
-	"replace-env":     authz.AppWrite,
-	"update-env":      authz.AppWrite,
+	"create-app":        authz.AppWrite,
+	"update-app-spec":   authz.AppWrite,
+	"update-app-source": authz.AppWrite,
+	"delete-app":        authz.AppWrite,
+	"replace-env":       authz.AppWrite,
+	"update-env":        authz.AppWrite,
 
 	"deploy-app":        authz.AppDeploy,
 	"rollback-app":      authz.AppDeploy,
@@ -101,6 +102,7 @@ var permissions = map[string]authz.Permission{
 	"cancel-build":      authz.AppDeploy,
 
 	"reveal-webhook-secret": authz.AppEnvReveal,
+	"rotate-webhook-secret": authz.AppEnvReveal, // and app.write (the manager)
 
 	"app-logs":         authz.AppLogs,
 	"get-build-log":    authz.AppLogs,
