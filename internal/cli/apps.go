@@ -53,7 +53,7 @@ func appCmd() *cobra.Command {
 	}
 	cmd.AddCommand(appCreateCmd(), appUpdateCmd(), appListCmd(), appStatusCmd(), appDeployCmd(), appRollbackCmd(), appRestartCmd(),
 		appStopCmd(), appStartCmd(), appScaleCmd(), appCancelCmd(), appDeploymentsCmd(), appDeploymentCmd(), appDeleteCmd(),
-		appRequestsCmd(), appWebhookCmd())
+		appRequestsCmd(), appWebhookCmd(), appSourceCmd())
 	return cmd
 }
 

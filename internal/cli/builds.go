@@ -375,11 +375,16 @@ func webhookHelp(w io.Writer, s api.WebhookSecret) {
 
 func appWebhookCmd() *cobra.Command {
 	var output outputFlag
+	var rotate bool
 	cmd, _ := appCommand("webhook REF", "Show an app's webhook URL and secret, and how to set it up", 1, func(cmd *cobra.Command, t *target, ref appRef, _ []string) error {
 		if err := output.check(); err != nil {
 			return err
 		}
-		s, err := t.client().WebhookSecret(cmd.Context(), ref)
+		show := t.client().WebhookSecret
+		if rotate {
+			show = t.client().RotateWebhookSecret
+		}
+		s, err := show(cmd.Context(), ref)
 		if err != nil {
 			var p *ProblemError
 			if errors.As(err, &p) && p.Status == http.StatusNotFound {
@@ -391,6 +396,10 @@ func appWebhookCmd() *cobra.Command {
 			return writeJSON(cmd.OutOrStdout(), s)
 		}
 		out := cmd.OutOrStdout()
+		if rotate {
+			fmt.Fprintln(out, "New secret: deliveries signed with the old one are refused from now on; enter this one in the provider's webhook settings.")
+			fmt.Fprintln(out)
+		}
 		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(w, "URL\t%s\n", s.WebhookURL)
 		fmt.Fprintf(w, "secret\t%s\n", s.Secret)
@@ -411,7 +420,9 @@ func appWebhookCmd() *cobra.Command {
 		fmt.Fprintln(out, "Revealing the secret is recorded in the audit log.")
 		return nil
 	})
-	cmd.Long += "\n\nThe secret is shown in full; revealing it is recorded in the audit log."
+	cmd.Long += "\n\nThe secret is shown in full; revealing it is recorded in the audit log. --rotate replaces it first " +
+		"(after a leak, or when someone who knew it leaves): deliveries signed with the old secret are refused from then on."
+	cmd.Flags().BoolVar(&rotate, "rotate", false, "give the app a new secret and show it")
 	output.bind(cmd)
 	return cmd
 }

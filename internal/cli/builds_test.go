@@ -187,3 +187,48 @@ func TestGitAppCommands(t *testing.T) {
 		}
 	}
 }
+
+// berth app source shows and changes a git app's source, field by field;
+// berth app webhook --rotate replaces the secret.
+func TestGitSourceCommand(t *testing.T) {
+	newBuildServer(t)
+	mustRun(t, "", "project", "create", "shop")
+	const token = "glpat-planted-token-for-the-edit"
+	mustRun(t, token+"\n", "app", "create", "shop/api", "--git", "https://git.example.com/shop/api.git", "--git-token-stdin",
+		"--build-arg", "A=1", "--watch-path", "api/**", "--port", "8080")
+	mustRun(t, "", "app", "create", "shop/web", "--image", "nginx:1.27")
+
+	r := mustRun(t, "", "app", "source", "shop/api")
+	for _, want := range []string{"https://git.example.com/shop/api.git", "branch              main", "A=1", "api/**", "stored (never shown)", "/hooks/"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("source lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	mustFail(t, "only apps built from git have a source", "", "app", "source", "shop/web")
+	mustFail(t, "git.branch", "", "app", "source", "shop/api", "--branch", "-x")
+	mustFail(t, "git.dockerfile", "", "app", "source", "shop/api", "--dockerfile", "../x")
+	mustFail(t, "--git-token-stdin and --remove-token", "t\n", "app", "source", "shop/api", "--git-token-stdin", "--remove-token")
+
+	r = mustRun(t, "", "app", "source", "shop/api", "--branch", "release", "--dockerfile", "ops/Dockerfile", "--deploy-tags")
+	if !strings.Contains(r.stdout, "Source of shop/api changed") {
+		t.Errorf("update: %s", r.stdout)
+	}
+	s := appStatus(t, "shop/api").App.Source
+	if s.Branch != "release" || s.Dockerfile != "ops/Dockerfile" || !s.Filter.Tags || strings.Join(s.Filter.Branches, ",") != "release" ||
+		s.BuildArgs["A"] != "1" || s.Filter.WatchPaths[0] != "api/**" || !s.HasToken {
+		t.Errorf("after --branch/--dockerfile/--deploy-tags: %+v", s)
+	}
+	mustRun(t, "", "app", "source", "shop/api", "--build-arg=", "--watch-path=", "--remove-token", "--git", "git@git.example.com:shop/api.git")
+	s = appStatus(t, "shop/api").App.Source
+	if len(s.BuildArgs) != 0 || len(s.Filter.WatchPaths) != 0 || s.HasToken || s.Kind != "git" || !strings.HasPrefix(s.DeployKey, "ssh-ed25519 ") || s.Branch != "release" {
+		t.Errorf("after clearing and moving to SSH: %+v", s)
+	}
+
+	before := mustRun(t, "", "app", "webhook", "shop/api", "-o", "json").stdout
+	r = mustRun(t, "", "app", "webhook", "shop/api", "--rotate")
+	var old api.WebhookSecret
+	json.Unmarshal([]byte(before), &old)
+	if !strings.Contains(r.stdout, "New secret") || strings.Contains(r.stdout, old.Secret) || old.Secret == "" {
+		t.Errorf("rotate:\n%s\n(old secret %q)", r.stdout, old.Secret)
+	}
+}
