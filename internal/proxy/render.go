@@ -341,14 +341,15 @@ func Render(t Table, o Options) ([]byte, error) {
 	renderGlobal(w, o)
 	routes := slices.Clone(t.Routes)
 	slices.SortFunc(routes, func(a, b Route) int { return strings.Compare(MapKey(a), MapKey(b)) })
-	renderFrontends(w, o, routes)
+	u := usesOf(routes)
+	renderFrontends(w, o, routes, u)
 	renderUserlists(w, routes)
 	renderDefaultBackend(w)
 	renderACMEBackend(w, o)
 	apps := slices.Clone(t.Apps)
 	slices.SortFunc(apps, func(a, b App) int { return strings.Compare(a.ID, b.ID) })
 	for _, a := range apps {
-		renderApp(w, a, o)
+		renderApp(w, a, o, u)
 	}
 	return w.b.Bytes(), nil
 }
@@ -484,6 +485,54 @@ func bindAddr(fd, port int) string {
 	return fmt.Sprintf(":%d", port)
 }
 
+// uses is what of the routing rules the routes need. The frontend carries
+// only those: every rule costs every request (about 0.1–0.2 µs each, on
+// the bench/proxy machine), and a table of plain host routes, the common
+// case, needs a handful of the fifty the full set has. The first route to
+// use an option changes the configuration, so it is applied by a
+// (seamless) reload instead of a map update.
+type uses struct {
+	prefixDepth     int   // the deepest path prefix of an exact host's route, in segments
+	wildcards       bool  // a route's host is a wildcard
+	wildPrefixDepth int   // the deepest path prefix of a wildcard's route
+	strip           int   // the most segments a route strips
+	httpsRedirect   bool  // a route redirects HTTP to HTTPS
+	maxBody         bool  // a route limits the body size
+	timeout         bool  // a route sets its own timeout
+	tags            bool  // a route has basic auth or response headers
+	redirects       bool  // a route redirects elsewhere (all four codes' rules: a code change is a map update)
+}
+
+func usesOf(routes []Route) uses {
+	var u uses
+	for _, r := range routes {
+		depth := segments(canonicalPrefix(r.PathPrefix))
+		if strings.HasPrefix(r.Host, "*.") {
+			u.wildcards = true
+			u.wildPrefixDepth = max(u.wildPrefixDepth, depth)
+		} else {
+			u.prefixDepth = max(u.prefixDepth, depth)
+		}
+		if r.StripPrefix {
+			u.strip = max(u.strip, depth)
+		}
+		u.httpsRedirect = u.httpsRedirect || r.HTTPSRedirect
+		u.maxBody = u.maxBody || r.MaxBody > 0
+		u.timeout = u.timeout || r.Timeout > 0
+		u.tags = u.tags || r.BasicAuth != nil || len(r.Headers) > 0
+		u.redirects = u.redirects || r.Redirect != nil
+	}
+	return u
+}
+
+// redirectCodes are the status codes a redirect may have, if any route has one.
+func redirectCodes(used bool) []int {
+	if !used {
+		return nil
+	}
+	return []int{301, 302, 307, 308}
+}
+
 // renderFrontends writes the HTTP(S) frontend and the metrics frontend.
 //
 // ACME HTTP-01 challenges are answered before any route applies: no redirect,
@@ -504,7 +553,7 @@ func bindAddr(fd, port int) string {
 // rule per status code since the code is a keyword. Basic auth and response
 // headers are the only per-route rules, named by the route's tag: a userlist
 // and a header are configuration, so changing them reloads.
-func renderFrontends(w *cfgWriter, o Options, routes []Route) {
+func renderFrontends(w *cfgWriter, o Options, routes []Route, u uses) {
 	m, pm := o.MapPath, o.PathMapPath
 	w.line("frontend http")
 	w.in("bind %s", bindAddr(o.HTTPFD, o.HTTPPort))
@@ -516,38 +565,62 @@ func renderFrontends(w *cfgWriter, o Options, routes []Route) {
 	w.in("option dontlognull")
 	w.in("log-format %s", quote(accessLog))
 	w.in("acl berth_acme path_beg %s", ACMEPathPrefix)
-	w.in("http-request set-header X-Forwarded-Proto http if !{ ssl_fc }")
-	w.in("http-request set-header X-Forwarded-Proto https if { ssl_fc }")
+	if o.HTTPSPort != 0 {
+		w.in("http-request set-header X-Forwarded-Proto %%[ssl_fc,iif(https,http)]")
+	} else {
+		w.in("http-request set-header X-Forwarded-Proto http")
+	}
 	w.in("http-request disable-l7-retry if !METH_GET")
 	w.in("http-request set-var(txn.berth_path) path")
 	w.in("http-request set-var(txn.berth_host) req.hdr(host),field(1,:),lower")
 	w.in("http-request set-var(txn.berth_route) var(txn.berth_host),map_str(%s)", m)
-	w.in("http-request set-var(txn.berth_paths) var(txn.berth_host),map_str(%s)", pm)
-	for d := 1; d <= MaxPrefixSegments; d++ {
+	if u.prefixDepth > 0 {
+		w.in("http-request set-var(txn.berth_paths) var(txn.berth_host),map_str(%s)", pm)
+	}
+	for d := 1; d <= u.prefixDepth; d++ {
 		w.in("http-request set-var(txn.berth_prefix) path,field(1,/,%d) if { var(txn.berth_paths) -m found }", d+1)
 		w.in("http-request set-var(txn.berth_route) var(txn.berth_host),concat(,txn.berth_prefix,),map_str(%s) if { var(txn.berth_paths) -m found }", m)
 	}
 	// Only a host with no route of its own falls back to the wildcard of its
 	// parent ("*.example.com" for a.example.com), one label deep like a TLS
 	// wildcard, looked up the same way.
-	w.in("http-request set-var(txn.berth_wild) var(txn.berth_host),field(2,.,0) if !{ var(txn.berth_route) -m found }")
-	w.in("http-request set-var(txn.berth_wild) str(*.),concat(,txn.berth_wild,) if { var(txn.berth_wild) -m found }")
-	w.in("http-request set-var(txn.berth_route) var(txn.berth_wild),map_str(%s) if { var(txn.berth_wild) -m found }", m)
-	w.in("http-request set-var(txn.berth_wild_paths) var(txn.berth_wild),map_str(%s) if { var(txn.berth_wild) -m found }", pm)
-	for d := 1; d <= MaxPrefixSegments; d++ {
+	if u.wildcards {
+		w.in("http-request set-var(txn.berth_wild) var(txn.berth_host),field(2,.,0) if !{ var(txn.berth_route) -m found }")
+		w.in("http-request set-var(txn.berth_wild) str(*.),concat(,txn.berth_wild,) if { var(txn.berth_wild) -m found }")
+		w.in("http-request set-var(txn.berth_route) var(txn.berth_wild),map_str(%s) if { var(txn.berth_wild) -m found }", m)
+	}
+	if u.wildPrefixDepth > 0 {
+		w.in("http-request set-var(txn.berth_wild_paths) var(txn.berth_wild),map_str(%s) if { var(txn.berth_wild) -m found }", pm)
+	}
+	for d := 1; d <= u.wildPrefixDepth; d++ {
 		w.in("http-request set-var(txn.berth_prefix) path,field(1,/,%d) if { var(txn.berth_wild_paths) -m found }", d+1)
 		w.in("http-request set-var(txn.berth_route) var(txn.berth_wild),concat(,txn.berth_prefix,),map_str(%s) if { var(txn.berth_wild_paths) -m found }", m)
 	}
-	w.in("http-request set-var(txn.berth_strip) var(txn.berth_route),field(2,|),add(0)")
-	w.in("http-request set-var(txn.berth_redirect) var(txn.berth_route),field(3,|),add(0)")
-	w.in("http-request set-var(txn.berth_maxbody) var(txn.berth_route),field(4,|),add(0)")
-	w.in("http-request set-var(txn.berth_timeout) var(txn.berth_route),field(5,|),add(0)")
-	w.in("http-request set-var(txn.berth_tag) var(txn.berth_route),field(6,|)")
-	w.in("http-request set-var(txn.berth_to_code) var(txn.berth_route),field(7,|),add(0)")
-	w.in("http-request set-var(txn.berth_to_keep) var(txn.berth_route),field(8,|),add(0)")
-	w.in("http-request set-var(txn.berth_to) var(txn.berth_route),field(9,|)")
-	// Without a TLS bind ssl_fc is always false.
-	w.in("http-request redirect scheme https code 308 if { var(txn.berth_redirect) -m int 1 } !{ ssl_fc } !berth_acme")
+	// The route's options, split out of its map value: only those some
+	// route uses.
+	for _, v := range []struct {
+		used  bool
+		name  string
+		field int
+		conv  string
+	}{
+		{u.strip > 0, "strip", 2, ",add(0)"},
+		{u.httpsRedirect, "redirect", 3, ",add(0)"},
+		{u.maxBody, "maxbody", 4, ",add(0)"},
+		{u.timeout, "timeout", 5, ",add(0)"},
+		{u.tags, "tag", 6, ""},
+		{u.redirects, "to_code", 7, ",add(0)"},
+		{u.redirects, "to_keep", 8, ",add(0)"},
+		{u.redirects, "to", 9, ""},
+	} {
+		if v.used {
+			w.in("http-request set-var(txn.berth_%s) var(txn.berth_route),field(%d,|)%s", v.name, v.field, v.conv)
+		}
+	}
+	if u.httpsRedirect {
+		// Without a TLS bind ssl_fc is always false.
+		w.in("http-request redirect scheme https code 308 if { var(txn.berth_redirect) -m int 1 } !{ ssl_fc } !berth_acme")
+	}
 	for _, r := range routes {
 		if r.BasicAuth == nil {
 			continue
@@ -557,12 +630,14 @@ func renderFrontends(w *cfgWriter, o Options, routes []Route) {
 		// The app never sees the password.
 		w.in("http-request del-header authorization if { var(txn.berth_tag) -m str %s } !berth_acme", tag)
 	}
-	// Judged by Content-Length: chunked bodies without one are not limited.
-	w.in("http-request deny deny_status 413 if { var(txn.berth_maxbody) -m int gt 0 } { req.hdr_val(content-length),sub(txn.berth_maxbody) gt 0 } !berth_acme")
-	for d := 1; d <= MaxPrefixSegments; d++ {
+	if u.maxBody {
+		// Judged by Content-Length: chunked bodies without one are not limited.
+		w.in("http-request deny deny_status 413 if { var(txn.berth_maxbody) -m int gt 0 } { req.hdr_val(content-length),sub(txn.berth_maxbody) gt 0 } !berth_acme")
+	}
+	for d := 1; d <= u.strip; d++ {
 		w.in("http-request set-path /%%[path,field(%d,/,0)] if { var(txn.berth_strip) -m int %d } !berth_acme", d+2, d)
 	}
-	for _, code := range []int{301, 302, 307, 308} {
+	for _, code := range redirectCodes(u.redirects) {
 		w.in("http-request redirect location %%[var(txn.berth_to)]%%[pathq] code %d if { var(txn.berth_to_code) -m int %d } { var(txn.berth_to_keep) -m int 1 } !berth_acme", code, code)
 		w.in("http-request redirect location %%[var(txn.berth_to)] code %d if { var(txn.berth_to_code) -m int %d } !{ var(txn.berth_to_keep) -m int 1 } !berth_acme", code, code)
 	}
@@ -620,7 +695,7 @@ func renderACMEBackend(w *cfgWriter, o Options) {
 	w.line("")
 }
 
-func renderApp(w *cfgWriter, a App, o Options) {
+func renderApp(w *cfgWriter, a App, o Options, u uses) {
 	w.line("backend %s", quote(BackendName(a.ID)))
 	if a.Name != "" {
 		w.in("description %s", quote(a.Name))
@@ -641,7 +716,9 @@ func renderApp(w *cfgWriter, a App, o Options) {
 	}
 	// set-timeout needs backend capabilities, so the route's timeout (a
 	// transaction variable set by the frontend) is applied here.
-	w.in("http-request set-timeout server var(txn.berth_timeout) if { var(txn.berth_timeout) -m int gt 0 }")
+	if u.timeout {
+		w.in("http-request set-timeout server var(txn.berth_timeout) if { var(txn.berth_timeout) -m int gt 0 }")
+	}
 	if a.Address != "" {
 		// Validated as IP:port: nothing to quote.
 		w.in("option httpchk GET /healthz")
