@@ -492,15 +492,15 @@ func bindAddr(fd, port int) string {
 // use an option changes the configuration, so it is applied by a
 // (seamless) reload instead of a map update.
 type uses struct {
-	prefixDepth     int   // the deepest path prefix of an exact host's route, in segments
-	wildcards       bool  // a route's host is a wildcard
-	wildPrefixDepth int   // the deepest path prefix of a wildcard's route
-	strip           int   // the most segments a route strips
-	httpsRedirect   bool  // a route redirects HTTP to HTTPS
-	maxBody         bool  // a route limits the body size
-	timeout         bool  // a route sets its own timeout
-	tags            bool  // a route has basic auth or response headers
-	redirects       bool  // a route redirects elsewhere (all four codes' rules: a code change is a map update)
+	prefixDepth     int  // the deepest path prefix of an exact host's route, in segments
+	wildcards       bool // a route's host is a wildcard
+	wildPrefixDepth int  // the deepest path prefix of a wildcard's route
+	strip           int  // the most segments a route strips
+	httpsRedirect   bool // a route redirects HTTP to HTTPS
+	maxBody         bool // a route limits the body size
+	timeout         bool // a route sets its own timeout
+	tags            bool // a route has basic auth or response headers
+	redirects       bool // a route redirects elsewhere (all four codes' rules: a code change is a map update)
 }
 
 func usesOf(routes []Route) uses {
