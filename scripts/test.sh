@@ -13,6 +13,7 @@ scripts/deps.sh
 step "fixture images"
 test/fixtures/build.sh
 bash test/pebble/install.sh
+bash test/gitea/build.sh >/dev/null # a real Gitea for the git provider tests (internal/forge)
 step "test registry"
 test/registry/start.sh
 step "browser assets"
