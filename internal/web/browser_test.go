@@ -642,6 +642,37 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("webhook URL %q", u)
 	}
 	screenshot("source-light")
+	// The source changed through its form: refused on a bad branch, then
+	// the webhook secret rotated after its inline confirmation.
+	step("change source form",
+		chromedp.Click(chromedp.ID("change-source-link")),
+		chromedp.WaitVisible(chromedp.ID("save-source")),
+	)
+	if v := eval(`document.querySelector("#git-url").value`); !strings.HasSuffix(v, "shop-api-with-a-rather-long-repository-name.git") {
+		t.Errorf("the source form holds repository %q", v)
+	}
+	screenshot("source-edit-light")
+	stepExpecting("422", "change source refused",
+		chromedp.SetValue(chromedp.ID("git-branch"), "-x"),
+		chromedp.Click(chromedp.ID("save-source")),
+		chromedp.WaitVisible(chromedp.ID("git-branch-error")),
+	)
+	screenshot("source-edit-error-light")
+	step("rotate secret confirm",
+		chromedp.Navigate(base+"/projects/shop/apps/api/source"),
+		chromedp.WaitVisible(chromedp.ID("webhook")),
+		clickInPlace(`#webhook-secret .confirm-inline summary`),
+		chromedp.WaitVisible(chromedp.ID("rotate-secret")),
+	)
+	screenshot("source-rotate-light")
+	step("rotate secret",
+		chromedp.Click(chromedp.ID("rotate-secret")),
+		chromedp.WaitVisible(chromedp.ID("webhook-secret-value")),
+	)
+	if txt := eval(`document.querySelector("#webhook-secret").innerText`); !strings.Contains(txt, "refused from now on") {
+		t.Errorf("after rotating: %q", txt)
+	}
+	screenshot("source-rotated-light")
 	step("deploy latest commit",
 		chromedp.Click(chromedp.CSS(`.app-actions details.popover summary.btn-primary`)),
 		chromedp.WaitVisible(chromedp.ID("deploy-latest")),
@@ -896,6 +927,7 @@ func TestBrowser(t *testing.T) {
 	}
 	for _, pg := range []struct{ name, path, id string }{
 		{"source-mobile", "/projects/shop/apps/api/source", "webhook"},
+		{"source-edit-mobile", "/projects/shop/apps/api/source?edit=1", "change-source"},
 		{"build-mobile", "/projects/shop/apps/api/builds/1", "build-log"},
 		{"builds-mobile", "/projects/shop/apps/api/builds", "builds-title"},
 	} {

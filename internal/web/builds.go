@@ -131,16 +131,39 @@ type sourceView struct {
 	KnownHosts string
 	Webhook    webhookView
 	Guides     []webhookGuide
+	// EditURL opens the form that changes the source, for those who may
+	// change the app; Edit is that form, when open.
+	EditURL string
+	Edit    *sourceForm
 }
 
-// webhookView is the webhook card's secret part, swapped by the reveal.
+// webhookView is the webhook card's secret part, swapped by a reveal or a
+// rotation.
 type webhookView struct {
 	CSRF         string
 	CanReveal    bool
+	CanRotate    bool // may change the app as well: rotating shows the new secret
 	URL          string
 	RevealAction string
+	RotateAction string
 	Secret       string
 	Revealed     bool
+	Rotated      bool // Secret is the new one, just made
+}
+
+// sourceNotices are the messages a redirect back to the tab can ask for.
+var sourceNotices = map[string]Notice{
+	"source-changed": {Tone: "ok", Message: "Source changed; the next build uses it."},
+}
+
+// registerSource mounts the Source tab's forms, as registerProjects mounts
+// the other app routes.
+func (u *ui) registerSource(mux *http.ServeMux) {
+	h := func(pattern string, fn func(http.ResponseWriter, *http.Request, auth.Principal)) {
+		mux.HandleFunc(pattern, u.signedIn(u.needApps(fn)))
+	}
+	h("POST /projects/{project}/apps/{app}/source", u.changeSource)
+	h("POST /projects/{project}/apps/{app}/source/webhook-secret/rotate", u.rotateWebhookSecret)
 }
 
 type webhookGuide struct {
@@ -167,17 +190,28 @@ func (u *ui) webhookBase(r *http.Request) string {
 	return base
 }
 
-func (u *ui) sourceView(r *http.Request, p auth.Principal) (*sourceView, error) {
+// sourceView is the Source tab of the request's app; can is what p may do
+// to the app. With edit, the form that changes the source is open, filled
+// with what is stored.
+func (u *ui) sourceView(r *http.Request, p auth.Principal, can appPerms, edit bool) (*sourceView, error) {
 	ref := appRefOf(r)
 	src, err := u.d.Apps.GitSource(r.Context(), p, ref)
 	if err != nil {
 		return nil, err
 	}
+	tab := appURL(ref, "/source")
 	s := &sourceView{
 		Repository: src.CloneURL, Provider: src.Provider.Title(), Branch: src.Branch, Branches: src.Filter.Branches, Tags: src.Filter.Tags,
 		WatchPaths: src.Filter.WatchPaths, Dockerfile: src.Build.Dockerfile, Context: src.Build.Context, Target: src.Build.Target,
 		HasToken: src.HasToken, SSH: src.DeployKey != "", DeployKey: src.DeployKey, KnownHosts: strings.TrimSpace(src.KnownHosts),
-		Webhook: webhookView{CSRF: p.CSRFToken, CanReveal: p.CanSomewhere(authz.AppEnvReveal), URL: u.webhookBase(r) + deploy.WebhookPath(src.WebhookID), RevealAction: appURL(ref, "/source/reveal")},
+		Webhook: webhookView{CSRF: p.CSRFToken, CanReveal: can.Reveal, CanRotate: can.Reveal && can.Write,
+			URL: u.webhookBase(r) + deploy.WebhookPath(src.WebhookID), RevealAction: appURL(ref, "/source/reveal"), RotateAction: appURL(ref, "/source/webhook-secret/rotate")},
+	}
+	if can.Write {
+		s.EditURL = withQuery(tab, "edit", "1")
+		if edit {
+			s.Edit = newSourceForm(p.CSRFToken, tab, tab, src)
+		}
 	}
 	if src.Provider == "" {
 		s.Provider = "" // a plain git URL: Title would name the empty provider
@@ -247,6 +281,8 @@ func webhookGuides(p webhook.Provider, tags bool) []webhookGuide {
 	return gs
 }
 
+// appSource is the Source tab; ?edit=1 opens the form that changes the
+// source, for those who may.
 func (u *ui) appSource(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	v, _, err := u.appPage(r, p, "source")
 	if err != nil {
@@ -257,22 +293,76 @@ func (u *ui) appSource(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		u.failed(w, r, p, "show source", store.ErrNotFound)
 		return
 	}
-	s, err := u.sourceView(r, p)
+	s, err := u.sourceView(r, p, v.Head.Can, r.URL.Query().Get("edit") != "")
 	if err != nil {
 		u.failed(w, r, p, "show source", err)
 		return
 	}
+	if n, ok := sourceNotices[r.URL.Query().Get("notice")]; ok {
+		v.Notice = &n
+	}
 	v.Source = s
 	u.render(w, r, http.StatusOK, "app", v)
+}
+
+// changeSource saves the Source tab's form: the next build fetches and
+// builds by it. An empty token keeps the stored one. Refused values are
+// shown under their inputs, with nothing changed.
+func (u *ui) changeSource(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	a, err := u.d.Apps.App(r.Context(), p, ref)
+	if err != nil {
+		u.failed(w, r, p, "change source", err)
+		return
+	}
+	if !appPermsOf(p, a).Write {
+		// The manager refuses it too, but only once the form parses.
+		u.failed(w, r, p, "change source", &deploy.ForbiddenError{Message: fmt.Sprintf("your role (%s) does not allow %s here", p.Role, authz.AppWrite)})
+		return
+	}
+	get := r.PostFormValue
+	errs := fieldErrors{}
+	c := deploy.GitChange{GitInput: parseGitForm(get, errs), RemoveToken: get("git_remove_token") == "on"}
+	if len(errs) == 0 {
+		cur, err := u.d.Apps.GitSource(r.Context(), p, ref)
+		if err != nil {
+			u.failed(w, r, p, "change source", err)
+			return
+		}
+		keepSSHPort(cur.Source, &c.Source)
+		_, err = u.d.Apps.UpdateGitSource(r.Context(), p, ref, c)
+		switch {
+		case err == nil:
+			seeOther(w, r, withNotice(appURL(ref, "/source"), "source-changed"))
+			return
+		case !addAppFieldError(errs, err):
+			u.failed(w, r, p, "change source", err)
+			return
+		}
+	}
+	v, _, err := u.appPage(r, p, "source")
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return
+	}
+	s, err := u.sourceView(r, p, v.Head.Can, true)
+	if err != nil {
+		u.failed(w, r, p, "show source", err)
+		return
+	}
+	s.Edit.fill(get)
+	errs.apply(s.Edit.fields()...)
+	s.Edit.FormError = formErrorSummary(errs) + " Nothing was changed."
+	v.Source = s
+	u.render(w, r, http.StatusUnprocessableEntity, "app", v)
 }
 
 // revealWebhookSecret shows the webhook secret, once the reveal is in the
 // audit log (no record, no secret), as the Environment tab's reveal does.
 func (u *ui) revealWebhookSecret(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	ref := appRefOf(r)
-	s, err := u.sourceView(r, p)
-	if err != nil {
-		u.failed(w, r, p, "show source", err)
+	s, ok := u.secretView(w, r, p)
+	if !ok {
 		return
 	}
 	secret, err := u.d.Apps.WebhookSecret(r.Context(), p, ref)
@@ -284,6 +374,48 @@ func (u *ui) revealWebhookSecret(w http.ResponseWriter, r *http.Request, p auth.
 		return
 	}
 	s.Webhook.Secret, s.Webhook.Revealed = secret, true
+	u.showSecret(w, r, p, s)
+}
+
+// rotateWebhookSecret gives the app a new webhook secret and shows it as a
+// reveal does, once that is in the audit log. Should the record fail, the
+// old secret is gone all the same: rotating again makes one to show.
+func (u *ui) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	ref := appRefOf(r)
+	s, ok := u.secretView(w, r, p)
+	if !ok {
+		return
+	}
+	secret, err := u.d.Apps.RotateWebhookSecret(r.Context(), p, ref)
+	if err != nil {
+		u.failed(w, r, p, "rotate webhook secret", err)
+		return
+	}
+	if !u.recordSecretReveal(w, r, p, "webhook-secret.rotate", ref, `{"secret":"webhook"}`) {
+		return
+	}
+	s.Webhook.Secret, s.Webhook.Revealed, s.Webhook.Rotated = secret, true, true
+	u.showSecret(w, r, p, s)
+}
+
+// secretView is the Source tab a reveal or rotation answers with.
+func (u *ui) secretView(w http.ResponseWriter, r *http.Request, p auth.Principal) (*sourceView, bool) {
+	a, err := u.d.Apps.App(r.Context(), p, appRefOf(r))
+	if err != nil {
+		u.failed(w, r, p, "show app", err)
+		return nil, false
+	}
+	s, err := u.sourceView(r, p, appPermsOf(p, a), false)
+	if err != nil {
+		u.failed(w, r, p, "show source", err)
+		return nil, false
+	}
+	return s, true
+}
+
+// showSecret answers a reveal or rotation: the secret's part of the tab
+// for htmx, else the whole tab.
+func (u *ui) showSecret(w http.ResponseWriter, r *http.Request, p auth.Principal, s *sourceView) {
 	if isHTMX(r) {
 		u.renderTemplate(w, r, http.StatusOK, "app", "webhook-secret", s.Webhook)
 		return

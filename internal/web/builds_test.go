@@ -5,13 +5,17 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/gitsrc"
 	"github.com/berthpaas/berth/internal/jobs"
 	"github.com/berthpaas/berth/internal/store"
+	"github.com/berthpaas/berth/internal/webhook"
 )
 
 // withBuilds gives the manager a job queue that nobody works: builds stay
@@ -306,5 +310,267 @@ func TestSystemDiskUse(t *testing.T) {
 	mustContain(t, "system without builder", p.body, `id="disk-title"`, "does not build images")
 	if _, err := e.apps.DiskUsage(t.Context(), e.owner()); !errors.Is(err, deploy.ErrBusy) {
 		t.Errorf("disk use without builder: %v", err)
+	}
+}
+
+// sourceFormValues is the Source tab's form as the browser sends it when
+// nothing was touched but the fields set here.
+func sourceFormValues(tok string) url.Values {
+	return url.Values{
+		"csrf_token": {tok}, "git_provider": {"git"}, "git_url": {gitRepoURL}, "git_branch": {"main"},
+		"git_dockerfile": {"docker/Dockerfile"}, "git_build_args": {"NODE_ENV=production"}, "git_watch_paths": {"src/**"}, "git_tags": {"on"},
+	}
+}
+
+func TestGitAppSourceChange(t *testing.T) {
+	e := newAuditTestEnv(t)
+	e.withBuilds()
+	b := e.browser()
+	tok := shopWithGitApp(e.testEnv, b)
+	const token = "ghp_stored-token-value"
+	source := func() deploy.GitSource {
+		t.Helper()
+		src, err := e.apps.GitSource(t.Context(), e.owner(), apiRef)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+
+	// The tab offers the form; opened, it holds what is stored.
+	p := b.get("/projects/shop/apps/api/source")
+	mustContain(t, "source tab", p.body, `href="/projects/shop/apps/api/source?edit=1#change-source"`)
+	mustNotContain(t, "source tab", p.body, `id="change-source"`)
+	p = b.get("/projects/shop/apps/api/source?edit=1")
+	if p.status != http.StatusOK {
+		t.Fatalf("edit form: %d\n%s", p.status, p.body)
+	}
+	mustContain(t, "edit form", p.body, `id="change-source"`, `action="/projects/shop/apps/api/source"`,
+		`<option value="git" selected>`, `id="git-url" name="git_url" type="text" value="`+gitRepoURL+`"`,
+		`id="git-branch" name="git_branch" type="text" value="main"`, `id="git-dockerfile" name="git_dockerfile" type="text" value="docker/Dockerfile"`,
+		`>NODE_ENV=production</textarea>`, `>src/**</textarea>`, `id="git-tags" name="git_tags" type="checkbox" value="on" checked`,
+		`id="git-token" name="git_token" type="password"`)
+	mustNotContain(t, "edit form without a token", p.body, `id="git-remove-token"`)
+
+	// A valid change is stored and said so, a token with it.
+	f := sourceFormValues(tok)
+	f.Set("git_url", "https://git.example.com/acme/shop-v2.git")
+	f.Set("git_branch", "release")
+	f.Set("git_dockerfile", "")
+	f.Set("git_context", "services/api")
+	f.Set("git_target", "production")
+	f.Set("git_build_args", "A=1\nB=2")
+	f.Set("git_watch_paths", "")
+	f.Del("git_tags")
+	f.Set("git_token", token)
+	p = b.post("/projects/shop/apps/api/source", f)
+	if p.status != http.StatusSeeOther || p.location() != "/projects/shop/apps/api/source?notice=source-changed" {
+		t.Fatalf("change source: %d → %q\n%s", p.status, p.location(), p.body)
+	}
+	src := source()
+	if src.CloneURL != "https://git.example.com/acme/shop-v2.git" || src.Branch != "release" || src.Build.Context != "services/api" ||
+		src.Build.Target != "production" || src.Build.Dockerfile != "" || len(src.Build.Args) != 2 || src.Filter.Tags ||
+		len(src.Filter.WatchPaths) != 0 || !slices.Equal(src.Filter.Branches, []string{"release"}) || !src.HasToken {
+		t.Errorf("after the change: %+v", src)
+	}
+	p = b.get(p.location())
+	mustContain(t, "after the change", p.body, "Source changed; the next build uses it.", "shop-v2.git", "services/api")
+	mustNotContain(t, "after the change", p.body, token)
+	if entry := e.last("app.source"); strings.Contains(entry.Summary, token) {
+		t.Errorf("the audit log holds the token: %s", entry.Summary)
+	}
+
+	// With a token stored, the form offers to remove it and never shows it.
+	p = b.get("/projects/shop/apps/api/source?edit=1")
+	mustContain(t, "edit form with a token", p.body, `id="git-remove-token"`, "Leave this empty to keep it")
+	mustNotContain(t, "edit form with a token", p.body, token)
+
+	// A bad branch is refused next to its input; nothing changes, and
+	// what was typed stays (but the token).
+	bad := sourceFormValues(tok)
+	bad.Set("git_branch", "-x")
+	bad.Set("git_dockerfile", "other/Dockerfile")
+	bad.Set("git_token", "ghp_typed-on-a-bad-form")
+	p = b.post("/projects/shop/apps/api/source", bad)
+	if p.status != http.StatusUnprocessableEntity {
+		t.Fatalf("bad branch: %d\n%s", p.status, p.body)
+	}
+	mustContain(t, "bad branch", p.body, `id="change-source"`, "Nothing was changed.", `value="-x"`, `value="other/Dockerfile"`, `id="git-remove-token"`)
+	if i := strings.Index(p.body, `id="git-branch"`); i < 0 || !strings.Contains(p.body[i:min(i+800, len(p.body))], `id="git-branch-error"`) {
+		t.Error("the branch's error is not next to the branch input")
+	}
+	mustNotContain(t, "bad branch", p.body, "ghp_typed-on-a-bad-form", token)
+	if got := source(); got.Branch != "release" || got.Build.Dockerfile != "" || !got.HasToken {
+		t.Errorf("a refused form changed the source: %+v", got)
+	}
+
+	// An empty token keeps the stored one; the box removes it.
+	keep := sourceFormValues(tok)
+	if p := b.post("/projects/shop/apps/api/source", keep); p.status != http.StatusSeeOther {
+		t.Fatalf("change without a token: %d\n%s", p.status, p.body)
+	}
+	if got := source(); !got.HasToken || got.Branch != "main" {
+		t.Errorf("an empty token input dropped the stored token: %+v", got)
+	}
+	keep.Set("git_remove_token", "on")
+	if p := b.post("/projects/shop/apps/api/source", keep); p.status != http.StatusSeeOther {
+		t.Fatalf("remove the token: %d\n%s", p.status, p.body)
+	}
+	if source().HasToken {
+		t.Error("the token is still stored after removing it")
+	}
+	mustNotContain(t, "after removing the token", b.get("/projects/shop/apps/api/source?edit=1").body, `id="git-remove-token"`)
+}
+
+func TestGitAppSourceRotateSecret(t *testing.T) {
+	e := newAuditTestEnv(t)
+	e.withBuilds()
+	b := e.browser()
+	tok := shopWithGitApp(e.testEnv, b)
+	old, err := e.apps.WebhookSecret(t.Context(), e.owner(), apiRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rotate = "/projects/shop/apps/api/source/webhook-secret/rotate"
+
+	p := b.get("/projects/shop/apps/api/source")
+	mustContain(t, "source tab", p.body, `action="`+rotate+`"`, "Rotate secret")
+	if p := b.post(rotate, url.Values{}); p.status != http.StatusForbidden {
+		t.Errorf("rotate without CSRF: %d", p.status)
+	}
+	if now, _ := e.apps.WebhookSecret(t.Context(), e.owner(), apiRef); now != old {
+		t.Fatal("a refused rotation changed the secret")
+	}
+
+	for _, htmx := range []bool{true, false} {
+		var headers []string
+		if htmx {
+			headers = append(headers, "HX-Request: true")
+		}
+		p = b.post(rotate, url.Values{"csrf_token": {tok}}, headers...)
+		if p.status != http.StatusOK {
+			t.Fatalf("rotate (htmx %v): %d\n%s", htmx, p.status, p.body)
+		}
+		secret, err := e.apps.WebhookSecret(t.Context(), e.owner(), apiRef)
+		if err != nil || secret == old || secret == "" {
+			t.Fatalf("after rotating: %q (was %q), %v", secret, old, err)
+		}
+		mustContain(t, "rotated", html.UnescapeString(p.body), `id="webhook-secret"`, secret,
+			"deliveries signed with the old one are refused from now on. Enter it in the provider's webhook settings.")
+		mustNotContain(t, "rotated", p.body, old)
+		if htmx {
+			mustNotContain(t, "rotated fragment", p.body, "<html")
+		} else {
+			mustContain(t, "rotated page", p.body, "<html", `id="webhook"`)
+		}
+		entry := e.last("webhook-secret.rotate")
+		if !strings.Contains(entry.Target, "app=api") || entry.ActorLabel != ownerEmail || strings.Contains(entry.Summary, secret) {
+			t.Errorf("audit entry: %+v", entry)
+		}
+		old = secret
+	}
+	// Each rotation is recorded once; the refused one as refused.
+	var statuses []int
+	for _, a := range e.entries() {
+		if a.Action == "webhook-secret.rotate" {
+			statuses = append(statuses, a.Status)
+		}
+	}
+	if !slices.Equal(statuses, []int{http.StatusForbidden, http.StatusOK, http.StatusOK}) {
+		t.Errorf("rotations recorded with statuses %v, want [403 200 200]", statuses)
+	}
+}
+
+func TestGitAppSourceViewer(t *testing.T) {
+	e := newAuditTestEnv(t)
+	e.withBuilds()
+	owner := e.browser()
+	shopWithGitApp(e.testEnv, owner)
+	before, err := e.apps.GitSource(t.Context(), e.owner(), apiRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := e.apps.WebhookSecret(t.Context(), e.owner(), apiRef)
+
+	v := e.memberBrowser("vic@example.com", "viewer")
+	p := v.get("/projects/shop/apps/api/source?edit=1")
+	if p.status != http.StatusOK {
+		t.Fatalf("viewer's source tab: %d", p.status)
+	}
+	mustNotContain(t, "viewer's source tab", p.body, "Change source", `id="change-source"`, "Rotate secret", "/webhook-secret/rotate", `name="git_url"`)
+	tok := csrfRE.FindStringSubmatch(p.body)[1]
+
+	f := sourceFormValues(tok)
+	f.Set("git_branch", "hijack")
+	if p := v.post("/projects/shop/apps/api/source", f); p.status != http.StatusForbidden {
+		t.Errorf("viewer's change: %d", p.status)
+	}
+	f.Set("git_build_args", "NOEQUALS") // refused by the form itself: still 403
+	if p := v.post("/projects/shop/apps/api/source", f); p.status != http.StatusForbidden {
+		t.Errorf("viewer's unparsable change: %d", p.status)
+	}
+	if p := v.post("/projects/shop/apps/api/source/webhook-secret/rotate", url.Values{"csrf_token": {tok}}); p.status != http.StatusForbidden || strings.Contains(p.body, secret) {
+		t.Errorf("viewer's rotation: %d", p.status)
+	}
+	after, _ := e.apps.GitSource(t.Context(), e.owner(), apiRef)
+	if after.Branch != before.Branch {
+		t.Errorf("the viewer changed the branch to %s", after.Branch)
+	}
+	if now, _ := e.apps.WebhookSecret(t.Context(), e.owner(), apiRef); now != secret {
+		t.Error("the viewer rotated the secret")
+	}
+
+	// The owner's forms need the CSRF token too.
+	if p := owner.post("/projects/shop/apps/api/source", sourceFormValues("")); p.status != http.StatusForbidden {
+		t.Errorf("change without CSRF: %d", p.status)
+	}
+	if after, _ := e.apps.GitSource(t.Context(), e.owner(), apiRef); after.Branch != before.Branch {
+		t.Error("a change without CSRF went through")
+	}
+}
+
+// TestSourceFormRoundTrip: the form filled from a stored source, sent back
+// untouched, parses to that source again (the SSH port, which has no
+// input, is carried over by keepSSHPort).
+func TestSourceFormRoundTrip(t *testing.T) {
+	for _, v := range []gitsrc.Variant{
+		&gitsrc.URL{URL: gitRepoURL},
+		&gitsrc.URL{URL: "git@git.example.com:acme/shop.git"},
+		&gitsrc.GitHub{Repo: "acme/shop"},
+		&gitsrc.GitHub{Repo: "acme/shop", BaseURL: "https://github.example.com", Protocol: gitsrc.TransportSSH},
+		&gitsrc.GitLab{Repo: "acme/team/shop", BaseURL: "https://gitlab.example.com", Protocol: gitsrc.TransportSSH, SSHPort: 2222},
+		&gitsrc.Gitea{Repo: "acme/shop", BaseURL: "https://gitea.example.com"},
+		&gitsrc.Bitbucket{Repo: "acme/shop", Protocol: gitsrc.TransportSSH},
+	} {
+		t.Run(string(v.Kind())+" "+v.CloneURL(), func(t *testing.T) {
+			src := deploy.GitSource{Source: gitsrc.Source{Variant: v}, Branch: "release",
+				Build:  store.BuildSettings{Dockerfile: "Dockerfile.prod", Args: map[string]string{"B": "2", "A": "1"}},
+				Filter: webhook.Filter{Branches: []string{"release"}, Tags: true, WatchPaths: []string{"src/**", "go.mod"}}}
+			f := newSourceForm("tok", "/a", "/a", src)
+			form := url.Values{}
+			for _, fl := range f.fields() {
+				switch {
+				case fl.Type == "select":
+					for _, o := range fl.Options {
+						if o.Selected {
+							form.Set(fl.Name, o.Value)
+						}
+					}
+				case fl.Type == "checkbox" && fl.Checked:
+					form.Set(fl.Name, "on")
+				case fl.Type != "checkbox" && fl.Name != "":
+					form.Set(fl.Name, fl.Value)
+				}
+			}
+			errs := fieldErrors{}
+			in := parseGitForm(form.Get, errs)
+			keepSSHPort(src.Source, &in.Source)
+			if len(errs) > 0 {
+				t.Fatalf("errors: %v", errs)
+			}
+			if !reflect.DeepEqual(in.Source, src.Source) || in.Branch != src.Branch || !reflect.DeepEqual(in.Build, src.Build) || !reflect.DeepEqual(*in.Filter, src.Filter) {
+				t.Errorf("round trip:\n got %#v %q %+v %+v\nwant %#v %q %+v %+v", in.Source.Variant, in.Branch, in.Build, *in.Filter, v, src.Branch, src.Build, src.Filter)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/berthpaas/berth/internal/deploy"
@@ -166,10 +167,102 @@ func gitFormField(field, msg string) (string, string, bool) {
 		return "git_watch_paths", msg, true
 	case field == "git.base_url":
 		return "git_base_url", msg, true
+	case field == "git.remove_token":
+		return "git_remove_token", msg, true
 	case field == "git.branch", field == "git.dockerfile", field == "git.context", field == "git.target", field == "git.token", field == "git.build_args":
 		return "git_" + strings.TrimPrefix(field, "git."), msg, true
 	case field == "git", strings.HasPrefix(field, "git."):
 		return "git_url", msg, true
 	}
 	return "", "", false
+}
+
+// sourceForm changes a git app's source on its Source tab: the git half of
+// the new-app form, filled with what is stored. The token input starts
+// empty and, left so, keeps the stored token; RemoveToken (offered only
+// while one is stored) drops it.
+type sourceForm struct {
+	CSRF, Action, CancelURL string
+	FormError               string
+	Git                     gitForm
+	RemoveToken             Field
+}
+
+func newSourceForm(csrf, action, cancel string, src deploy.GitSource) *sourceForm {
+	f := &sourceForm{CSRF: csrf, Action: action, CancelURL: cancel, Git: newGitForm()}
+	g := &f.Git
+	kind := src.Source.Kind()
+	for i := range g.Provider.Options {
+		g.Provider.Options[i].Selected = g.Provider.Options[i].Value == string(kind)
+	}
+	switch v := src.Source.Variant.(type) {
+	case *gitsrc.URL:
+		g.URL.Value = v.URL
+	case *gitsrc.GitHub:
+		g.URL.Value, g.BaseURL.Value = v.Repo, v.BaseURL
+	case *gitsrc.GitLab:
+		g.URL.Value, g.BaseURL.Value = v.Repo, v.BaseURL
+	case *gitsrc.Gitea:
+		g.URL.Value, g.BaseURL.Value = v.Repo, v.BaseURL
+	case *gitsrc.Bitbucket:
+		g.URL.Value = v.Repo
+	}
+	t, _ := src.Source.Transport()
+	g.SSH.Checked = t == gitsrc.TransportSSH
+	g.Branch.Value = src.Branch
+	g.Dockerfile.Value, g.Context.Value, g.Target.Value = src.Build.Dockerfile, src.Build.Context, src.Build.Target
+	args := make([]string, 0, len(src.Build.Args))
+	for k, v := range src.Build.Args {
+		args = append(args, k+"="+v)
+	}
+	slices.Sort(args)
+	g.BuildArgs.Value = strings.Join(args, "\n")
+	g.WatchPaths.Value = strings.Join(src.Filter.WatchPaths, "\n")
+	g.Tags.Checked = src.Filter.Tags
+	if src.HasToken {
+		g.Token.Placeholder = "the stored token"
+		g.Token.Hint = "A token is stored, encrypted. Leave this empty to keep it, or type a new one to replace it."
+		f.RemoveToken = Field{ID: "git-remove-token", Name: "git_remove_token", Label: "Remove the stored token", Type: "checkbox",
+			Hint: "Berth then fetches without one: a private repository no longer builds."}
+	}
+	return f
+}
+
+func (f *sourceForm) fields() []*Field {
+	return append(f.Git.fields(), &f.RemoveToken)
+}
+
+// fill puts the submitted values back into the form; the token is never
+// sent back.
+func (f *sourceForm) fill(get func(string) string) {
+	for _, fl := range f.fields() {
+		v := get(fl.Name)
+		switch fl.Type {
+		case "select":
+			for i := range fl.Options {
+				fl.Options[i].Selected = fl.Options[i].Value == v
+			}
+		case "checkbox":
+			fl.Checked = v == "on"
+		case "password", "":
+		default:
+			fl.Value = v
+		}
+	}
+}
+
+// keepSSHPort carries the stored SSH port of a GitLab or Gitea source (set
+// through the API: the form has no input for it) over to the source read
+// from the form, while that is still SSH to the same server.
+func keepSSHPort(cur gitsrc.Source, next *gitsrc.Source) {
+	switch n := next.Variant.(type) {
+	case *gitsrc.GitLab:
+		if c, ok := cur.Variant.(*gitsrc.GitLab); ok && n.Protocol == gitsrc.TransportSSH && c.BaseURL == n.BaseURL {
+			n.SSHPort = c.SSHPort
+		}
+	case *gitsrc.Gitea:
+		if c, ok := cur.Variant.(*gitsrc.Gitea); ok && n.Protocol == gitsrc.TransportSSH && c.BaseURL == n.BaseURL {
+			n.SSHPort = c.SSHPort
+		}
+	}
 }

@@ -78,6 +78,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	mux.HandleFunc("GET /{$}", u.signedIn(u.dashboard))
 	mux.HandleFunc("GET /system", u.signedIn(u.system))
 	u.registerProjects(mux)
+	u.registerSource(mux)
 	u.registerSettings(mux)
 	u.registerProxy(mux)
 	u.registerAudit(mux)
@@ -251,6 +252,9 @@ func (u *ui) refused(w http.ResponseWriter, r *http.Request, err error) bool {
 		msg = af.Message
 	case errors.As(err, &df):
 		msg = df.Message
+	case errors.Is(err, deploy.ErrForbidden):
+		// A bare refusal, without a message of its own.
+		msg = "your role does not allow this here"
 	default:
 		return false
 	}
