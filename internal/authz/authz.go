@@ -35,6 +35,9 @@ const (
 	RegistryRead  Permission = "registry.read"  // registry names, servers and user names (never passwords)
 	RegistryWrite Permission = "registry.write" // add, change, test and remove registry credentials
 
+	ConnectionRead  Permission = "connection.read"  // git connections, and the repositories and branches they reach (never tokens)
+	ConnectionWrite Permission = "connection.write" // add and remove git connections
+
 	AuditRead  Permission = "audit.read"  // read, export and verify the audit log
 	AuditWrite Permission = "audit.write" // the audit log's retention
 
@@ -48,7 +51,7 @@ const (
 var All = []Permission{
 	OrgRead, OrgWrite, MemberRead, MemberInvite, MemberWrite,
 	ProjectRead, ProjectWrite, AppWrite, AppDeploy, AppEnvReveal, AppLogs, DomainWrite,
-	RegistryRead, RegistryWrite, AuditRead, AuditWrite, ServerRead, ServerExec, TokenWrite,
+	RegistryRead, RegistryWrite, ConnectionRead, ConnectionWrite, AuditRead, AuditWrite, ServerRead, ServerExec, TokenWrite,
 }
 
 // Role is a named set of permissions.
@@ -85,7 +88,7 @@ const (
 
 var (
 	member   = []Permission{OrgRead, TokenWrite}
-	readOnly = append(slices.Clone(member), MemberRead, ProjectRead, AppLogs, RegistryRead)
+	readOnly = append(slices.Clone(member), MemberRead, ProjectRead, AppLogs, RegistryRead, ConnectionRead)
 	develop  = append(slices.Clone(readOnly), ProjectWrite, AppWrite, AppDeploy, AppEnvReveal, DomainWrite)
 	// admin: everything but what only the owner does (the organization
 	// itself and the audit log's retention, which erases history).

@@ -15,6 +15,7 @@ import (
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/authz"
 	"github.com/berthpaas/berth/internal/build"
+	"github.com/berthpaas/berth/internal/forge"
 	"github.com/berthpaas/berth/internal/gitsrc"
 	"github.com/berthpaas/berth/internal/jobs"
 	"github.com/berthpaas/berth/internal/store"
@@ -46,6 +47,9 @@ type BuildConfig struct {
 	PrivateHosts bool
 	// GitCAFile is a PEM bundle of extra CAs for git over HTTPS.
 	GitCAFile string
+	// PublicURL is where people reach the server: commit statuses link to
+	// the build's page under it ("" links nowhere).
+	PublicURL string
 	Log       *slog.Logger
 }
 
@@ -56,6 +60,9 @@ func (m *Manager) WithBuilds(c BuildConfig) *Manager {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 	m.builds = &c
+	if m.engine != nil {
+		m.engine.onEnd(m.deploymentEnded)
+	}
 	return m
 }
 
@@ -381,8 +388,17 @@ func (m *Manager) RunBuild(ctx context.Context, j *jobs.Job[BuildJob]) error {
 		return err
 	}
 	// Not ended here: cancelled meanwhile, and then nothing is deployed.
-	if ended && status == store.BuildSucceeded {
+	if !ended {
+		return nil
+	}
+	switch status {
+	case store.BuildSucceeded:
+		m.reportStatus(ctx, b, forge.StatePending, fmt.Sprintf("Build #%d done, deploying", b.Seq))
 		return m.deployBuild(context.WithoutCancel(ctx), b)
+	case store.BuildCancelled:
+		m.reportStatus(ctx, b, forge.StateError, "Build cancelled: "+b.Error)
+	default:
+		m.reportStatus(ctx, b, forge.StateFailure, "Build failed: "+b.Error)
 	}
 	return nil
 }
@@ -430,6 +446,7 @@ func (m *Manager) runBuild(ctx context.Context, b *store.Build, logf func(string
 		return err
 	}
 	logf(fmt.Sprintf("Checked out %s %q by %s in %s", shortCommit(b.Commit), co.Subject, co.Author, time.Since(start).Round(time.Millisecond)))
+	m.reportStatus(ctx, *b, forge.StatePending, fmt.Sprintf("Building #%d", b.Seq))
 	tags := m.buildTags(a, *b)
 	res, err := build.Build(ctx, m.builds.Docker, build.Options{
 		Dir: co.Dir, Context: src.Build.Context, Dockerfile: src.Build.Dockerfile, BuildArgs: src.Build.Args, Target: src.Build.Target,

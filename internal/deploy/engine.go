@@ -68,8 +68,17 @@ type Engine struct {
 
 	poke    chan struct{}
 	mu      sync.Mutex
-	running map[string]bool // app ids with a worker
+	running map[string]bool                         // app ids with a worker
+	ended   func(context.Context, store.Deployment) // told of every deployment that ends
 	wg      sync.WaitGroup
+}
+
+// onEnd has f told of every deployment that ends (live, failed, cancelled,
+// superseded), after the transition is stored.
+func (e *Engine) onEnd(f func(context.Context, store.Deployment)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ended = f
 }
 
 // NewEngine returns an engine; Run starts it.
@@ -224,6 +233,16 @@ func (e *Engine) transition(ctx context.Context, d store.Deployment, to string, 
 		if _, err := e.opts.Router.Publish(ctx); err != nil {
 			e.log.Warn("deploy: publish routing table", "deployment_id", d.ID, "err", err)
 		}
+	}
+	e.mu.Lock()
+	ended := e.ended
+	e.mu.Unlock()
+	if ended != nil && store.DeploymentTerminal(to) && to != store.DeployRetired {
+		d.Status = to
+		if upd.Error != nil {
+			d.Error = *upd.Error
+		}
+		ended(ctx, d)
 	}
 	return nil
 }

@@ -33,6 +33,13 @@ type GitInput struct {
 	Build store.BuildSettings
 	// Filter says which pushes deploy; nil means pushes to Branch.
 	Filter *webhook.Filter
+	// Connection names the organization's git connection the repository is
+	// reached through (Source is then a provider variant with only its Repo
+	// set); its token is used unless Token is given. Creating the app then
+	// sets its webhook up at the provider, at WebhookBase + the app's
+	// webhook path, and its builds report commit statuses.
+	Connection  string
+	WebhookBase string
 }
 
 // GitSource is a git-sourced app's source as users see it: no secret in it.
@@ -52,6 +59,9 @@ type GitSource struct {
 	// Provider signs the webhooks; "" for a plain git URL, whose deliveries
 	// are recognised by their headers.
 	Provider webhook.Provider
+	// ProviderWebhook says, for an app just made from a connection, whether
+	// its webhook was set up at the provider (or why not).
+	ProviderWebhook string
 }
 
 // WebhookPath is where providers deliver an app's webhooks.
@@ -154,10 +164,14 @@ func gitField(field string, err error) error {
 // make the server fetch from services only it can reach. It runs when the
 // source is stored and again before every fetch (DNS may change between).
 func (m *Manager) checkGitHost(ctx context.Context, s gitsrc.Source) error {
+	return m.checkHost(ctx, gitHost(cloneURL(s)))
+}
+
+// checkHost is checkGitHost's rule for one host; errors name git.url.
+func (m *Manager) checkHost(ctx context.Context, host string) error {
 	if m.builds == nil || m.builds.PrivateHosts {
 		return nil
 	}
-	host := gitHost(cloneURL(s))
 	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil || len(ips) == 0 {
 		return &app.FieldError{Field: "git.url", Message: fmt.Sprintf("host %s does not resolve", host)}
@@ -199,6 +213,13 @@ func (m *Manager) CreateGitApp(ctx context.Context, p auth.Principal, in CreateA
 	if err := app.ValidateName("name", in.Ref.Name); err != nil {
 		return store.App{}, GitSource{}, err
 	}
+	var conn store.GitConnection
+	if g.Connection != "" {
+		var err error
+		if conn, err = m.fromConnection(ctx, p, &g); err != nil {
+			return store.App{}, GitSource{}, err
+		}
+	}
 	if err := validateGit(&g); err != nil {
 		return store.App{}, GitSource{}, err
 	}
@@ -228,7 +249,7 @@ func (m *Manager) CreateGitApp(ctx context.Context, p auth.Principal, in CreateA
 	}
 	a := store.App{ID: store.NewID("app"), OrganizationID: p.Organization.ID, ProjectID: env.ProjectID, EnvironmentID: env.ID, Name: in.Ref.Name, Spec: in.Spec}
 	a.Spec.Image = m.imageRepository(a)
-	src := store.AppSource{Source: g.Source, Branch: g.Branch, Build: g.Build, Filter: *g.Filter, WebhookID: randomToken(18)}
+	src := store.AppSource{Source: g.Source, ConnectionID: conn.ID, Branch: g.Branch, Build: g.Build, Filter: *g.Filter, WebhookID: randomToken(18)}
 	if err := m.sealSource(&src, a.ID, g.Token, randomToken(32)); err != nil {
 		return store.App{}, GitSource{}, err
 	}
@@ -254,6 +275,9 @@ func (m *Manager) CreateGitApp(ctx context.Context, p auth.Principal, in CreateA
 		}
 	}
 	view, err := m.sourceView(src)
+	if err == nil && conn.ID != "" {
+		view.ProviderWebhook = m.createProviderWebhook(ctx, conn, src, g.WebhookBase)
+	}
 	return a, view, err
 }
 
@@ -371,7 +395,8 @@ func (m *Manager) UpdateGitSource(ctx context.Context, p auth.Principal, ref App
 		next.SealedToken = ""
 	}
 	if gitHost(cloneURL(cur.Source)) != gitHost(cloneURL(next.Source)) {
-		next.KnownHosts = ""
+		// Neither the pinned keys nor the connection are the new host's.
+		next.KnownHosts, next.ConnectionID = "", ""
 	}
 	if t, _ := next.Source.Transport(); t == gitsrc.TransportSSH && next.SealedKey == "" {
 		key, err := gitsrc.GenerateDeployKey(ref.Project + "-" + ref.Name)
@@ -402,7 +427,7 @@ func (m *Manager) RotateWebhookSecret(ctx context.Context, p auth.Principal, ref
 		return "", err
 	}
 	if !p.CanIn(authz.AppEnvReveal, l.App.ProjectID, l.App.EnvironmentID) {
-		return "", ErrForbidden
+		return "", forbidden(p, authz.AppEnvReveal)
 	}
 	src, err := m.db.AppSource(ctx, p.Organization.ID, l.App.ID)
 	if err != nil {

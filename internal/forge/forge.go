@@ -45,6 +45,8 @@ type Status struct {
 
 // Client is a git provider's API, authenticated with one token.
 type Client interface {
+	// Account returns the provider user the token belongs to.
+	Account(ctx context.Context) (string, error)
 	// Repos returns every repository the token can read.
 	Repos(ctx context.Context) ([]Repo, error)
 	// Branches returns the branch names of repo ("owner/name").

@@ -55,6 +55,16 @@ func NewGitea(baseURL, token string, hc *http.Client) (Client, error) {
 	return &giteaClient{base: base, token: token, hc: hc, pageSize: pageSize}, nil
 }
 
+func (g *giteaClient) Account(ctx context.Context) (string, error) {
+	var u struct {
+		Login string `json:"login"`
+	}
+	if _, err := g.do(ctx, "reading the token's user", "", http.MethodGet, "/user", nil, nil, &u); err != nil {
+		return "", err
+	}
+	return u.Login, nil
+}
+
 func (g *giteaClient) Repos(ctx context.Context) ([]Repo, error) {
 	const op = "listing repositories"
 	type apiRepo struct {

@@ -30,12 +30,18 @@ func TestGitea(t *testing.T) {
 	s.Branch(t, "alpha", "feature")
 	s.Branch(t, "alpha", "release")
 
-	c, err := NewGitea(s.URL, s.Token, nil)
+	c, err := NewGitea(s.URL, s.Token, s.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Two items a page, so listings take several pages.
 	c.(*giteaClient).pageSize = 2
+
+	t.Run("Account", func(t *testing.T) {
+		if got, err := c.Account(t.Context()); err != nil || got != gitea.AdminUser {
+			t.Errorf("Account = %q, %v; want %q", got, err, gitea.AdminUser)
+		}
+	})
 
 	t.Run("Repos", func(t *testing.T) {
 		repos, err := c.Repos(t.Context())
@@ -181,18 +187,21 @@ func TestGitea(t *testing.T) {
 
 	t.Run("WrongToken", func(t *testing.T) {
 		const token = "0123456789abcdef0123456789abcdef01234567"
-		bad, err := NewGitea(s.URL, token, nil)
+		bad, err := NewGitea(s.URL, token, s.Client())
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = bad.Repos(t.Context())
 		checkError(t, err, ErrUnauthorized,
 			"gitea: listing repositories: the token was refused (401): check it and its scopes", token)
+		_, err = bad.Account(t.Context())
+		checkError(t, err, ErrUnauthorized,
+			"gitea: reading the token's user: the token was refused (401): check it and its scopes", token)
 	})
 
 	t.Run("ReadOnlyToken", func(t *testing.T) {
 		token := s.CreateToken(t, "read-only", "read:repository", "read:user")
-		ro, err := NewGitea(s.URL, token, nil)
+		ro, err := NewGitea(s.URL, token, s.Client())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -42,16 +42,19 @@ type AppSource struct {
 	AppID          string
 	OrganizationID string
 	Source         gitsrc.Source
-	Branch         string
-	Build          BuildSettings
-	Filter         webhook.Filter
-	SealedToken    string // "" when the source needs none
-	SealedKey      string // SSH deploy key; "" for HTTPS sources
-	KnownHosts     string
-	WebhookID      string
-	SealedSecret   string // the webhook secret
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// ConnectionID names the git connection the app was made from ("" for
+	// none): its builds report commit statuses with the connection's token.
+	ConnectionID string
+	Branch       string
+	Build        BuildSettings
+	Filter       webhook.Filter
+	SealedToken  string // "" when the source needs none
+	SealedKey    string // SSH deploy key; "" for HTTPS sources
+	KnownHosts   string
+	WebhookID    string
+	SealedSecret string // the webhook secret
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // Build is one build of an app's commit.
@@ -96,8 +99,8 @@ func (db *DB) CreateGitApp(ctx context.Context, now time.Time, a *App, s *AppSou
 			return err
 		}
 		s.AppID, s.OrganizationID, s.CreatedAt, s.UpdatedAt = a.ID, a.OrganizationID, a.CreatedAt, a.UpdatedAt
-		_, err := x.exec(ctx, `INSERT INTO app_sources (app_id, organization_id, source, branch, build, filter, token, deploy_key, known_hosts, webhook_id, webhook_secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			s.AppID, s.OrganizationID, source, s.Branch, build, filter, s.SealedToken, s.SealedKey, s.KnownHosts, s.WebhookID, s.SealedSecret, millis(now), millis(now))
+		_, err := x.exec(ctx, `INSERT INTO app_sources (app_id, organization_id, source, connection_id, branch, build, filter, token, deploy_key, known_hosts, webhook_id, webhook_secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.AppID, s.OrganizationID, source, s.ConnectionID, s.Branch, build, filter, s.SealedToken, s.SealedKey, s.KnownHosts, s.WebhookID, s.SealedSecret, millis(now), millis(now))
 		return err
 	})
 }
@@ -118,13 +121,13 @@ func encodeSource(s *AppSource) (source, build, filter string, err error) {
 	return source, build, string(b), nil
 }
 
-const sourceColumns = `app_id, organization_id, source, branch, build, filter, token, deploy_key, known_hosts, webhook_id, webhook_secret, created_at, updated_at`
+const sourceColumns = `app_id, organization_id, source, connection_id, branch, build, filter, token, deploy_key, known_hosts, webhook_id, webhook_secret, created_at, updated_at`
 
 func scanSource(row interface{ Scan(...any) error }) (AppSource, error) {
 	var s AppSource
 	var source, build, filter string
 	var created, updated int64
-	if err := row.Scan(&s.AppID, &s.OrganizationID, &source, &s.Branch, &build, &filter, &s.SealedToken, &s.SealedKey, &s.KnownHosts, &s.WebhookID, &s.SealedSecret, &created, &updated); err != nil {
+	if err := row.Scan(&s.AppID, &s.OrganizationID, &source, &s.ConnectionID, &s.Branch, &build, &filter, &s.SealedToken, &s.SealedKey, &s.KnownHosts, &s.WebhookID, &s.SealedSecret, &created, &updated); err != nil {
 		return AppSource{}, mapErr(err)
 	}
 	if err := errors.Join(json.Unmarshal([]byte(source), &s.Source), json.Unmarshal([]byte(build), &s.Build), json.Unmarshal([]byte(filter), &s.Filter)); err != nil {
@@ -154,8 +157,8 @@ func (db *DB) UpdateAppSource(ctx context.Context, now time.Time, s *AppSource) 
 		return err
 	}
 	s.UpdatedAt = fromMillis(millis(now))
-	return db.q().execOne(ctx, `UPDATE app_sources SET source = ?, branch = ?, build = ?, filter = ?, token = ?, deploy_key = ?, known_hosts = ?, webhook_secret = ?, updated_at = ? WHERE app_id = ? AND organization_id = ?`,
-		source, s.Branch, build, filter, s.SealedToken, s.SealedKey, s.KnownHosts, s.SealedSecret, millis(now), s.AppID, s.OrganizationID)
+	return db.q().execOne(ctx, `UPDATE app_sources SET source = ?, connection_id = ?, branch = ?, build = ?, filter = ?, token = ?, deploy_key = ?, known_hosts = ?, webhook_secret = ?, updated_at = ? WHERE app_id = ? AND organization_id = ?`,
+		source, s.ConnectionID, s.Branch, build, filter, s.SealedToken, s.SealedKey, s.KnownHosts, s.SealedSecret, millis(now), s.AppID, s.OrganizationID)
 }
 
 // AddKnownHosts appends known_hosts lines learned on first use.
@@ -222,6 +225,11 @@ func (db *DB) scanBuilds(ctx context.Context, query string, args ...any) ([]Buil
 // Build returns one build of the organization by id.
 func (db *DB) Build(ctx context.Context, orgID, id string) (Build, error) {
 	return scanBuild(db.q().row(ctx, `SELECT `+buildColumns+` FROM builds WHERE id = ? AND organization_id = ?`, id, orgID))
+}
+
+// BuildByDeployment returns the build whose image deployment id deploys.
+func (db *DB) BuildByDeployment(ctx context.Context, orgID, deploymentID string) (Build, error) {
+	return scanBuild(db.q().row(ctx, `SELECT `+buildColumns+` FROM builds WHERE deployment_id = ? AND organization_id = ?`, deploymentID, orgID))
 }
 
 // BuildBySeq returns an app's build by its number.

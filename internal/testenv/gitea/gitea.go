@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -57,14 +58,21 @@ const (
 
 // Server is a running Gitea.
 type Server struct {
-	// URL is the base URL, without a trailing slash: http://127.0.0.1:port.
+	// URL is the base URL, without a trailing slash: https://localhost:port
+	// (Gitea serves TLS with a certificate of a test CA: Berth fetches
+	// only over HTTPS).
 	URL string
+	// CAFile is the PEM of the CA that signed the server's certificate.
+	CAFile string
 	// User and Password are the admin's credentials; Token is an API token
 	// of the admin with every scope.
 	User, Password, Token string
 
 	client *http.Client
 }
+
+// Client is an HTTP client that trusts the server's certificate.
+func (s *Server) Client() *http.Client { return s.client }
 
 // binary is the result of test/gitea/build.sh, run once per test process.
 var binary struct {
@@ -88,10 +96,20 @@ func Start(t testing.TB) *Server {
 	db := testenv.Postgres(t)
 
 	dir := t.TempDir()
+	ca := testenv.NewCA()
+	certPEM, keyPEM := ca.Leaf(t, "localhost")
+	tlsFiles := [2]string{filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")}
 	s := &Server{
 		User:     AdminUser,
 		Password: randomHex(16),
-		client:   &http.Client{Timeout: 15 * time.Second},
+		CAFile:   filepath.Join(dir, "ca.pem"),
+		client: &http.Client{Timeout: 15 * time.Second,
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}},
+	}
+	for path, content := range map[string]string{tlsFiles[0]: certPEM, tlsFiles[1]: keyPEM, s.CAFile: ca.PEM()} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(s.client.CloseIdleConnections)
 	secrets := map[string]string{"SECRET_KEY": randomHex(32), "INTERNAL_TOKEN": randomHex(32)}
@@ -101,9 +119,9 @@ func Start(t testing.TB) *Server {
 	var lastErr error
 	for attempt := 1; attempt <= 3; attempt++ {
 		port := freePort(t)
-		s.URL = "http://127.0.0.1:" + strconv.Itoa(port)
+		s.URL = "https://localhost:" + strconv.Itoa(port)
 		cfg := filepath.Join(dir, "app.ini")
-		if err := os.WriteFile(cfg, appINI(t, dir, filepath.Dir(binary.path), db, port, secrets), 0o600); err != nil {
+		if err := os.WriteFile(cfg, appINI(t, dir, filepath.Dir(binary.path), db, port, tlsFiles, secrets), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if attempt == 1 {
@@ -174,7 +192,7 @@ func repoRoot() (string, error) {
 // HTTP on loopback, nothing else that costs start-up time or reaches out.
 // Templates, options and public assets are read from staticRoot, next to the
 // binary, since the binary is built without bindata.
-func appINI(t testing.TB, dir, staticRoot, dbURL string, port int, secrets map[string]string) []byte {
+func appINI(t testing.TB, dir, staticRoot, dbURL string, port int, tlsFiles [2]string, secrets map[string]string) []byte {
 	t.Helper()
 	u, err := url.Parse(dbURL)
 	if err != nil {
@@ -204,10 +222,12 @@ func appINI(t testing.TB, dir, staticRoot, dbURL string, port int, secrets map[s
 			{"WORK_PATH", dir},
 		}},
 		{"server", [][2]string{
-			{"PROTOCOL", "http"},
+			{"PROTOCOL", "https"},
+			{"CERT_FILE", tlsFiles[0]},
+			{"KEY_FILE", tlsFiles[1]},
 			{"HTTP_ADDR", "127.0.0.1"},
 			{"HTTP_PORT", strconv.Itoa(port)},
-			{"ROOT_URL", "http://127.0.0.1:" + strconv.Itoa(port) + "/"},
+			{"ROOT_URL", "https://localhost:" + strconv.Itoa(port) + "/"},
 			{"APP_DATA_PATH", data},
 			{"STATIC_ROOT_PATH", staticRoot},
 			{"OFFLINE_MODE", "true"},
@@ -512,6 +532,7 @@ func (s *Server) Git(t testing.TB, dir string, args ...string) string {
 		"GIT_CONFIG_COUNT=1",
 		"GIT_CONFIG_KEY_0=http."+s.URL+"/.extraHeader",
 		"GIT_CONFIG_VALUE_0="+auth,
+		"GIT_SSL_CAINFO="+s.CAFile, // over the environment's, and over http.sslCAInfo
 	)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
