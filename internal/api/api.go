@@ -129,6 +129,7 @@ func Register(mux *http.ServeMux, d Deps) huma.API {
 		s.registerEnvVars()
 		s.registerLogs()
 		s.registerRegistries()
+		s.registerConnections()
 		s.registerDomains()
 		s.registerRequests()
 		s.registerBuilds()

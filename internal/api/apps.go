@@ -599,6 +599,7 @@ func (s *server) createApp(ctx context.Context, in *createAppInput) (*appOutput,
 		if git, err = gitInput(*b.Git); err != nil {
 			return nil, err
 		}
+		git.WebhookBase = s.publicURL(ctx)
 	}
 	ref := deploy.AppRef{Project: in.Project, Environment: b.Environment, Name: b.Name}
 	if _, err := s.deps.Apps.App(ctx, p, ref); err == nil {
@@ -786,6 +787,7 @@ func (s *server) scaleApp(ctx context.Context, in *scaleInput) (*appOutput, erro
 // base_url for a self-hosted server).
 type GitRequest struct {
 	URL        string            `json:"url,omitempty" maxLength:"2048" example:"https://git.example.com/shop/api.git" doc:"The repository: https://…, ssh://… or git@host:owner/repo.git. Leave out when giving provider and repo"`
+	Connection string            `json:"connection,omitempty" maxLength:"64" example:"gitea" doc:"The organization's git connection the repository is reached through (with repo): its token is used unless token is given, the webhook is created at the provider, and builds report commit statuses"`
 	Provider   string            `json:"provider,omitempty" enum:"github,gitlab,gitea,bitbucket" doc:"The hosting service of repo; its webhooks are then verified its way"`
 	Repo       string            `json:"repo,omitempty" maxLength:"512" example:"acme/api" doc:"With provider: owner/name (GitLab: group/…/name)"`
 	BaseURL    string            `json:"base_url,omitempty" maxLength:"2048" example:"https://gitea.example.com" doc:"With provider: a self-hosted server (GitHub Enterprise, self-managed GitLab, Gitea); required for gitea, not allowed for bitbucket"`
@@ -809,22 +811,23 @@ type GitFilter struct {
 // AppSource is an app's git source as the API shows it: no token, no
 // private key, no webhook secret.
 type AppSource struct {
-	Kind       string            `json:"kind" enum:"git,github,gitlab,gitea,bitbucket" doc:"git for a plain URL, else the provider"`
-	CloneURL   string            `json:"clone_url" example:"https://github.com/acme/api.git" doc:"What git fetches"`
-	Repo       string            `json:"repo,omitempty" example:"acme/api" doc:"The provider's repository"`
-	BaseURL    string            `json:"base_url,omitempty" doc:"The provider's self-hosted server"`
-	Branch     string            `json:"branch" example:"main"`
-	Dockerfile string            `json:"dockerfile,omitempty" example:"Dockerfile"`
-	Context    string            `json:"context,omitempty" example:"."`
-	Target     string            `json:"target,omitempty"`
-	BuildArgs  map[string]string `json:"build_args,omitempty"`
-	Submodules bool              `json:"submodules,omitempty"`
-	Filter     GitFilter         `json:"filter"`
-	HasToken   bool              `json:"has_token" doc:"An access token is stored (it is never shown)"`
-	DeployKey  string            `json:"deploy_key,omitempty" example:"ssh-ed25519 AAAA… shop-api" doc:"SSH repositories: the public key to add to the repository as a read-only deploy key"`
-	KnownHosts string            `json:"known_hosts,omitempty" doc:"SSH repositories: the host keys pinned at the first fetch"`
-	WebhookURL string            `json:"webhook_url" example:"https://berth.example.com/hooks/x7Qm…" doc:"Where the provider delivers push events; its secret is revealed by POST …/source/webhook-secret"`
-	Provider   string            `json:"provider,omitempty" example:"github" doc:"Whose signature webhooks carry; absent for a plain URL, whose deliveries are recognised by their headers"`
+	Kind            string            `json:"kind" enum:"git,github,gitlab,gitea,bitbucket" doc:"git for a plain URL, else the provider"`
+	CloneURL        string            `json:"clone_url" example:"https://github.com/acme/api.git" doc:"What git fetches"`
+	Repo            string            `json:"repo,omitempty" example:"acme/api" doc:"The provider's repository"`
+	BaseURL         string            `json:"base_url,omitempty" doc:"The provider's self-hosted server"`
+	Branch          string            `json:"branch" example:"main"`
+	Dockerfile      string            `json:"dockerfile,omitempty" example:"Dockerfile"`
+	Context         string            `json:"context,omitempty" example:"."`
+	Target          string            `json:"target,omitempty"`
+	BuildArgs       map[string]string `json:"build_args,omitempty"`
+	Submodules      bool              `json:"submodules,omitempty"`
+	Filter          GitFilter         `json:"filter"`
+	HasToken        bool              `json:"has_token" doc:"An access token is stored (it is never shown)"`
+	DeployKey       string            `json:"deploy_key,omitempty" example:"ssh-ed25519 AAAA… shop-api" doc:"SSH repositories: the public key to add to the repository as a read-only deploy key"`
+	KnownHosts      string            `json:"known_hosts,omitempty" doc:"SSH repositories: the host keys pinned at the first fetch"`
+	WebhookURL      string            `json:"webhook_url" example:"https://berth.example.com/hooks/x7Qm…" doc:"Where the provider delivers push events; its secret is revealed by POST …/source/webhook-secret"`
+	Provider        string            `json:"provider,omitempty" example:"github" doc:"Whose signature webhooks carry; absent for a plain URL, whose deliveries are recognised by their headers"`
+	ProviderWebhook string            `json:"provider_webhook,omitempty" example:"created at https://gitea.example.com/acme/api" doc:"When the app was just created from a connection: whether its webhook was set up at the provider, or why not"`
 }
 
 // gitInput converts the wire form; errors name the field in the body.
@@ -837,6 +840,13 @@ func gitInput(g GitRequest) (deploy.GitInput, error) {
 		in.Filter = &webhook.Filter{Branches: g.Filter.Branches, Tags: g.Filter.Tags, WatchPaths: g.Filter.WatchPaths}
 	}
 	switch {
+	case g.Connection != "" && (g.URL != "" || g.BaseURL != ""):
+		return deploy.GitInput{}, &app.FieldError{Field: "git.connection", Message: "names the repository's server already: give repo (owner/name), not url or base_url"}
+	case g.Connection != "" && g.Provider != "" && g.Provider != string(webhook.Gitea):
+		return deploy.GitInput{}, &app.FieldError{Field: "git.provider", Message: "must be left out with a connection (its provider is the connection's)"}
+	case g.Connection != "":
+		in.Connection = g.Connection
+		in.Source.Variant = &gitsrc.Gitea{Repo: g.Repo}
 	case g.URL != "" && (g.Provider != "" || g.Repo != "" || g.BaseURL != ""):
 		return deploy.GitInput{}, &app.FieldError{Field: "git.url", Message: "and provider/repo/base_url are two ways to name the repository: give one"}
 	case g.URL != "":
@@ -871,7 +881,7 @@ func (s *server) sourceOf(ctx context.Context, g deploy.GitSource) *AppSource {
 		Dockerfile: g.Build.Dockerfile, Context: g.Build.Context, Target: g.Build.Target, BuildArgs: g.Build.Args, Submodules: g.Build.Submodules,
 		Filter:   GitFilter{Branches: nonNil(g.Filter.Branches), Tags: g.Filter.Tags, WatchPaths: nonNil(g.Filter.WatchPaths)},
 		HasToken: g.HasToken, DeployKey: g.DeployKey, KnownHosts: g.KnownHosts,
-		WebhookURL: s.publicURL(ctx) + deploy.WebhookPath(g.WebhookID), Provider: string(g.Provider),
+		WebhookURL: s.publicURL(ctx) + deploy.WebhookPath(g.WebhookID), Provider: string(g.Provider), ProviderWebhook: g.ProviderWebhook,
 	}
 	switch v := g.Source.Variant.(type) {
 	case *gitsrc.GitHub:

@@ -159,7 +159,8 @@ func newMatrixFixture(t *testing.T, a *auditEnv) *matrixFixture {
 
 // params fills in op's path parameters for role.
 func (f *matrixFixture) params(op matrixOp, role string) map[string]string {
-	p := map[string]string{"project": "shop", "app": "web", "domain": "www.shop.test", "user": "viewer@example.com"}
+	p := map[string]string{"project": "shop", "app": "web", "domain": "www.shop.test", "user": "viewer@example.com",
+		"name": "nope", "owner": "acme", "repo": "api"}
 	switch op.id {
 	case "delete-app":
 		p["app"] = "victim-" + role
@@ -197,6 +198,8 @@ func (f *matrixFixture) body(op matrixOp, role string) any {
 	switch op.id {
 	case "create-project":
 		return map[string]string{"name": "p-" + role}
+	case "create-connection":
+		return map[string]string{"name": "c-" + role, "provider": "gitea", "base_url": "https://gitea.invalid", "token": "t0ken"}
 	case "update-app-source":
 		return map[string]any{"provider": "github", "repo": "acme/api", "branch": "main"}
 	case "rename-project":

@@ -14,6 +14,7 @@ import (
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/auth"
 	"github.com/berthpaas/berth/internal/deploy"
+	"github.com/berthpaas/berth/internal/forge"
 	"github.com/berthpaas/berth/internal/gitsrc"
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/store"
@@ -41,6 +42,7 @@ func (s *server) problem(ctx context.Context, err error) error {
 		denied    *auth.ForbiddenError
 		throttled *auth.ThrottledError
 		locked    *auth.SecondFactorLockedError
+		provider  *forge.Error
 		status    huma.StatusError
 	)
 	switch {
@@ -101,6 +103,14 @@ func (s *server) problem(ctx context.Context, err error) error {
 		return huma.Error409Conflict(busy.Message)
 	case errors.Is(err, deploy.ErrBusy):
 		return huma.Error409Conflict("the app is busy; try again when its deployment has finished")
+	case errors.As(err, &provider):
+		// Written for users, naming the provider and what to do; never the token.
+		if errors.Is(err, forge.ErrNotFound) {
+			return huma.Error404NotFound(provider.Error())
+		}
+		return huma.Error502BadGateway(provider.Error())
+	case errors.Is(err, forge.ErrInvalid):
+		return huma.Error422UnprocessableEntity(err.Error())
 	case errors.Is(err, orchestrator.ErrEngineUnreachable):
 		return huma.Error503ServiceUnavailable("the container engine is unreachable; see GET " + Prefix + "/system/engine")
 	case errors.As(err, &status):

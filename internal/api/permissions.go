@@ -114,6 +114,12 @@ var permissions = map[string]authz.Permission{
 	"upload-certificate":   authz.DomainWrite,
 	"use-acme-certificate": authz.DomainWrite,
 
+	"list-connections":         authz.ConnectionRead,
+	"list-connection-repos":    authz.ConnectionRead,
+	"list-connection-branches": authz.ConnectionRead,
+	"create-connection":        authz.ConnectionWrite,
+	"delete-connection":        authz.ConnectionWrite,
+
 	"list-registries": authz.RegistryRead,
 	"get-registry":    authz.RegistryRead,
 	"create-registry": authz.RegistryWrite,

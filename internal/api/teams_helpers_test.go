@@ -31,6 +31,13 @@ func newTeamEnv(t *testing.T, publicURL string) *auditEnv { return newAPIEnv(t, 
 // owner signed in by token. publicURL is Deps.PublicURL.
 func newAPIEnv(t *testing.T, databaseURL, publicURL string) *auditEnv {
 	t.Helper()
+	return newAPIEnvWith(t, databaseURL, publicURL, deploy.BuildConfig{})
+}
+
+// newAPIEnvWith is newAPIEnv with builds configured as bc says (its queue
+// and PrivateHosts are the env's).
+func newAPIEnvWith(t *testing.T, databaseURL, publicURL string, bc deploy.BuildConfig) *auditEnv {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	db, err := store.Open(ctx, databaseURL, dir)
@@ -54,7 +61,8 @@ func newAPIEnv(t *testing.T, databaseURL, publicURL string) *auditEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr.WithBuilds(deploy.BuildConfig{Queue: q, PrivateHosts: true})
+	bc.Queue, bc.PrivateHosts = q, true
+	mgr.WithBuilds(bc)
 
 	e := &env{t: t, clock: &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}, logs: &lockedBuffer{}, secrets: &secretSet{}}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -370,6 +370,13 @@ func (m *Manager) UpdateGitSource(ctx context.Context, p auth.Principal, ref App
 	if c.Token != "" && c.RemoveToken {
 		return GitSource{}, &app.FieldError{Field: "git.remove_token", Message: "cannot go with a new token: give one or the other"}
 	}
+	var conn store.GitConnection
+	if c.Connection != "" {
+		var err error
+		if conn, err = m.fromConnection(ctx, p, &c.GitInput); err != nil {
+			return GitSource{}, err
+		}
+	}
 	if err := validateGit(&c.GitInput); err != nil {
 		return GitSource{}, err
 	}
@@ -397,6 +404,9 @@ func (m *Manager) UpdateGitSource(ctx context.Context, p auth.Principal, ref App
 	if gitHost(cloneURL(cur.Source)) != gitHost(cloneURL(next.Source)) {
 		// Neither the pinned keys nor the connection are the new host's.
 		next.KnownHosts, next.ConnectionID = "", ""
+	}
+	if conn.ID != "" {
+		next.ConnectionID = conn.ID
 	}
 	if t, _ := next.Source.Transport(); t == gitsrc.TransportSSH && next.SealedKey == "" {
 		key, err := gitsrc.GenerateDeployKey(ref.Project + "-" + ref.Name)
