@@ -282,7 +282,7 @@ func (s *Server) startBuilds(ctx context.Context) (*jobs.Queue, error) {
 	s.apps.WithBuilds(deploy.BuildConfig{
 		Queue: queue, Docker: docker, WorkDir: workDir, KeepImages: s.cfg.BuildKeepImages,
 		MaxCacheBytes: int64(s.cfg.BuildCacheMax) << 20, GitCAFile: s.cfg.GitCAFile, Registry: s.cfg.BuildRegistry,
-		PrivateHosts: s.cfg.GitPrivateHosts, Log: s.log,
+		PrivateHosts: s.cfg.GitPrivateHosts, PublicURL: s.cfg.PublicURL, Log: s.log,
 	})
 	if err := queue.Start(ctx); err != nil {
 		return nil, err
