@@ -242,7 +242,9 @@ func (e *Engine) transition(ctx context.Context, d store.Deployment, to string, 
 		if upd.Error != nil {
 			d.Error = *upd.Error
 		}
-		ended(ctx, d)
+		// Told apart from the deployment's own work: a slow listener (a
+		// provider's API) never holds up the app's next deployment.
+		e.wg.Go(func() { ended(context.WithoutCancel(ctx), d) })
 	}
 	return nil
 }
