@@ -382,6 +382,10 @@ func (m *Manager) RunBuild(ctx context.Context, j *jobs.Job[BuildJob]) error {
 		out.add("Build " + status + ": " + b.Error)
 	}
 	out.close()
+	if status == store.BuildSucceeded {
+		// Before the build is marked done: its deployment follows at once.
+		m.reportStatus(ctx, b, forge.StatePending, fmt.Sprintf("Build #%d done, deploying", b.Seq))
+	}
 	// A background context: a cancelled build is still recorded.
 	ended, err := m.db.FinishBuild(context.WithoutCancel(ctx), m.now(), b, status)
 	if err != nil {
@@ -389,11 +393,11 @@ func (m *Manager) RunBuild(ctx context.Context, j *jobs.Job[BuildJob]) error {
 	}
 	// Not ended here: cancelled meanwhile, and then nothing is deployed.
 	if !ended {
+		m.reportStatus(ctx, b, forge.StateError, "Build cancelled")
 		return nil
 	}
 	switch status {
 	case store.BuildSucceeded:
-		m.reportStatus(ctx, b, forge.StatePending, fmt.Sprintf("Build #%d done, deploying", b.Seq))
 		return m.deployBuild(context.WithoutCancel(ctx), b)
 	case store.BuildCancelled:
 		m.reportStatus(ctx, b, forge.StateError, "Build cancelled: "+b.Error)

@@ -134,6 +134,24 @@ func TestGitConnectionGitea(t *testing.T) {
 		t.Errorf("statuses of %s at Gitea: %v, want pending and success", b.Commit[:12], states)
 	}
 
+	// A commit that does not build ends in a failure status with the reason.
+	work := t.TempDir()
+	srv.Git(t, work, "clone", "--quiet", srv.URL+"/"+srv.User+"/shop.git", ".")
+	if err := os.WriteFile(filepath.Join(work, "Dockerfile"), []byte("FROM berth-fixture/debian:bookworm\nRUN exit 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv.Git(t, work, "commit", "--quiet", "-am", "break the build")
+	srv.Git(t, work, "push", "--quiet", "origin", "HEAD:main")
+	broken, err := g.mgr.StartBuild(ctx, g.p, ref, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken = g.waitBuild(broken, store.BuildFailed)
+	srv.API(t, "GET", "/api/v1/repos/"+srv.User+"/shop/commits/"+broken.Commit+"/statuses", nil, &got)
+	if len(got) == 0 || got[0].Status != "failure" || !strings.Contains(got[0].Description, "Build failed") {
+		t.Errorf("statuses of the broken commit: %+v, want failure first (newest)", got)
+	}
+
 	// Deleting the connection leaves the app building with its own token.
 	if err := g.mgr.DeleteConnection(ctx, g.p, "gitea"); err != nil {
 		t.Fatal(err)
