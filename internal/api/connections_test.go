@@ -34,14 +34,12 @@ func TestGitConnections(t *testing.T) {
 	}{
 		{map[string]string{"name": "gh", "provider": "github", "base_url": "https://github.com", "token": "x"}, "body.provider"},
 		{map[string]string{"name": "Bad", "provider": "gitea", "base_url": srv.URL, "token": srv.Token}, "body.name"},
-		{map[string]string{"name": "gitea", "provider": "gitea", "base_url": "http://" + strings.TrimPrefix(srv.URL, "https://"), "token": srv.Token}, ""},
+		{map[string]string{"name": "gitea", "provider": "gitea", "base_url": "http://" + strings.TrimPrefix(srv.URL, "https://"), "token": srv.Token}, "body.base_url"},
+		{map[string]string{"name": "gitea", "provider": "gitea", "base_url": "https://localhost:1", "token": srv.Token}, "body.base_url"},
 		{map[string]string{"name": "gitea", "provider": "gitea", "base_url": srv.URL, "token": "0123456789abcdef0123456789abcdef01234567"}, "body.token"},
 		{map[string]string{"name": "gitea", "provider": "gitea", "base_url": srv.URL}, "body.token"},
 	} {
-		res := a.call(http.StatusUnprocessableEntity, "POST", "/connections", c.body)
-		if c.location != "" {
-			fieldError(t, res, c.location, "")
-		}
+		fieldError(t, a.call(http.StatusUnprocessableEntity, "POST", "/connections", c.body), c.location, "")
 	}
 	var list api.ConnectionList
 	a.call(http.StatusOK, "GET", "/connections", nil).json(t, &list)

@@ -75,6 +75,9 @@ func (m *Manager) CreateConnection(ctx context.Context, p auth.Principal, in Con
 		return Connection{}, err
 	}
 	in.BaseURL = strings.TrimRight(strings.TrimSpace(in.BaseURL), "/")
+	if !strings.HasPrefix(in.BaseURL, "https://") {
+		return Connection{}, &app.FieldError{Field: "base_url", Message: "must start with https://: the token goes with every request"}
+	}
 	if in.Token == "" || strings.ContainsAny(in.Token, "\r\n ") {
 		return Connection{}, &app.FieldError{Field: "token", Message: "is required: an access token of the provider account, on one line"}
 	}
@@ -92,8 +95,11 @@ func (m *Manager) CreateConnection(ctx context.Context, p auth.Principal, in Con
 	cctx, cancel := context.WithTimeout(ctx, forgeTimeout)
 	defer cancel()
 	account, err := client.Account(cctx)
-	if err != nil {
+	switch {
+	case errors.Is(err, forge.ErrUnauthorized), errors.Is(err, forge.ErrForbidden):
 		return Connection{}, &app.FieldError{Field: "token", Message: err.Error()}
+	case err != nil:
+		return Connection{}, &app.FieldError{Field: "base_url", Message: err.Error()}
 	}
 	c := store.GitConnection{ID: store.NewID("gcn"), OrganizationID: p.Organization.ID, Name: in.Name, Provider: in.Provider,
 		BaseURL: in.BaseURL, Account: account, CreatedBy: p.User.ID}
