@@ -245,47 +245,64 @@ type createFlags struct {
 }
 
 // gitFlags say where an app built from git gets its code and how it is built.
+// The repository is --git URL, or --connection NAME with --repo OWNER/NAME.
 type gitFlags struct {
-	git, branch, dockerfile, context, target string
-	buildArgs, watchPaths                    []string
-	tokenStdin, deployTags, submodules       bool
+	git, connection, repo               string
+	branch, dockerfile, context, target string
+	buildArgs, watchPaths               []string
+	tokenStdin, deployTags, submodules  bool
 }
 
+// fromGit reports whether a flag naming a repository was given: the app is
+// built from git, and gitRequest checks the rest.
+func (f *gitFlags) fromGit() bool { return f.git != "" || f.connection != "" || f.repo != "" }
+
 func (f *createFlags) bind(cmd *cobra.Command) {
-	f.specFlags.bind(cmd, "image to run, e.g. nginx:1.27 (required unless --git)")
+	f.specFlags.bind(cmd, "image to run, e.g. nginx:1.27 (required unless --git or --connection)")
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.env, "env", nil, "variable KEY=VALUE (repeatable)")
 	fl.StringVar(&f.envFile, "env-file", "", "read variables from a .env file (--env wins over it)")
 	fl.StringVar(&f.git, "git", "", "build the app from this git repository (https://…, ssh://… or git@host:owner/repo.git) instead of running --image")
-	fl.StringVar(&f.branch, "branch", "", "--git: the branch deploys build and pushes deploy (default main)")
-	fl.StringVar(&f.dockerfile, "dockerfile", "", "--git: the Dockerfile, relative to --context (default Dockerfile)")
-	fl.StringVar(&f.context, "context", "", "--git: the build context, relative to the repository root (default the root)")
-	fl.StringVar(&f.target, "target", "", "--git: the stage of a multi-stage Dockerfile to build (default the last)")
-	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "--git: ARG value KEY=VALUE; it stays in the image's history, so never a secret (repeatable)")
-	fl.StringArrayVar(&f.watchPaths, "watch-path", nil, "--git: deploy a push only when it changes a file matching this pattern, e.g. api/** (repeatable)")
-	fl.BoolVar(&f.tokenStdin, "git-token-stdin", false, "--git: read an access token for a private HTTPS repository from stdin; stored encrypted, never shown again")
-	fl.BoolVar(&f.deployTags, "deploy-tags", false, "--git: tag pushes deploy the tagged commit too")
-	fl.BoolVar(&f.submodules, "submodules", false, "--git: also fetch the repository's submodules")
+	fl.StringVar(&f.connection, "connection", "", "build the app from a repository of this git connection (with --repo) instead of running --image; its webhook is set up at the provider (see berth connection)")
+	fl.StringVar(&f.repo, "repo", "", "--connection: the repository, OWNER/NAME (berth connection repos NAME lists them)")
+	fl.StringVar(&f.branch, "branch", "", "--git/--connection: the branch deploys build and pushes deploy (default main)")
+	fl.StringVar(&f.dockerfile, "dockerfile", "", "--git/--connection: the Dockerfile, relative to --context (default Dockerfile)")
+	fl.StringVar(&f.context, "context", "", "--git/--connection: the build context, relative to the repository root (default the root)")
+	fl.StringVar(&f.target, "target", "", "--git/--connection: the stage of a multi-stage Dockerfile to build (default the last)")
+	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "--git/--connection: ARG value KEY=VALUE; it stays in the image's history, so never a secret (repeatable)")
+	fl.StringArrayVar(&f.watchPaths, "watch-path", nil, "--git/--connection: deploy a push only when it changes a file matching this pattern, e.g. api/** (repeatable)")
+	fl.BoolVar(&f.tokenStdin, "git-token-stdin", false, "--git: read an access token for a private HTTPS repository from stdin (--connection: instead of the connection's); stored encrypted, never shown again")
+	fl.BoolVar(&f.deployTags, "deploy-tags", false, "--git/--connection: tag pushes deploy the tagged commit too")
+	fl.BoolVar(&f.submodules, "submodules", false, "--git/--connection: also fetch the repository's submodules")
 }
 
-// gitRequest checks the git flags and builds the source; nil without --git.
+// gitRequest checks the git flags and builds the source; nil without --git
+// or --connection.
 func (f *createFlags) gitRequest(cmd *cobra.Command) (*api.GitRequest, error) {
-	if f.git == "" {
+	switch {
+	case !f.fromGit():
 		for _, name := range []string{"branch", "dockerfile", "context", "target", "build-arg", "watch-path", "git-token-stdin", "deploy-tags", "submodules"} {
 			if cmd.Flags().Changed(name) {
-				return nil, fmt.Errorf("--%s is for apps built from git: add --git URL", name)
+				return nil, fmt.Errorf("--%s is for apps built from git: add --git URL, or --connection NAME --repo OWNER/NAME", name)
 			}
 		}
 		return nil, nil
-	}
-	if f.image != "" {
+	case f.git != "" && (f.connection != "" || f.repo != ""):
+		return nil, errors.New("--git and --connection/--repo are two ways to name the repository: give one (--git URL, or --connection NAME --repo OWNER/NAME)")
+	case f.connection != "" && f.repo == "":
+		return nil, fmt.Errorf("--connection needs --repo OWNER/NAME: the repository to build (berth connection repos %s lists them)", f.connection)
+	case f.repo != "" && f.connection == "":
+		return nil, errors.New("--repo needs --connection NAME: the git connection the repository is reached through (berth connection list shows them)")
+	case f.image != "" && f.git != "":
 		return nil, errors.New("--git and --image are two ways to get the app's image: give one (--git builds it from the repository)")
+	case f.image != "":
+		return nil, errors.New("--connection and --image are two ways to get the app's image: give one (--connection builds it from the repository)")
 	}
 	args, err := parseAssignments(f.buildArgs, "--build-arg")
 	if err != nil {
 		return nil, err
 	}
-	g := &api.GitRequest{URL: f.git, Branch: f.branch, Dockerfile: f.dockerfile, Context: f.context, Target: f.target, Submodules: f.submodules}
+	g := &api.GitRequest{URL: f.git, Connection: f.connection, Repo: f.repo, Branch: f.branch, Dockerfile: f.dockerfile, Context: f.context, Target: f.target, Submodules: f.submodules}
 	if len(args) > 0 {
 		g.BuildArgs = args
 	}
@@ -306,11 +323,11 @@ func (f *createFlags) gitRequest(cmd *cobra.Command) (*api.GitRequest, error) {
 
 // spec checks the flags and builds the spec; every error names its flag.
 func (f *createFlags) spec(cmd *cobra.Command) (api.AppSpec, map[string]string, error) {
-	if f.image == "" && f.git == "" {
-		return api.AppSpec{}, nil, errors.New("--image is required (or --git to build the app from a repository)")
+	if f.image == "" && !f.fromGit() {
+		return api.AppSpec{}, nil, errors.New("--image is required (or --git, or --connection and --repo, to build the app from a repository)")
 	}
 	var s api.AppSpec
-	if err := f.apply(&s, func(flag string) bool { return flag != "image" || f.git == "" }); err != nil {
+	if err := f.apply(&s, func(flag string) bool { return flag != "image" || !f.fromGit() }); err != nil {
 		return api.AppSpec{}, nil, err
 	}
 	env := map[string]string{}
@@ -528,16 +545,19 @@ func appCreateCmd() *cobra.Command {
 		cf    createFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "create PROJECT/APP (--image IMAGE | --git URL)",
+		Use:   "create PROJECT/APP (--image IMAGE | --git URL | --connection NAME --repo OWNER/NAME)",
 		Short: "Create an app from an image or a git repository; it runs once deployed",
-		Long: "Create an app from an image, or built from a git repository with --git. Nothing runs until berth app deploy " +
-			"(or, for --git, a push the app's webhook receives: see berth app webhook). " + appRefHelp,
+		Long: "Create an app from an image, or built from a git repository: by URL with --git, or picked through a git\n" +
+			"connection with --connection and --repo (see berth connection), which also sets the app's webhook up at the\n" +
+			"provider. Nothing runs until berth app deploy (or, for an app built from git, a push the app's webhook\n" +
+			"receives: see berth app webhook). " + appRefHelp,
 		Example: "  berth app create shop/web --image nginx:1.27 --port 80 --replicas 2 --memory 256m --health-path /healthz\n" +
 			"  berth app create shop/db --image postgres:17 --env-file db.env --volume data:/var/lib/postgresql/data:single-writer \\\n" +
 			"      --health-cmd 'pg_isready -U postgres'\n" +
 			"  berth app create shop/api --image ghcr.io/acme/api:1 --file /etc/api/config.yml=@./config.yml --secret-file /run/secrets/key=@./key.pem\n" +
 			"  berth app create shop/api --git https://git.example.com/shop/api.git --branch main --dockerfile Dockerfile --port 8080\n" +
-			"  echo \"$TOKEN\" | berth app create shop/api --git https://github.com/acme/api.git --git-token-stdin --watch-path 'api/**' --port 8080",
+			"  echo \"$TOKEN\" | berth app create shop/api --git https://github.com/acme/api.git --git-token-stdin --watch-path 'api/**' --port 8080\n" +
+			"  berth app create shop/api --connection gitea --repo acme/api --branch main --port 8080",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := parseAppRef(args[0])
@@ -564,6 +584,9 @@ func appCreateCmd() *cobra.Command {
 			if s := a.Source; s != nil {
 				fmt.Fprintf(out, "Created app %s (%s), built from %s (branch %s).\n", ref, a.ID, printable(s.CloneURL), printable(s.Branch))
 				fmt.Fprintf(out, "Webhook URL: %s (secret and setup: berth app webhook %s)\n", s.WebhookURL, ref)
+				if s.ProviderWebhook != "" {
+					fmt.Fprintf(out, "Webhook at the provider: %s\n", printable(s.ProviderWebhook))
+				}
 				if s.DeployKey != "" {
 					fmt.Fprintf(out, "Add this read-only deploy key to the repository:\n  %s\n", s.DeployKey)
 				}

@@ -23,6 +23,13 @@ import (
 // queue that never runs them: the tests play the builder through the store.
 func newBuildServer(t *testing.T) *appServer {
 	t.Helper()
+	return newBuildServerWith(t, deploy.BuildConfig{})
+}
+
+// newBuildServerWith is newBuildServer with cfg's build settings (a git CA
+// file, say); the queue and PrivateHosts are newBuildServer's.
+func newBuildServerWith(t *testing.T, cfg deploy.BuildConfig) *appServer {
+	t.Helper()
 	isolate(t)
 	ctx := context.Background()
 	db, err := store.Open(ctx, "", t.TempDir())
@@ -46,7 +53,8 @@ func newBuildServer(t *testing.T) *appServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr.WithBuilds(deploy.BuildConfig{Queue: q, PrivateHosts: true}) // the test hosts do not resolve here
+	cfg.Queue, cfg.PrivateHosts = q, true // the test hosts do not resolve here
+	mgr.WithBuilds(cfg)
 	mux := http.NewServeMux()
 	api.Register(mux, api.Deps{
 		Auth: auth.New(db, auth.Options{}), Engine: fakeEngine{}, Apps: mgr, Log: log,

@@ -1,6 +1,7 @@
 // Package cli owns the client side of the `berth` command: the commands that
 // talk to a Berth server over its REST API (setup, login, logout, whoami,
-// token, project, env, app, build, logs, org, member, invite), the login state they keep in the CLI
+// token, project, env, app, build, logs, registry, connection, domain, audit,
+// account, org, member, invite), the login state they keep in the CLI
 // config file, and the typed API client they share.
 package cli
 
@@ -23,7 +24,7 @@ import (
 // AddCommands adds the client commands to root.
 func AddCommands(root *cobra.Command) {
 	root.AddCommand(setupCmd(), loginCmd(), logoutCmd(), whoamiCmd(), tokenCmd(),
-		projectCmd(), envCmd(), appCmd(), buildCmd(), logsCmd(), registryCmd(), domainCmd(), auditCmd(), accountCmd(),
+		projectCmd(), envCmd(), appCmd(), buildCmd(), logsCmd(), registryCmd(), connectionCmd(), domainCmd(), auditCmd(), accountCmd(),
 		orgCmd(), memberCmd(), inviteCmd())
 }
 
