@@ -599,6 +599,13 @@ func (u *ui) newAppView(r *http.Request, p auth.Principal, env string) (newAppVi
 	}
 	v := newAppView{Layout: u.layout(r, &p, "New app · "+project, "projects"), Project: project, ProjectURL: projectURL(project)}
 	v.Form = newAppForm(p.CSRFToken, projectURL(project)+"/apps", names, env)
+	if p.Can(authz.ConnectionRead) {
+		cs, err := u.d.Apps.Connections(r.Context(), p)
+		if err != nil {
+			return newAppView{}, err
+		}
+		v.Form.Git.withConnections(cs)
+	}
 	return v, nil
 }
 
@@ -620,12 +627,14 @@ func (u *ui) createApp(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	var gitIn deploy.GitInput
 	if git {
 		gitIn = parseGitForm(r.PostFormValue, errs)
+		gitIn.WebhookBase = u.webhookBase(r)
 	}
 	if len(errs) == 0 {
 		var a store.App
+		var created deploy.GitSource
 		var err error
 		if git {
-			a, _, err = u.d.Apps.CreateGitApp(r.Context(), p, deploy.CreateAppInput{Ref: ref, Spec: in.Spec, Env: in.Vars}, gitIn)
+			a, created, err = u.d.Apps.CreateGitApp(r.Context(), p, deploy.CreateAppInput{Ref: ref, Spec: in.Spec, Env: in.Vars}, gitIn)
 		} else {
 			a, err = u.d.Apps.CreateApp(r.Context(), p, deploy.CreateAppInput{Ref: ref, Spec: in.Spec, Env: in.Vars})
 		}
@@ -640,7 +649,11 @@ func (u *ui) createApp(w http.ResponseWriter, r *http.Request, p auth.Principal)
 				seeOther(w, r, buildURL(ref, b.Seq))
 				return
 			}
-			seeOther(w, r, withNotice(appURL(ref, "/source"), "git-app-created"))
+			target := withNotice(appURL(ref, "/source"), "git-app-created")
+			if created.ProviderWebhook != "" {
+				target += "&" + webhookNoteQuery(p, created.ProviderWebhook)
+			}
+			seeOther(w, r, target)
 			return
 		case err == nil:
 			if r.PostFormValue("then") == "deploy" {
@@ -672,6 +685,7 @@ func (u *ui) createApp(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		return
 	}
 	v.Form.fill(r.PostFormValue)
+	v.Form.Git.selectConnection(r.PostFormValue("git_provider"))
 	v.Form.Name.Autofocus = false
 	errs.apply(v.Form.fields()...)
 	v.Form.FormError = formErrorSummary(errs)

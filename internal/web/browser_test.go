@@ -164,52 +164,11 @@ func TestBrowser(t *testing.T) {
 	}
 	base := e.srv.URL
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 900),
-	)
 	// The whole walk takes 60 s on a quiet machine and over 150 s on a
 	// loaded CI host, so only each step has a deadline: a hang fails at
 	// its step within a minute, slowness elsewhere does not.
-	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
-	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	problems := &consoleProblems{}
-	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithListener(problems.listen))
-	defer cancelTab()
-
-	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: reportCSP}); err != nil {
-		t.Fatalf("install CSP reporter: %v", err)
-	}
-
-	// stepExpecting runs actions and fails on any console problem except
-	// the failed load of a page that answers with the expected status.
-	stepExpecting := func(status, name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		stepCtx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := chromedp.Do(stepCtx, actions...); err != nil {
-			if buf, serr := chromedp.Run(ctx, chromedp.FullScreenshot(100)); serr == nil {
-				os.WriteFile(filepath.Join(shots, "failed.png"), buf, 0o644)
-			}
-			t.Fatalf("%s: %v (screenshot failed.png)", name, err)
-		}
-		for _, p := range problems.take() {
-			if status == "" || !strings.Contains(p, "status of "+status) {
-				t.Errorf("%s: %s", name, p)
-			}
-		}
-	}
+	c := newChrome(t, chromium, shots, 8*time.Minute)
+	ctx, problems, stepExpecting := c.ctx, c.problems, c.stepExpecting
 	// clickInPlace clicks an element by dispatching the click to it, not at
 	// its coordinates: the Domains tab's list refreshes itself every 2 s
 	// while certificates are pending, and a row growing or shrinking moves
@@ -218,22 +177,7 @@ func TestBrowser(t *testing.T) {
 	clickInPlace := func(sel string) chromedp.Action[chromedp.Void] {
 		return chromedp.Evaluate[chromedp.Void](`document.querySelector(` + strconv.Quote(sel) + `).click()`)
 	}
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		stepExpecting("", name, actions...)
-	}
-	screenshot := func(name string) {
-		t.Helper()
-		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		path := filepath.Join(shots, name+".png")
-		if err := os.WriteFile(path, buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", path)
-	}
+	step, screenshot := c.step, c.screenshot
 	eval := func(expr string) string {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
@@ -962,4 +906,82 @@ func TestBrowser(t *testing.T) {
 	if got := problems.take(); len(got) == 0 {
 		t.Error("an injected inline style produced no CSP report; the console watcher is blind")
 	}
+}
+
+// chrome is a Chromium tab under the production CSP whose console problems
+// (errors, uncaught exceptions, CSP violations) fail the step they happen in.
+type chrome struct {
+	t        *testing.T
+	ctx      context.Context
+	shots    string
+	problems *consoleProblems
+}
+
+// newChrome starts Chromium for the test, for at most timeout in all.
+func newChrome(t *testing.T, chromium, shots string, timeout time.Duration) *chrome {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1440, 900),
+	)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	c := &chrome{t: t, shots: shots, problems: &consoleProblems{}}
+	var cancelTab context.CancelFunc
+	c.ctx, cancelTab = chromedp.NewContext(allocCtx, chromedp.WithListener(c.problems.listen))
+	t.Cleanup(cancelTab)
+	if _, err := chromedp.Call(c.ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: reportCSP}); err != nil {
+		t.Fatalf("install CSP reporter: %v", err)
+	}
+	return c
+}
+
+// stepExpecting runs actions within a minute and fails on any console
+// problem except the failed load of a page that answers with the expected
+// status.
+func (c *chrome) stepExpecting(status, name string, actions ...chromedp.Action[chromedp.Void]) {
+	c.t.Helper()
+	stepCtx, cancel := context.WithTimeout(c.ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(stepCtx, actions...); err != nil {
+		if buf, serr := chromedp.Run(c.ctx, chromedp.FullScreenshot(100)); serr == nil {
+			os.WriteFile(filepath.Join(c.shots, "failed.png"), buf, 0o644)
+		}
+		c.t.Fatalf("%s: %v (screenshot failed.png)", name, err)
+	}
+	for _, p := range c.problems.take() {
+		if status == "" || !strings.Contains(p, "status of "+status) {
+			c.t.Errorf("%s: %s", name, p)
+		}
+	}
+}
+
+func (c *chrome) step(name string, actions ...chromedp.Action[chromedp.Void]) {
+	c.t.Helper()
+	c.stepExpecting("", name, actions...)
+}
+
+// screenshot saves the whole page as shots/name.png.
+func (c *chrome) screenshot(name string) {
+	c.t.Helper()
+	buf, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		c.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(c.shots, name+".png")
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Logf("screenshot: %s", path)
 }

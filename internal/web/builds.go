@@ -131,6 +131,9 @@ type sourceView struct {
 	KnownHosts string
 	Webhook    webhookView
 	Guides     []webhookGuide
+	// WebhookNotice says, right after the app was made from a git
+	// connection, whether its webhook was set up at the provider.
+	WebhookNotice *Notice
 	// EditURL opens the form that changes the source, for those who may
 	// change the app; Edit is that form, when open.
 	EditURL string
@@ -301,6 +304,7 @@ func (u *ui) appSource(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if n, ok := sourceNotices[r.URL.Query().Get("notice")]; ok {
 		v.Notice = &n
 	}
+	s.WebhookNotice = webhookNotice(r, p)
 	v.Source = s
 	u.render(w, r, http.StatusOK, "app", v)
 }

@@ -33,6 +33,9 @@ type gitForm struct {
 	BuildArgs  Field
 	WatchPaths Field
 	Tags       Field
+	// Connections are the organization's git connections, offered as
+	// provider choices by the new-app form ("connection:<name>").
+	Connections []Option
 }
 
 // gitProviders are the provider choices; "git" is any server by URL.
@@ -85,6 +88,22 @@ func parseGitForm(get func(string) string, errs fieldErrors) deploy.GitInput {
 		proto = gitsrc.TransportSSH
 	}
 	provider := get("git_provider")
+	if conn, ok := connectionOf(provider); ok {
+		// The connection knows the server and the token; owner/name is
+		// the repository, also when pasted as its address.
+		repo, _ = providerRepo(gitsrc.KindGitea, repo, "")
+		in := parseGitBuild(get, errs)
+		in.Connection = conn
+		if repo != "" {
+			in.Source.Variant = &gitsrc.Gitea{Repo: repo}
+		}
+		return in
+	}
+	return parseGitSource(get, errs, provider, repo, base, proto)
+}
+
+// parseGitSource reads a source given by URL or by provider repository.
+func parseGitSource(get func(string) string, errs fieldErrors, provider, repo, base string, proto gitsrc.Transport) deploy.GitInput {
 	if provider != "" && provider != "git" {
 		repo, base = providerRepo(gitsrc.Kind(provider), repo, base)
 	}
@@ -105,11 +124,19 @@ func parseGitForm(get func(string) string, errs fieldErrors) deploy.GitInput {
 	default:
 		errs["git_provider"] = "must be one of the listed choices"
 	}
+	in := parseGitBuild(get, errs)
+	in.Source = src
+	in.Token = strings.TrimSpace(get("git_token"))
+	return in
+}
+
+// parseGitBuild reads the branch, build and filter inputs.
+func parseGitBuild(get func(string) string, errs fieldErrors) deploy.GitInput {
 	branch := strings.TrimSpace(get("git_branch"))
 	if branch == "" {
 		branch = "main"
 	}
-	in := deploy.GitInput{Source: src, Branch: branch, Token: strings.TrimSpace(get("git_token")),
+	in := deploy.GitInput{Branch: branch,
 		Build: store.BuildSettings{
 			Dockerfile: strings.TrimSpace(get("git_dockerfile")),
 			Context:    strings.TrimSpace(get("git_context")),
@@ -165,6 +192,8 @@ func gitFormField(field, msg string) (string, string, bool) {
 		return "git_branch", msg, true
 	case strings.HasPrefix(field, "git.filter.watch_paths"):
 		return "git_watch_paths", msg, true
+	case field == "git.connection":
+		return "git_provider", msg, true
 	case field == "git.base_url":
 		return "git_base_url", msg, true
 	case field == "git.remove_token":

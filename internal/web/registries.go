@@ -32,6 +32,8 @@ type settingsPageView struct {
 	settingsView
 	Org        *orgSettingsView
 	Registries *registriesView // nil when the server runs without apps, or the role may not read them
+	// Connections is the git connections section; nil like Registries.
+	Connections *connectionsView
 }
 
 // registriesView is the registries section; htmx swaps it as a whole.
@@ -101,7 +103,17 @@ func (u *ui) registriesView(r *http.Request, p auth.Principal) (registriesView, 
 func (u *ui) settingsPageView(r *http.Request, p auth.Principal) (settingsPageView, error) {
 	v := settingsPageView{settingsView: settingsView{Layout: u.layout(r, &p, "Settings", "settings"), Organization: p.Organization.Name, ServerURL: u.serverURL(r)},
 		Org: orgSettingsOf(p)}
-	if u.d.Apps == nil || !p.Can(authz.RegistryRead) {
+	if u.d.Apps == nil {
+		return v, nil
+	}
+	if p.Can(authz.ConnectionRead) {
+		cv, err := u.connectionsView(r, p)
+		if err != nil {
+			return v, err
+		}
+		v.Connections = &cv
+	}
+	if !p.Can(authz.RegistryRead) {
 		return v, nil
 	}
 	rv, err := u.registriesView(r, p)
@@ -117,6 +129,9 @@ func (u *ui) settingsPage(w http.ResponseWriter, r *http.Request, p auth.Princip
 	}
 	if n, ok := registryNotices[r.URL.Query().Get("notice")]; ok && v.Registries != nil {
 		v.Registries.Notice = &n
+	}
+	if n, ok := connectionNotices[r.URL.Query().Get("notice")]; ok && v.Connections != nil {
+		v.Connections.Notice = &n
 	}
 	if n, ok := orgNotices[r.URL.Query().Get("notice")]; ok {
 		v.Org.Notice = &n

@@ -48,7 +48,8 @@ type Deps struct {
 }
 
 // Register mounts the UI on mux: /, /setup, /login, /logout, /account (+ token
-// and password actions), /settings (+ organization, registries), /members (+
+// and password actions), /settings (+ organization, registries, git
+// connections and their repositories and branches under /connections), /members (+
 // invitations, roles, grants), /organizations (switch, create), the public
 // /invitations/accept, /projects (+ projects, environments, apps
 // and their deployments, logs, variables and domains), /system, /proxy (with
@@ -80,6 +81,7 @@ func Register(mux *http.ServeMux, d Deps) {
 	u.registerProjects(mux)
 	u.registerSource(mux)
 	u.registerSettings(mux)
+	u.registerConnections(mux)
 	u.registerProxy(mux)
 	u.registerAudit(mux)
 	u.registerOrganizations(mux)
