@@ -153,7 +153,9 @@ func TestGitConnectionGitea(t *testing.T) {
 	broken = g.waitBuild(broken, store.BuildFailed)
 	// Statuses of one second come back in no fixed order.
 	got = statuses(broken.Commit, "failure")
-	if !slices.ContainsFunc(got, func(s giteaStatus) bool { return s.Status == "failure" && strings.Contains(s.Description, "Build failed") }) {
+	if !slices.ContainsFunc(got, func(s giteaStatus) bool {
+		return s.Status == "failure" && strings.Contains(s.Description, "Build failed")
+	}) {
 		t.Errorf("statuses of the broken commit: %+v, want a failure saying the build failed", got)
 	}
 
