@@ -458,11 +458,13 @@ const MaxLogLine = 8192
 // status, duration_ms, backend and server, left as plain numbers and names).
 // Values the client chose (host, path) pass through HAProxy's json
 // converter, which escapes them; the others are HAProxy's own names, words
-// and numbers. The time is when the log line was written, in UTC with
-// milliseconds (zero-padded by cutting the 1 off 1000 + ms, without a
-// regular expression); level and msg match the controller's own records.
+// and numbers. The time is when the request was accepted, in seconds since
+// the epoch with milliseconds: the controller writes it as an RFC 3339
+// string when it passes the line on (formatting it here, with strftime per
+// request, cost HAProxy ~1.3 µs of its ~20 µs per request); level and msg
+// match the controller's own records.
 var accessLog = strings.Join([]string{
-	`{"time":"%[date,utime(%Y-%m-%dT%H:%M:%S)].%[date_us,div(1000),add(1000),lower,bytes(1)]Z"`,
+	`{"time":%Ts.%ms`,
 	`"level":"INFO"`,
 	`"msg":"access"`,
 	`"client":"%ci"`,

@@ -21,8 +21,8 @@ const (
 // haproxy.LogListener). HAProxy writes each request as one JSON object in
 // proxy's access log format; accessLog counts it in traffic and copies the
 // line unchanged to out, buffered, so a request costs a scan for the few
-// fields the counters read and a copy, not a JSON decode and encode and a
-// write of its own. Lines that are not access log lines are HAProxy's own
+// fields the counters read and a copy (with the time made readable), not a
+// JSON decode and encode and a write of its own. Lines that are not access log lines are HAProxy's own
 // messages: logged as "haproxy" records, as from its standard error. Write
 // may be called from several goroutines (one per HAProxy worker).
 type accessLog struct {
@@ -33,6 +33,11 @@ type accessLog struct {
 	mu    sync.Mutex
 	buf   []byte
 	timer *time.Timer // writes buf out accessLogFlush after its first line
+	// sec and date cache the RFC 3339 form of the last second seen
+	// ("2006-01-02T15:04:05."): lines come in order, so one formatting a
+	// second serves them all.
+	sec  int64
+	date []byte
 }
 
 func newAccessLog(log *slog.Logger, tr *traffic, out io.Writer) *accessLog {
@@ -80,11 +85,38 @@ func (a *accessLog) emit(line []byte) {
 			a.timer.Reset(accessLogFlush)
 		}
 	}
-	a.buf = append(a.buf, line...)
+	a.buf = a.appendLine(a.buf, line)
 	a.buf = append(a.buf, '\n')
 	if len(a.buf) >= accessLogBuffer {
 		a.flushLocked()
 	}
+}
+
+// appendLine appends line to buf with its time, HAProxy's epoch seconds
+// and milliseconds (`{"time":1893553445.678,`), as an RFC 3339 string in
+// UTC (`{"time":"2030-01-02T03:04:05.678Z",`); a line of another shape is
+// appended unchanged.
+func (a *accessLog) appendLine(buf, line []byte) []byte {
+	rest, ok := bytes.CutPrefix(line, []byte(`{"time":`))
+	dot := bytes.IndexByte(rest, '.')
+	if !ok || dot < 1 || dot > 12 || len(rest) < dot+5 || rest[dot+4] != ',' {
+		return append(buf, line...)
+	}
+	var sec int64
+	for _, c := range rest[:dot] {
+		if c < '0' || c > '9' {
+			return append(buf, line...)
+		}
+		sec = sec*10 + int64(c-'0')
+	}
+	if sec != a.sec || a.date == nil {
+		a.sec, a.date = sec, time.Unix(sec, 0).UTC().AppendFormat(a.date[:0], "2006-01-02T15:04:05.")
+	}
+	buf = append(buf, `{"time":"`...)
+	buf = append(buf, a.date...)
+	buf = append(buf, rest[dot+1:dot+4]...)
+	buf = append(buf, `Z"`...)
+	return append(buf, rest[dot+4:]...)
 }
 
 // Flush writes out the buffered lines.

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -18,10 +19,10 @@ import (
 // format) a recent request shows, decoded only for the requests a status
 // report carries.
 type accessRecord struct {
-	Time   time.Time `json:"time"`
-	Host   string    `json:"host"`
-	Method string    `json:"method"`
-	Path   string    `json:"path"`
+	Time   json.Number `json:"time"` // seconds since the epoch, with milliseconds
+	Host   string      `json:"host"`
+	Method string      `json:"method"`
+	Path   string      `json:"path"`
 }
 
 // accessFields are what the counters read of every access log line.
@@ -308,9 +309,19 @@ func (tr *traffic) snapshot() ([]proxy.ReleaseTraffic, []proxy.Request, map[stri
 		var rec accessRecord
 		_ = json.Unmarshal(line, &rec)
 		r := &recent[i]
-		r.Time, r.Method, r.Host, r.Path = rec.Time, rec.Method, rec.Host, truncate(rec.Path, proxy.MaxRecentPath)
+		r.Time, r.Method, r.Host, r.Path = epochTime(rec.Time), rec.Method, rec.Host, truncate(rec.Path, proxy.MaxRecentPath)
 	}
 	return counts, recent, marks
+}
+
+// epochTime is HAProxy's log time, seconds since the epoch with
+// milliseconds, as a time in UTC (zero if it is not a number).
+func epochTime(n json.Number) time.Time {
+	f, err := n.Float64()
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(math.Round(f * 1000))).UTC()
 }
 
 // reported drops the recent requests a report carried (and the older ones

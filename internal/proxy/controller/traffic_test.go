@@ -35,7 +35,7 @@ func TestTrafficCountsPerRelease(t *testing.T) {
 		{Backend: proxy.DefaultBackend, Server: "<NOSRV>", Status: 503},              // unrouted host
 		{Backend: proxy.ACMEBackend, Server: "acme", Status: 200},
 	} {
-		r.Time, r.Method, r.Host, r.Path = at, "GET", "web.test", "/"
+		r.Time, r.Method, r.Host, r.Path = float64(at.UnixMilli())/1000, "GET", "web.test", "/"
 		if !tr.record(r.line()) {
 			t.Fatalf("line of %+v not taken", r)
 		}
@@ -154,16 +154,16 @@ func TestTrafficRecentIsBounded(t *testing.T) {
 
 // testRequest is an access log line's fields, in the log's order.
 type testRequest struct {
-	Time       time.Time `json:"time"`
-	Client     string    `json:"client"`
-	Host       string    `json:"host"`
-	Method     string    `json:"method"`
-	Path       string    `json:"path"`
-	Status     int       `json:"status"`
-	Bytes      int       `json:"bytes"`
-	DurationMs int64     `json:"duration_ms"`
-	Backend    string    `json:"backend"`
-	Server     string    `json:"server"`
+	Time       float64 `json:"time"` // seconds since the epoch, as HAProxy writes it
+	Client     string  `json:"client"`
+	Host       string  `json:"host"`
+	Method     string  `json:"method"`
+	Path       string  `json:"path"`
+	Status     int     `json:"status"`
+	Bytes      int     `json:"bytes"`
+	DurationMs int64   `json:"duration_ms"`
+	Backend    string  `json:"backend"`
+	Server     string  `json:"server"`
 }
 
 func (r testRequest) line() []byte {
@@ -181,26 +181,28 @@ func TestAccessLogCountsAndPassesLinesOn(t *testing.T) {
 	tr.setTable(trafficTable())
 	var logs, out bytes.Buffer
 	a := newAccessLog(slog.New(slog.NewTextHandler(&logs, nil)), tr, &out)
-	line := `{"time":"2030-01-02T03:04:05.678Z","level":"INFO","msg":"access","client":"10.0.0.1","host":"web.test","method":"POST","path":"/a\"status\":1","status":201,"bytes":2,"duration_ms":7,"backend":"be_app_web","server":"berth-web-2-3","termination":"----"}`
+	const fields = `"level":"INFO","msg":"access","client":"10.0.0.1","host":"web.test","method":"POST","path":"/a\"status\":1","status":201,"bytes":2,"duration_ms":7,"backend":"be_app_web","server":"berth-web-2-3","termination":"----"}`
+	line := `{"time":1893553445.678,` + fields
+	wantOut := `{"time":"2030-01-02T03:04:05.678Z",` + fields + "\n" + `{"time":"2030-01-02T03:04:06.009Z",` + fields + "\n"
 	cut := `{"time":"2030-01-02T03:04:05.678Z","level":"INFO","msg":"access","client":"10.0.0.1","host":"web.test","method":"GET","path":"/very-long`
-	a.Write([]byte(line + "\n[WARNING] not json\n" + cut + "\n"))
+	a.Write([]byte(line + "\n[WARNING] not json\n" + cut + "\n" + `{"time":1893553446.009,` + fields + "\n"))
 	if out.Len() != 0 {
 		t.Errorf("written before a flush: %q", out.String())
 	}
 	a.Flush()
-	if out.String() != line+"\n" {
-		t.Errorf("output %q, want the access line unchanged", out.String())
+	if out.String() != wantOut {
+		t.Errorf("output %q, want the access lines with their time in RFC 3339 and otherwise unchanged", out.String())
 	}
 	if !strings.Contains(logs.String(), `level=WARN msg=haproxy output="[WARNING] not json"`) || !strings.Contains(logs.String(), "very-long") {
 		t.Errorf("HAProxy's message or the cut line not logged:\n%s", logs.String())
 	}
 	counts, recent, _ := tr.snapshot()
-	if len(counts) != 1 || counts[0].Release != "berth-web-2" || counts[0].Codes[1] != 1 || counts[0].Latency[1] != 1 {
+	if len(counts) != 1 || counts[0].Release != "berth-web-2" || counts[0].Codes[1] != 2 || counts[0].Latency[1] != 2 {
 		t.Fatalf("counts %+v", counts)
 	}
-	want := proxy.Request{Time: time.Date(2030, 1, 2, 3, 4, 5, 678e6, time.UTC), App: "app_web", Release: "berth-web-2",
+	want := proxy.Request{Time: time.Date(2030, 1, 2, 3, 4, 6, 9e6, time.UTC), App: "app_web", Release: "berth-web-2",
 		Method: "POST", Host: "web.test", Path: `/a"status":1`, Status: 201, DurationMs: 7}
-	if len(recent) != 1 || recent[0] != want {
+	if len(recent) != 2 || recent[0] != want {
 		t.Errorf("recent %+v, want %+v", recent, want)
 	}
 }
