@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/berthpaas/berth/internal/forge"
 	"github.com/berthpaas/berth/internal/gitsrc"
@@ -74,19 +75,17 @@ func (m *Manager) buildURL(ctx context.Context, b store.Build) string {
 		"/builds/" + url.PathEscape(b.ID) + "?environment=" + url.QueryEscape(env.Name)
 }
 
-// oneLine is the first line of s, at most n bytes (on a rune boundary).
+// oneLine is the first line of s, at most n bytes (cut on a rune boundary).
 func oneLine(s string, n int) string {
-	s, _, _ = strings.Cut(s, "\n")
+	s = firstLine(s)
 	if len(s) <= n {
 		return s
 	}
-	for n > 0 && !utf8RuneStart(s[n]) {
+	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
 	return s[:n] + "…"
 }
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // deploymentEnded reports the end of a deployment a build made.
 func (m *Manager) deploymentEnded(ctx context.Context, d store.Deployment) {
