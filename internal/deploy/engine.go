@@ -451,11 +451,8 @@ func (e *Engine) drain(ctx context.Context, d store.Deployment) error {
 		return err
 	}
 	now := e.now()
-	if err := e.transition(ctx, d, store.DeployLive, store.DeploymentUpdate{FinishedAt: &now}); err != nil {
-		return err
-	}
-	e.step(ctx, d, "Deployment #%d is live", d.Seq)
-	return nil
+	live := &store.DeploymentStep{At: now, Message: fmt.Sprintf("Deployment #%d is live", d.Seq)}
+	return e.transition(ctx, d, store.DeployLive, store.DeploymentUpdate{FinishedAt: &now, Step: live})
 }
 
 // retireOthers marks every other live deployment of the app as retired.
@@ -482,11 +479,12 @@ func (e *Engine) fail(ctx context.Context, d store.Deployment, reason string) {
 		e.log.Warn("deploy: clean up failed release", "deployment_id", d.ID, "err", err)
 	}
 	now := e.now()
-	if err := e.transition(ctx, d, store.DeployFailed, store.DeploymentUpdate{Error: &reason, FinishedAt: &now}); err != nil && ctx.Err() == nil {
-		e.log.Warn("deploy: record failure", "deployment_id", d.ID, "err", err)
-	}
+	upd := store.DeploymentUpdate{Error: &reason, FinishedAt: &now}
 	if d.PreviousService != "" {
-		e.step(ctx, d, "The previous release %s keeps serving", d.PreviousService)
+		upd.Step = &store.DeploymentStep{At: now, Message: fmt.Sprintf("The previous release %s keeps serving", d.PreviousService)}
+	}
+	if err := e.transition(ctx, d, store.DeployFailed, upd); err != nil && ctx.Err() == nil {
+		e.log.Warn("deploy: record failure", "deployment_id", d.ID, "err", err)
 	}
 }
 

@@ -92,6 +92,10 @@ type DeploymentUpdate struct {
 	Error           *string
 	StartedAt       *time.Time
 	FinishedAt      *time.Time
+	// Step, when set, is recorded in the same transaction as the new
+	// status (its Seq is handed out then): whoever reads the status reads
+	// the step too.
+	Step *DeploymentStep
 }
 
 // DeploymentStatusError is returned when a deployment is not in a status the
@@ -293,12 +297,16 @@ func (db *DB) TransitionDeployment(ctx context.Context, id string, from []string
 	for _, f := range from {
 		args = append(args, f)
 	}
-	x := db.q()
-	err := x.execOne(ctx, `UPDATE deployments SET `+strings.Join(set, ", ")+` WHERE id = ? AND status IN (`+sqlInList(len(from))+`)`, args...)
-	if !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	return deploymentStatusConflict(ctx, x, id, `id = ?`, []any{id}, from)
+	return db.inTx(ctx, func(x q) error {
+		err := x.execOne(ctx, `UPDATE deployments SET `+strings.Join(set, ", ")+` WHERE id = ? AND status IN (`+sqlInList(len(from))+`)`, args...)
+		if errors.Is(err, ErrNotFound) {
+			return deploymentStatusConflict(ctx, x, id, `id = ?`, []any{id}, from)
+		}
+		if err != nil || upd.Step == nil {
+			return err
+		}
+		return addStep(ctx, x, upd.Step.At, id, upd.Step.Message)
+	})
 }
 
 // deploymentStatusConflict explains why a status-guarded UPDATE changed
