@@ -243,6 +243,24 @@ func (m *Manager) fromConnection(ctx context.Context, p auth.Principal, g *GitIn
 	if repo == "" {
 		return c, &app.FieldError{Field: "git.repo", Message: "is required with a connection: the repository as owner/name"}
 	}
+	// The provider says whether the account can read it, and its default
+	// branch is the one to build when none is given.
+	client, err := m.forgeOf(c)
+	if err != nil {
+		return c, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, forgeTimeout)
+	defer cancel()
+	r, err := client.Repo(rctx, repo)
+	switch {
+	case errors.Is(err, forge.ErrNotFound), errors.Is(err, forge.ErrInvalid):
+		return c, &app.FieldError{Field: "git.repo", Message: err.Error()}
+	case err != nil:
+		return c, &app.FieldError{Field: "git.connection", Message: err.Error()}
+	}
+	if g.Branch == "" {
+		g.Branch = r.DefaultBranch
+	}
 	g.Source = gitsrc.Source{Variant: &gitsrc.Gitea{Repo: repo, BaseURL: c.BaseURL}}
 	if g.Token == "" {
 		token, err := m.keys.Open(c.SealedToken, connectionAAD(c.ID))

@@ -83,6 +83,22 @@ func TestGitConnectionGitea(t *testing.T) {
 		t.Errorf("branches %v, %v", branches, err)
 	}
 
+	// The repository is checked with the provider; without a branch, its
+	// default branch is built.
+	_, _, err = g.mgr.CreateGitApp(ctx, g.p, CreateAppInput{Ref: AppRef{Project: g.ref.Project, Name: "typo"}, Spec: app.DefaultSpec()},
+		GitInput{Connection: "gitea", Source: gitsrc.Source{Variant: &gitsrc.Gitea{Repo: srv.User + "/shpo"}}})
+	var fe *app.FieldError
+	if !errors.As(err, &fe) || fe.Field != "git.repo" || !strings.Contains(fe.Message, "not found") {
+		t.Errorf("a repository the account cannot read: %v, want a git.repo error", err)
+	}
+	srv.API(t, "PATCH", "/api/v1/repos/"+srv.User+"/shop", map[string]string{"default_branch": "staging"}, nil)
+	_, staging, err := g.mgr.CreateGitApp(ctx, g.p, CreateAppInput{Ref: AppRef{Project: g.ref.Project, Name: "staging"}, Spec: app.DefaultSpec()},
+		GitInput{Connection: "gitea", Source: gitsrc.Source{Variant: &gitsrc.Gitea{Repo: srv.User + "/shop"}}})
+	if err != nil || staging.Branch != "staging" || strings.Join(staging.Filter.Branches, ",") != "staging" {
+		t.Errorf("an app without a branch: %+v, %v; want the default branch staging", staging, err)
+	}
+	srv.API(t, "PATCH", "/api/v1/repos/"+srv.User+"/shop", map[string]string{"default_branch": "main"}, nil)
+
 	ref := AppRef{Project: g.ref.Project, Name: "shop"}
 	spec := app.DefaultSpec()
 	spec.Port = 8080

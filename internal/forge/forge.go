@@ -49,6 +49,8 @@ type Client interface {
 	Account(ctx context.Context) (string, error)
 	// Repos returns every repository the token can read.
 	Repos(ctx context.Context) ([]Repo, error)
+	// Repo returns one repository ("owner/name") the token can read.
+	Repo(ctx context.Context, repo string) (Repo, error)
 	// Branches returns the branch names of repo ("owner/name").
 	Branches(ctx context.Context, repo string) ([]string, error)
 	// SetStatus reports a status for commit sha of repo.

@@ -65,34 +65,45 @@ func (g *giteaClient) Account(ctx context.Context) (string, error) {
 	return u.Login, nil
 }
 
+// giteaRepo is a repository as Gitea's API shows it.
+type giteaRepo struct {
+	FullName      string `json:"full_name"`
+	CloneURL      string `json:"clone_url"`
+	SSHURL        string `json:"ssh_url"`
+	DefaultBranch string `json:"default_branch"`
+	HTMLURL       string `json:"html_url"`
+	Private       bool   `json:"private"`
+}
+
+func (r giteaRepo) repo() Repo {
+	return Repo{FullName: r.FullName, CloneURL: r.CloneURL, SSHURL: r.SSHURL, DefaultBranch: r.DefaultBranch, WebURL: r.HTMLURL, Private: r.Private}
+}
+
 func (g *giteaClient) Repos(ctx context.Context) ([]Repo, error) {
 	const op = "listing repositories"
-	type apiRepo struct {
-		FullName      string `json:"full_name"`
-		CloneURL      string `json:"clone_url"`
-		SSHURL        string `json:"ssh_url"`
-		DefaultBranch string `json:"default_branch"`
-		HTMLURL       string `json:"html_url"`
-		Private       bool   `json:"private"`
-	}
 	// /user/repos is what the token's user owns, collaborates on or reaches
 	// through an organization, not every public repository of the server.
-	page, err := list[apiRepo](ctx, g, op, "", "/user/repos")
+	page, err := list[giteaRepo](ctx, g, op, "", "/user/repos")
 	if err != nil {
 		return nil, err
 	}
 	repos := make([]Repo, 0, len(page))
 	for _, r := range page {
-		repos = append(repos, Repo{
-			FullName:      r.FullName,
-			CloneURL:      r.CloneURL,
-			SSHURL:        r.SSHURL,
-			DefaultBranch: r.DefaultBranch,
-			WebURL:        r.HTMLURL,
-			Private:       r.Private,
-		})
+		repos = append(repos, r.repo())
 	}
 	return repos, nil
+}
+
+func (g *giteaClient) Repo(ctx context.Context, repo string) (Repo, error) {
+	const op = "reading a repository"
+	if err := checkRepo(repo); err != nil {
+		return Repo{}, fmt.Errorf("gitea: %s: %w", op, err)
+	}
+	var r giteaRepo
+	if _, err := g.do(ctx, op, repo, http.MethodGet, "/repos/"+repo, nil, nil, &r); err != nil {
+		return Repo{}, err
+	}
+	return r.repo(), nil
 }
 
 func (g *giteaClient) Branches(ctx context.Context, repo string) ([]string, error) {

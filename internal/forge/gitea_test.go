@@ -72,6 +72,18 @@ func TestGitea(t *testing.T) {
 		}
 	})
 
+	t.Run("Repo", func(t *testing.T) {
+		r, err := c.Repo(t.Context(), s.User+"/beta")
+		if err != nil || r.FullName != s.User+"/beta" || !r.Private || r.DefaultBranch != gitea.DefaultBranch || r.CloneURL != s.URL+"/"+s.User+"/beta.git" {
+			t.Errorf("Repo = %+v, %v", r, err)
+		}
+		_, err = c.Repo(t.Context(), s.User+"/nope")
+		checkError(t, err, ErrNotFound, "gitea: reading a repository: repository "+s.User+"/nope not found (404): check its name and that the token can read it", s.Token)
+		if _, err := c.Repo(t.Context(), "../x"); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Repo(../x) = %v, want an invalid-argument error", err)
+		}
+	})
+
 	t.Run("Branches", func(t *testing.T) {
 		branches, err := c.Branches(t.Context(), s.User+"/alpha")
 		if err != nil {
