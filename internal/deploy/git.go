@@ -253,14 +253,8 @@ func (m *Manager) CreateGitApp(ctx context.Context, p auth.Principal, in CreateA
 	if err := m.sealSource(&src, a.ID, g.Token, randomToken(32)); err != nil {
 		return store.App{}, GitSource{}, err
 	}
-	if t, _ := g.Source.Transport(); t == gitsrc.TransportSSH {
-		key, err := gitsrc.GenerateDeployKey(in.Ref.Project + "-" + in.Ref.Name)
-		if err != nil {
-			return store.App{}, GitSource{}, err
-		}
-		if src.SealedKey, err = m.keys.Seal(key.PrivateKeyPEM, sourceAAD(a.ID, "deploy-key")); err != nil {
-			return store.App{}, GitSource{}, err
-		}
+	if err := m.ensureDeployKey(&src, a.ID, in.Ref); err != nil {
+		return store.App{}, GitSource{}, err
 	}
 	if err := m.db.CreateGitApp(ctx, m.now(), &a, &src); err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -289,6 +283,20 @@ func (m *Manager) sealSource(src *store.AppSource, appID, token, secret string) 
 		}
 	}
 	src.SealedSecret, err = m.keys.Seal([]byte(secret), sourceAAD(appID, "webhook-secret"))
+	return err
+}
+
+// ensureDeployKey gives an SSH source of app appID (ref names its key) a
+// sealed deploy key unless it has one.
+func (m *Manager) ensureDeployKey(src *store.AppSource, appID string, ref AppRef) error {
+	if t, _ := src.Source.Transport(); t != gitsrc.TransportSSH || src.SealedKey != "" {
+		return nil
+	}
+	key, err := gitsrc.GenerateDeployKey(ref.Project + "-" + ref.Name)
+	if err != nil {
+		return err
+	}
+	src.SealedKey, err = m.keys.Seal(key.PrivateKeyPEM, sourceAAD(appID, "deploy-key"))
 	return err
 }
 
@@ -408,14 +416,8 @@ func (m *Manager) UpdateGitSource(ctx context.Context, p auth.Principal, ref App
 	if conn.ID != "" {
 		next.ConnectionID = conn.ID
 	}
-	if t, _ := next.Source.Transport(); t == gitsrc.TransportSSH && next.SealedKey == "" {
-		key, err := gitsrc.GenerateDeployKey(ref.Project + "-" + ref.Name)
-		if err != nil {
-			return GitSource{}, err
-		}
-		if next.SealedKey, err = m.keys.Seal(key.PrivateKeyPEM, sourceAAD(cur.AppID, "deploy-key")); err != nil {
-			return GitSource{}, err
-		}
+	if err := m.ensureDeployKey(&next, cur.AppID, ref); err != nil {
+		return GitSource{}, err
 	}
 	if err := m.db.UpdateAppSource(ctx, m.now(), &next); err != nil {
 		return GitSource{}, err

@@ -99,7 +99,14 @@ func (f *appForm) fields() []*Field {
 // fill puts the submitted values back into the form; a password (the
 // access token) is never sent back.
 func (f *appForm) fill(get func(string) string) {
-	for _, fl := range f.fields() {
+	fillFields(f.fields(), get)
+	f.SourceGit = get("source") == sourceGit
+}
+
+// fillFields puts submitted values back into fields: selects and
+// checkboxes as chosen, text as typed, never a password.
+func fillFields(fields []*Field, get func(string) string) {
+	for _, fl := range fields {
 		v := get(fl.Name)
 		switch fl.Type {
 		case "select":
@@ -113,7 +120,6 @@ func (f *appForm) fill(get func(string) string) {
 			fl.Value = v
 		}
 	}
-	f.SourceGit = get("source") == sourceGit
 }
 
 // appInput is what the form asks for, parsed.

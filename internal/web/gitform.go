@@ -263,22 +263,7 @@ func (f *sourceForm) fields() []*Field {
 
 // fill puts the submitted values back into the form; the token is never
 // sent back.
-func (f *sourceForm) fill(get func(string) string) {
-	for _, fl := range f.fields() {
-		v := get(fl.Name)
-		switch fl.Type {
-		case "select":
-			for i := range fl.Options {
-				fl.Options[i].Selected = fl.Options[i].Value == v
-			}
-		case "checkbox":
-			fl.Checked = v == "on"
-		case "password", "":
-		default:
-			fl.Value = v
-		}
-	}
-}
+func (f *sourceForm) fill(get func(string) string) { fillFields(f.fields(), get) }
 
 // keepSSHPort carries the stored SSH port of a GitLab or Gitea source (set
 // through the API: the form has no input for it) over to the source read
