@@ -8,18 +8,21 @@
 // the build's output is relayed line by line with secrets masked; a failure
 // names the Dockerfile step and what it printed. Nothing goes through a shell.
 //
-// Builds use the classic builder: on Engine 20.10 (API 1.41) BuildKit
-// answers through the API, but anything beyond a plain build (build
-// secrets, SSH forwarding) needs a client session that Berth does not open,
-// so build secrets are refused rather than passed as build args.
+// Builds run on BuildKit, the engine's builder since Engine 18.09 (and its
+// default since 23.0): steps of independent stages run side by side, and
+// build secrets reach RUN --mount=type=secret through a client session
+// without landing in the image. An engine without BuildKit gets the classic
+// builder, which Options.Builder can also ask for.
 package build
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
@@ -34,17 +37,28 @@ import (
 )
 
 // Labels every image Build makes carries; Prune finds an app's images by
-// LabelApp.
+// LabelApp and orders them by LabelBuilt.
 const (
 	LabelApp        = "berth.app"
 	LabelCommit     = "berth.commit"
 	LabelDeployment = "berth.deployment"
+	// LabelBuilt is when the build ran (RFC 3339): BuildKit dates an image
+	// by its newest layer, the same for every rebuild of unchanged code.
+	LabelBuilt = "berth.built"
 )
 
 // Builder is the subset of the Docker client Build uses.
 type Builder interface {
 	ImageBuild(ctx context.Context, buildContext io.Reader, options dockerbuild.ImageBuildOptions) (dockerbuild.ImageBuildResponse, error)
+	// DialHijack opens the connection a BuildKit session runs on.
+	DialHijack(ctx context.Context, url, proto string, meta map[string][]string) (net.Conn, error)
 }
+
+// The engine's builders, for Options.Builder.
+const (
+	BuildKit = "buildkit"
+	Classic  = "classic"
+)
 
 // Options describe one build. Every field a user controls is validated by
 // Build before the engine is called.
@@ -68,13 +82,19 @@ type Options struct {
 	App, Commit, DeploymentID string
 	// NoCache rebuilds every step instead of reusing cached layers.
 	NoCache bool
+	// Builder is BuildKit or Classic; "" is BuildKit, or the classic
+	// builder on an engine without BuildKit.
+	Builder string
 	// Memory limits each RUN step's container, in bytes (0: no limit).
+	// Classic builder only: BuildKit's steps run under the engine's limits.
 	Memory int64
-	// CPUs limits each RUN step's container to this many CPUs (0: no limit).
+	// CPUs limits each RUN step's container to this many CPUs (0: no
+	// limit). Classic builder only.
 	CPUs float64
-	// Secrets are values a Dockerfile could mount with
-	// RUN --mount=type=secret,id=<key>. Build refuses them (see
-	// ErrSecretsNeedBuildKit); their values are masked in any output.
+	// Secrets (id → value) are what a Dockerfile mounts with
+	// RUN --mount=type=secret,id=<id>: served to BuildKit through a session,
+	// never in the image; their values are masked in any output. The
+	// classic builder cannot take them (see ErrSecretsNeedBuildKit).
 	Secrets map[string]string
 	// Mask lists further values to hide in the output (tokens in a build
 	// arg, registry passwords).
@@ -121,9 +141,6 @@ func Build(ctx context.Context, cli Builder, opts Options, logf func(line string
 		return Result{}, err
 	}
 	defer root.Close()
-	if len(opts.Secrets) > 0 {
-		return Result{}, ErrSecretsNeedBuildKit
-	}
 	maxBytes := opts.MaxContextBytes
 	if maxBytes == 0 {
 		maxBytes = DefaultMaxContextBytes
@@ -132,9 +149,40 @@ func Build(ctx context.Context, cli Builder, opts Options, logf func(line string
 	if err != nil {
 		return Result{}, err
 	}
-
 	mask := NewMask(append(slices.Collect(maps.Values(opts.Secrets)), opts.Mask...)...)
+	builder := cmp.Or(opts.Builder, BuildKit)
+	s, err := run(ctx, cli, opts, builder, root, entries, mask, logf)
+	if err != nil && builder == BuildKit && contextLost(err) {
+		s.line("The engine lost the build context (a build cache prune ran at the same time): sending it again")
+		s, err = run(ctx, cli, opts, builder, root, entries, mask, logf)
+	}
+	if err != nil && builder == BuildKit && opts.Builder == "" && noBuildKit(err) {
+		if len(opts.Secrets) > 0 {
+			return Result{}, fmt.Errorf("%w: this Docker Engine has no BuildKit (%v)", ErrSecretsNeedBuildKit, err)
+		}
+		s.line("This Docker Engine has no BuildKit: building with the classic builder")
+		s, err = run(ctx, cli, opts, Classic, root, entries, mask, logf)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{ImageID: s.imageID, Tags: opts.Tags, Duration: time.Since(start), Tail: s.tail}, nil
+}
+
+// run sends the context to the engine's builder and relays the build's
+// output; it returns the stream it read for a build that made an image.
+func run(ctx context.Context, cli Builder, opts Options, builder string, root *os.Root, entries []contextEntry, mask Mask, logf func(string)) (*stream, error) {
 	s := &stream{mask: mask, logf: logf}
+	o := imageBuildOptions(opts, builder)
+	sessionFailed := func() error { return nil }
+	if len(opts.Secrets) > 0 {
+		sess, failed, err := openSession(ctx, cli, opts.App, opts.Secrets)
+		if err != nil {
+			return s, err
+		}
+		defer sess.Close()
+		o.SessionID, sessionFailed = sess.ID(), failed
+	}
 
 	pr, pw := io.Pipe()
 	var werr error
@@ -156,28 +204,31 @@ func Build(ctx context.Context, cli Builder, opts Options, logf func(line string
 	}
 	defer stopWriter()
 
-	resp, err := cli.ImageBuild(ctx, pr, imageBuildOptions(opts))
+	resp, err := cli.ImageBuild(ctx, pr, o)
 	if err == nil {
 		err = s.read(resp.Body)
 		resp.Body.Close()
 	}
 	if ctx.Err() != nil {
-		return Result{}, cancelled(ctx)
+		return s, cancelled(ctx)
 	}
 	// A context that could not be sent explains whatever the engine said.
 	if werr := stopWriter(); werr != nil {
-		return Result{}, fmt.Errorf("sending the build context: %w", werr)
+		return s, fmt.Errorf("sending the build context: %w", werr)
 	}
 	if err != nil {
-		if _, ok := err.(*Error); ok {
-			return Result{}, err
+		if serr := sessionFailed(); serr != nil {
+			return s, fmt.Errorf("building: %w (the session serving the build's secrets ended: %v)", err, serr)
 		}
-		return Result{}, fmt.Errorf("building: %w", err)
+		if _, ok := err.(*Error); ok {
+			return s, err
+		}
+		return s, fmt.Errorf("building: %w", err)
 	}
 	if s.imageID == "" {
-		return Result{}, &Error{Step: s.step, Reason: "the engine ended the build without naming an image", Output: s.stepOut}
+		return s, &Error{Step: s.step, Reason: "the engine ended the build without naming an image", Output: s.stepOut}
 	}
-	return Result{ImageID: s.imageID, Tags: opts.Tags, Duration: time.Since(start), Tail: s.tail}, nil
+	return s, nil
 }
 
 // cancelled is the error of a build stopped by ctx; it matches
@@ -190,9 +241,9 @@ func cancelled(ctx context.Context) error {
 	return fmt.Errorf("build stopped: %w", ctx.Err())
 }
 
-// imageBuildOptions translates validated options for the engine.
-func imageBuildOptions(opts Options) dockerbuild.ImageBuildOptions {
-	labels := map[string]string{LabelApp: opts.App}
+// imageBuildOptions translates validated options for the engine's builder.
+func imageBuildOptions(opts Options, builder string) dockerbuild.ImageBuildOptions {
+	labels := map[string]string{LabelApp: opts.App, LabelBuilt: time.Now().UTC().Format(time.RFC3339Nano)}
 	if opts.Commit != "" {
 		labels[LabelCommit] = opts.Commit
 	}
@@ -211,11 +262,11 @@ func imageBuildOptions(opts Options) dockerbuild.ImageBuildOptions {
 		Labels:     labels,
 		NoCache:    opts.NoCache,
 		Memory:     opts.Memory,
-		// Without a session the classic builder is the one that accepts
-		// every option here on every supported engine.
-		Version:     dockerbuild.BuilderV1,
-		Remove:      true,
-		ForceRemove: true, // no containers left behind by a failed step
+		Version:    dockerbuild.BuilderBuildKit,
+	}
+	if builder == Classic {
+		o.Version = dockerbuild.BuilderV1
+		o.Remove, o.ForceRemove = true, true // no containers left behind by a failed step
 	}
 	if opts.CPUs > 0 {
 		o.CPUPeriod = cpuPeriod
@@ -291,6 +342,17 @@ func validate(opts *Options) error {
 	}
 	if opts.MaxContextBytes < 0 {
 		return invalid("max context bytes", "%d: want 0 (the default, %s) or more", opts.MaxContextBytes, bytesText(DefaultMaxContextBytes))
+	}
+	switch opts.Builder {
+	case "", BuildKit, Classic:
+	default:
+		return invalid("builder", "%q: want %s or %s", opts.Builder, BuildKit, Classic)
+	}
+	if opts.Builder != Classic && (opts.Memory != 0 || opts.CPUs != 0) {
+		return invalid("builder", "memory and CPU limits on a build's steps need the classic builder (%s): BuildKit runs them under the engine's own limits", Classic)
+	}
+	if opts.Builder == Classic && len(opts.Secrets) > 0 {
+		return ErrSecretsNeedBuildKit
 	}
 	for k := range opts.Secrets {
 		if k == "" || strings.ContainsFunc(k, unicode.IsControl) {

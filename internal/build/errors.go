@@ -26,12 +26,12 @@ func invalid(field, format string, args ...any) error {
 	return &InvalidError{Field: field, Problem: fmt.Sprintf(format, args...)}
 }
 
-// ErrSecretsNeedBuildKit refuses build secrets: the classic builder can
-// only receive them as build args, and build args stay in the image's
-// history for anyone who can pull it.
-var ErrSecretsNeedBuildKit = errors.New("build secrets need BuildKit with a client session, which Berth does not open to the Docker Engine (it builds with the classic builder); " +
-	"Berth will not pass them as build args, because build args stay readable in the image history. " +
-	"Remove the secrets from the build, or give them to the app at run time as environment secrets")
+// ErrSecretsNeedBuildKit refuses build secrets without BuildKit: the
+// classic builder could only receive them as build args, and build args
+// stay in the image's history for anyone who can pull it.
+var ErrSecretsNeedBuildKit = errors.New("build secrets need BuildKit; " +
+	"Berth will not pass them to the classic builder as build args, because build args stay readable in the image history. " +
+	"Build with BuildKit, or give the values to the app at run time as variables")
 
 // ErrContextTooLarge refuses a build context above the configured limit.
 var ErrContextTooLarge = errors.New("build context too large")

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -145,4 +146,9 @@ var _ Builder = apiRefused{}
 func (a apiRefused) ImageBuild(context.Context, io.Reader, dockerbuild.ImageBuildOptions) (dockerbuild.ImageBuildResponse, error) {
 	a.t.Errorf("the Docker Engine was called; the input should have been refused before")
 	return dockerbuild.ImageBuildResponse{}, errors.New("apiRefused: no engine here")
+}
+
+func (a apiRefused) DialHijack(context.Context, string, string, map[string][]string) (net.Conn, error) {
+	a.t.Errorf("the Docker Engine was called; the input should have been refused before")
+	return nil, errors.New("apiRefused: no engine here")
 }

@@ -86,8 +86,10 @@ func Prune(ctx context.Context, cli Pruner, app string, keep int) (PruneReport, 
 	images := make([]Image, 0, len(list))
 	for _, s := range list {
 		img := Image{ID: s.ID, Tags: usableTags(s.RepoTags), Created: time.Unix(s.Created, 0)}
-		// The list has seconds; builds of one app can be closer than that.
-		if in, err := cli.ImageInspect(ctx, s.ID); err == nil {
+		if t, err := time.Parse(time.RFC3339Nano, s.Labels[LabelBuilt]); err == nil {
+			img.Created = t
+		} else if in, err := cli.ImageInspect(ctx, s.ID); err == nil {
+			// The list has seconds; builds of one app can be closer than that.
 			if t, err := time.Parse(time.RFC3339Nano, in.Created); err == nil {
 				img.Created = t
 			}

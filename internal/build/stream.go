@@ -36,6 +36,9 @@ type stream struct {
 	step    string   // the current "Step n/m : …" line
 	stepOut []string // the last stepTail lines of the current step's own output
 	imageID string
+
+	vertices map[string]*vertex // BuildKit's steps, by digest
+	failed   *vertex            // the BuildKit step that failed the build
 }
 
 // read consumes r to its end. It returns an *Error when the engine reports
@@ -64,7 +67,13 @@ func (s *stream) message(m *jsonmessage.JSONMessage) error {
 		if m.Error != nil && m.Error.Message != "" {
 			reason = m.Error.Message
 		}
+		if s.vertices != nil {
+			return s.buildKitFailure(strings.TrimSpace(reason))
+		}
 		return s.failure(strings.TrimSpace(reason))
+	}
+	if m.ID == traceID && m.Aux != nil {
+		return s.trace(*m.Aux)
 	}
 	if m.Aux != nil {
 		var aux struct{ ID string }
@@ -100,15 +109,20 @@ func (s *stream) flush() {
 	}
 }
 
-// line delivers one line of output.
-func (s *stream) line(l string) {
-	// A progress bar redraws its line with carriage returns: keep what it
-	// showed last.
+// clean makes a line of output fit a stored log: what a progress bar
+// showed last, no terminal colours, secrets masked.
+func (s *stream) clean(l string) string {
+	// A progress bar redraws its line with carriage returns.
 	if i := strings.LastIndex(strings.TrimRight(l, "\r"), "\r"); i >= 0 {
 		l = l[i+1:]
 	}
 	l = ansiEscape.ReplaceAllString(l, "")
-	l = s.mask.Apply(strings.TrimRight(l, "\r\t "))
+	return s.mask.Apply(strings.TrimRight(l, "\r\t "))
+}
+
+// line delivers one line of output.
+func (s *stream) line(l string) {
+	l = s.clean(l)
 	if l == "" {
 		return
 	}

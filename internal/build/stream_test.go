@@ -1,10 +1,16 @@
 package build
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	controlapi "github.com/moby/buildkit/api/services/control"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func TestMask(t *testing.T) {
@@ -128,5 +134,74 @@ func TestStreamBroken(t *testing.T) {
 	var be *Error
 	if err == nil || errors.As(err, &be) {
 		t.Fatalf("error %v; want a broken-stream error, not a build failure", err)
+	}
+}
+
+// traceMessage is the engine's stream message of one BuildKit update.
+func traceMessage(t *testing.T, st *controlapi.StatusResponse) string {
+	t.Helper()
+	data, err := proto.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aux, _ := json.Marshal(data) // []byte: base64, as the engine sends it
+	return `{"id":"moby.buildkit.trace","aux":` + string(aux) + "}\n"
+}
+
+func TestStreamBuildKit(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(t0.Add(d)) }
+	build := &controlapi.Vertex{Digest: "sha256:b", Name: "[build 2/3] RUN make TOKEN=s3cret", Started: at(0)}
+	other := &controlapi.Vertex{Digest: "sha256:o", Name: "[other 1/1] RUN sleep 9", Started: at(0)}
+	in := traceMessage(t, &controlapi.StatusResponse{Vertexes: []*controlapi.Vertex{
+		{Digest: "sha256:f", Name: "[build 1/3] FROM docker.io/library/debian:bookworm", Started: at(0), Completed: at(0), Cached: true},
+		build, other,
+	}}) + traceMessage(t, &controlapi.StatusResponse{Logs: []*controlapi.VertexLog{
+		{Vertex: "sha256:b", Stream: 1, Msg: []byte("compiling with s3c")},
+		{Vertex: "sha256:o", Stream: 1, Msg: []byte("other stage\n")},
+		{Vertex: "sha256:b", Stream: 2, Msg: []byte("ret\nmain.go:3: undefined: foo")},
+	}}) + traceMessage(t, &controlapi.StatusResponse{Vertexes: []*controlapi.Vertex{
+		{Digest: "sha256:o", Name: other.Name, Started: at(0), Completed: at(time.Second), Error: "context canceled"},
+		{Digest: "sha256:b", Name: build.Name, Started: at(0), Completed: at(1500 * time.Millisecond), Error: "executor failed running [/bin/sh -c make]: exit code: 2"},
+	}}) + `{"errorDetail":{"message":"executor failed running [/bin/sh -c make]: exit code: 2"},"error":"executor failed running [/bin/sh -c make]: exit code: 2"}` + "\n"
+	var lines []string
+	s := &stream{mask: NewMask("s3cret"), logf: func(l string) { lines = append(lines, l) }}
+	err := s.read(strings.NewReader(in))
+	want := []string{
+		"#1 [build 1/3] FROM docker.io/library/debian:bookworm",
+		"#1 CACHED",
+		"#2 [build 2/3] RUN make TOKEN=****",
+		"#3 [other 1/1] RUN sleep 9",
+		"#3 other stage",
+		"#2 compiling with ****",
+		"#3 ERROR: context canceled",
+		"#2 main.go:3: undefined: foo",
+		"#2 ERROR: executor failed running [/bin/sh -c make]: exit code: 2",
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	var be *Error
+	if !errors.As(err, &be) {
+		t.Fatalf("error %v (%T); want *Error", err, err)
+	}
+	if be.Step != "[build 2/3] RUN make TOKEN=****" || !slices.Equal(be.Output, []string{"compiling with ****", "main.go:3: undefined: foo"}) || be.MissingBase != "" {
+		t.Errorf("error %+v; want the failing step (not the cancelled one) and its output", be)
+	}
+}
+
+func TestStreamBuildKitMissingBase(t *testing.T) {
+	const reason = `failed to solve with frontend dockerfile.v0: failed to create LLB definition: pull access denied, repository does not exist`
+	in := traceMessage(t, &controlapi.StatusResponse{Vertexes: []*controlapi.Vertex{{
+		Digest: "sha256:m", Name: "[internal] load metadata for docker.io/berth-fixture/nope:v0",
+		Started: timestamppb.Now(), Completed: timestamppb.Now(), Error: "pull access denied, repository does not exist",
+	}}}) + `{"errorDetail":{"message":"` + reason + `"},"error":"` + reason + `"}` + "\n"
+	s := &stream{}
+	var be *Error
+	if err := s.read(strings.NewReader(in)); !errors.As(err, &be) || be.MissingBase != "berth-fixture/nope:v0" {
+		t.Fatalf("error %v; want *Error with the missing base berth-fixture/nope:v0", err)
+	}
+	if !strings.HasPrefix(be.Error(), `base image "berth-fixture/nope:v0" is not on this Docker Engine`) {
+		t.Errorf("message %q", be.Error())
 	}
 }

@@ -83,9 +83,12 @@ func TestHostileInputsRefusedBeforeTheEngine(t *testing.T) {
 		{name: "app with a newline", opts: func(o *Options) { o.App = "shop\napi" }, field: "app"},
 		{name: "commit not hex", opts: func(o *Options) { o.Commit = "main; rm -rf /" }, field: "commit"},
 		{name: "deployment id with a slash", opts: func(o *Options) { o.DeploymentID = "../x" }, field: "deployment id"},
-		{name: "memory below the engine's minimum", opts: func(o *Options) { o.Memory = 1024 }, field: "memory"},
-		{name: "negative cpus", opts: func(o *Options) { o.CPUs = -1 }, field: "cpus"},
-		{name: "secrets", opts: func(o *Options) { o.Secrets = map[string]string{"npm_token": "t0k3n"} }, want: ErrSecretsNeedBuildKit},
+		{name: "memory below the engine's minimum", opts: func(o *Options) { o.Builder, o.Memory = Classic, 1024 }, field: "memory"},
+		{name: "negative cpus", opts: func(o *Options) { o.Builder, o.CPUs = Classic, -1 }, field: "cpus"},
+		{name: "secrets on the classic builder", opts: func(o *Options) { o.Builder, o.Secrets = Classic, map[string]string{"npm_token": "t0k3n"} }, want: ErrSecretsNeedBuildKit},
+		{name: "unknown builder", opts: func(o *Options) { o.Builder = "kaniko" }, field: "builder"},
+		{name: "memory limit on BuildKit", opts: func(o *Options) { o.Memory = 64 << 20 }, field: "builder"},
+		{name: "cpu limit on BuildKit", opts: func(o *Options) { o.Builder, o.CPUs = BuildKit, 1 }, field: "builder"},
 		{name: "context above the limit", setup: func(t *testing.T, dir string) {
 			writeFiles(t, dir, map[string]string{"big.bin": strings.Repeat("x", 4096)})
 		}, opts: func(o *Options) { o.MaxContextBytes = 1024 }, want: ErrContextTooLarge},
@@ -127,12 +130,12 @@ func TestHostileInputsRefusedBeforeTheEngine(t *testing.T) {
 	}
 }
 
-// TestSecretsRefusedWithPlainMessage checks the words a user reads when
-// the app's build declares secrets.
+// TestSecretsRefusedWithPlainMessage checks the words a user reads when a
+// build on the classic builder declares secrets.
 func TestSecretsRefusedWithPlainMessage(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM " + baseImage + "\n"})
-	_, err := Build(context.Background(), apiRefused{t}, Options{Dir: dir, App: "a", Secrets: map[string]string{"npm": "hunter2-secret"}}, nil)
+	_, err := Build(context.Background(), apiRefused{t}, Options{Dir: dir, App: "a", Builder: Classic, Secrets: map[string]string{"npm": "hunter2-secret"}}, nil)
 	if !errors.Is(err, ErrSecretsNeedBuildKit) {
 		t.Fatalf("error %v; want ErrSecretsNeedBuildKit", err)
 	}
