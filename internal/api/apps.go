@@ -786,19 +786,20 @@ func (s *server) scaleApp(ctx context.Context, in *scaleInput) (*appOutput, erro
 // image is built. The repository is url, or provider with repo (and
 // base_url for a self-hosted server).
 type GitRequest struct {
-	URL        string            `json:"url,omitempty" maxLength:"2048" example:"https://git.example.com/shop/api.git" doc:"The repository: https://…, ssh://… or git@host:owner/repo.git. Leave out when giving provider and repo"`
-	Connection string            `json:"connection,omitempty" maxLength:"64" example:"gitea" doc:"The organization's git connection the repository is reached through (with repo): its token is used unless token is given, the webhook is created at the provider, and builds report commit statuses"`
-	Provider   string            `json:"provider,omitempty" enum:"github,gitlab,gitea,bitbucket" doc:"The hosting service of repo; its webhooks are then verified its way"`
-	Repo       string            `json:"repo,omitempty" maxLength:"512" example:"acme/api" doc:"With provider: owner/name (GitLab: group/…/name)"`
-	BaseURL    string            `json:"base_url,omitempty" maxLength:"2048" example:"https://gitea.example.com" doc:"With provider: a self-hosted server (GitHub Enterprise, self-managed GitLab, Gitea); required for gitea, not allowed for bitbucket"`
-	Branch     string            `json:"branch,omitempty" maxLength:"255" example:"main" doc:"The branch a deploy builds and pushes to deploy; main when left out"`
-	Token      string            `json:"token,omitempty" maxLength:"4096" writeOnly:"true" doc:"Access token for a private repository over HTTPS. Stored encrypted and never returned: responses say has_token"`
-	Dockerfile string            `json:"dockerfile,omitempty" maxLength:"4096" example:"Dockerfile" doc:"The Dockerfile, relative to context; Dockerfile when left out"`
-	Context    string            `json:"context,omitempty" maxLength:"4096" example:"." doc:"The build context, relative to the repository root; the root when left out"`
-	Target     string            `json:"target,omitempty" maxLength:"128" doc:"The stage of a multi-stage Dockerfile to build; the last when left out"`
-	BuildArgs  map[string]string `json:"build_args,omitempty" doc:"ARG values. They stay in the image's history: never put a secret in one"`
-	Submodules bool              `json:"submodules,omitempty" doc:"Also fetch the repository's submodules"`
-	Filter     *GitFilter        `json:"filter,omitempty" doc:"Which pushes deploy; pushes to branch when left out"`
+	URL          string            `json:"url,omitempty" maxLength:"2048" example:"https://git.example.com/shop/api.git" doc:"The repository: https://…, ssh://… or git@host:owner/repo.git. Leave out when giving provider and repo"`
+	Connection   string            `json:"connection,omitempty" maxLength:"64" example:"gitea" doc:"The organization's git connection the repository is reached through (with repo): its token is used unless token is given, the webhook is created at the provider, and builds report commit statuses"`
+	Provider     string            `json:"provider,omitempty" enum:"github,gitlab,gitea,bitbucket" doc:"The hosting service of repo; its webhooks are then verified its way"`
+	Repo         string            `json:"repo,omitempty" maxLength:"512" example:"acme/api" doc:"With provider: owner/name (GitLab: group/…/name)"`
+	BaseURL      string            `json:"base_url,omitempty" maxLength:"2048" example:"https://gitea.example.com" doc:"With provider: a self-hosted server (GitHub Enterprise, self-managed GitLab, Gitea); required for gitea, not allowed for bitbucket"`
+	Branch       string            `json:"branch,omitempty" maxLength:"255" example:"main" doc:"The branch a deploy builds and pushes to deploy; main when left out"`
+	Token        string            `json:"token,omitempty" maxLength:"4096" writeOnly:"true" doc:"Access token for a private repository over HTTPS. Stored encrypted and never returned: responses say has_token"`
+	Dockerfile   string            `json:"dockerfile,omitempty" maxLength:"4096" example:"Dockerfile" doc:"The Dockerfile, relative to context; Dockerfile when left out"`
+	Context      string            `json:"context,omitempty" maxLength:"4096" example:"." doc:"The build context, relative to the repository root; the root when left out"`
+	Target       string            `json:"target,omitempty" maxLength:"128" doc:"The stage of a multi-stage Dockerfile to build; the last when left out"`
+	BuildArgs    map[string]string `json:"build_args,omitempty" doc:"ARG values. They stay in the image's history: never put a secret in one"`
+	BuildSecrets []string          `json:"build_secrets,omitempty" maxItems:"32" example:"[\"NPM_TOKEN\"]" doc:"Names of the app's variables given to the build as secrets (RUN --mount=type=secret,id=NAME); never stored in the image"`
+	Submodules   bool              `json:"submodules,omitempty" doc:"Also fetch the repository's submodules"`
+	Filter       *GitFilter        `json:"filter,omitempty" doc:"Which pushes deploy; pushes to branch when left out"`
 }
 
 // GitFilter says which pushes deploy an app built from git.
@@ -820,6 +821,7 @@ type AppSource struct {
 	Context         string            `json:"context,omitempty" example:"."`
 	Target          string            `json:"target,omitempty"`
 	BuildArgs       map[string]string `json:"build_args,omitempty"`
+	BuildSecrets    []string          `json:"build_secrets,omitempty" doc:"Names of the app's variables given to the build as secrets"`
 	Submodules      bool              `json:"submodules,omitempty"`
 	Filter          GitFilter         `json:"filter"`
 	HasToken        bool              `json:"has_token" doc:"An access token is stored (it is never shown)"`
@@ -834,7 +836,7 @@ type AppSource struct {
 func gitInput(g GitRequest) (deploy.GitInput, error) {
 	in := deploy.GitInput{
 		Branch: g.Branch, Token: g.Token,
-		Build: store.BuildSettings{Dockerfile: g.Dockerfile, Context: g.Context, Target: g.Target, Args: g.BuildArgs, Submodules: g.Submodules},
+		Build: store.BuildSettings{Dockerfile: g.Dockerfile, Context: g.Context, Target: g.Target, Args: g.BuildArgs, Secrets: g.BuildSecrets, Submodules: g.Submodules},
 	}
 	if g.Filter != nil {
 		in.Filter = &webhook.Filter{Branches: g.Filter.Branches, Tags: g.Filter.Tags, WatchPaths: g.Filter.WatchPaths}
@@ -878,7 +880,7 @@ func gitInput(g GitRequest) (deploy.GitInput, error) {
 func (s *server) sourceOf(ctx context.Context, g deploy.GitSource) *AppSource {
 	out := &AppSource{
 		Kind: string(g.Source.Kind()), CloneURL: g.CloneURL, Branch: g.Branch,
-		Dockerfile: g.Build.Dockerfile, Context: g.Build.Context, Target: g.Build.Target, BuildArgs: g.Build.Args, Submodules: g.Build.Submodules,
+		Dockerfile: g.Build.Dockerfile, Context: g.Build.Context, Target: g.Build.Target, BuildArgs: g.Build.Args, BuildSecrets: g.Build.Secrets, Submodules: g.Build.Submodules,
 		Filter:   GitFilter{Branches: nonNil(g.Filter.Branches), Tags: g.Filter.Tags, WatchPaths: nonNil(g.Filter.WatchPaths)},
 		HasToken: g.HasToken, DeployKey: g.DeployKey, KnownHosts: g.KnownHosts,
 		WebhookURL: s.publicURL(ctx) + deploy.WebhookPath(g.WebhookID), Provider: string(g.Provider), ProviderWebhook: g.ProviderWebhook,

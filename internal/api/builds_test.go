@@ -7,9 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +61,9 @@ func TestGitAppRejectsBadInput(t *testing.T) {
 		{"unknown provider", gitApp(map[string]any{"provider": "sourceforge", "repo": "acme/api"}), "body.git.provider", ""},
 		{"bad repo", gitApp(map[string]any{"provider": "github", "repo": "acme/api/extra"}), "body.git.repo", "owner/name"},
 		{"build arg name", gitApp(map[string]any{"url": repo, "build_args": map[string]string{"1X": "y"}}), "body.git.build_args", "1X"},
+		{"build secret name", gitApp(map[string]any{"url": repo, "build_secrets": []string{"NPM_TOKEN", "NPM-TOKEN"}}), "body.git.build_secrets", "NPM-TOKEN"},
+		{"build secret twice", gitApp(map[string]any{"url": repo, "build_secrets": []string{"NPM_TOKEN", "NPM_TOKEN"}}), "body.git.build_secrets", "NPM_TOKEN twice"},
+		{"too many build secrets", gitApp(map[string]any{"url": repo, "build_secrets": manyNames(33)}), "body.git.build_secrets", ""},
 		{"watch path", gitApp(map[string]any{"url": repo, "filter": map[string]any{"branches": []string{"main"}, "watch_paths": []string{"src/[a"}}}), "body.git.filter.watch_paths[0]", ""},
 		{"image and git", map[string]any{"name": "api", "spec": map[string]any{"image": "nginx:1.27"}, "git": map[string]any{"url": repo}}, "body.spec.image", "git"},
 		{"neither image nor git", map[string]any{"name": "api", "spec": map[string]any{"port": 80}}, "body.spec.image", "required"},
@@ -520,5 +525,72 @@ func TestGitSourceEditAndRotate(t *testing.T) {
 		a.hook(src.WebhookURL, "ping", "p-new", fresh.Secret, []byte(`{"zen":"hi"}`)).expectStatus(t, http.StatusOK)
 		a.call(http.StatusNotFound, "POST", "/projects/shop/apps/web/source/webhook-secret/rotate", nil)
 		assertNoSecret(t, a, token, old.Secret, fresh.Secret)
+	})
+}
+
+func manyNames(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("SECRET_%d", i)
+	}
+	return out
+}
+
+// Build secrets are names, kept in their order: they round-trip through
+// create and GET; PUT, which takes the whole source, replaces them (left
+// out or [] clears them, as build_args); a bad one is a 422 naming
+// git.build_secrets that changes nothing; the OpenAPI document shows them.
+func TestGitBuildSecretsThroughAPI(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, a *auditEnv) {
+		const repo = "https://git.example.com/shop/api.git"
+		const path = "/projects/shop/apps/api/source"
+		a.call(http.StatusCreated, "POST", "/projects", map[string]string{"name": "shop"})
+		var created api.App
+		a.call(http.StatusCreated, "POST", "/projects/shop/apps", gitApp(map[string]any{"url": repo, "build_secrets": []string{"SENTRY_AUTH_TOKEN", "NPM_TOKEN"}})).json(t, &created)
+		want := []string{"SENTRY_AUTH_TOKEN", "NPM_TOKEN"}
+		if created.Source == nil || !slices.Equal(created.Source.BuildSecrets, want) {
+			t.Fatalf("created source %+v, want build secrets %v", created.Source, want)
+		}
+		var src api.AppSource
+		a.call(http.StatusOK, "GET", path, nil).json(t, &src)
+		if !slices.Equal(src.BuildSecrets, want) {
+			t.Errorf("GET source: build secrets %v, want %v", src.BuildSecrets, want)
+		}
+
+		fieldError(t, a.call(http.StatusUnprocessableEntity, "PUT", path, map[string]any{"url": repo, "build_secrets": []string{"OK", "9LIVES"}}), "body.git.build_secrets", "9LIVES")
+		a.call(http.StatusOK, "PUT", path, map[string]any{"url": repo, "build_secrets": []string{"NPM_TOKEN"}}).json(t, &src)
+		if !slices.Equal(src.BuildSecrets, []string{"NPM_TOKEN"}) {
+			t.Errorf("after replacing: build secrets %v, want [NPM_TOKEN]", src.BuildSecrets)
+		}
+		for _, body := range []map[string]any{{"url": repo, "build_secrets": []string{}}, {"url": repo}} {
+			a.call(http.StatusOK, "PUT", path, map[string]any{"url": repo, "build_secrets": []string{"NPM_TOKEN"}})
+			a.call(http.StatusOK, "PUT", path, body)
+			res := a.call(http.StatusOK, "GET", path, nil)
+			if bytes.Contains(res.body, []byte("build_secrets")) {
+				t.Errorf("PUT %v left build secrets: %s", body, res.body)
+			}
+		}
+
+		var doc struct {
+			Components struct {
+				Schemas map[string]struct {
+					Properties map[string]struct {
+						Type     any    `json:"type"`
+						MaxItems int    `json:"maxItems"`
+						Doc      string `json:"description"`
+					} `json:"properties"`
+				} `json:"schemas"`
+			} `json:"components"`
+		}
+		a.expect(http.StatusOK, request{method: "GET", path: api.SpecPath}).json(t, &doc)
+		for _, schema := range []string{"GitRequest", "GitSourceRequest", "AppSource"} {
+			p, ok := doc.Components.Schemas[schema].Properties["build_secrets"]
+			if !ok || !strings.Contains(p.Doc, "secret") {
+				t.Errorf("OpenAPI schema %s: build_secrets %+v", schema, p)
+			}
+			if schema != "AppSource" && p.MaxItems != 32 {
+				t.Errorf("OpenAPI schema %s: build_secrets maxItems %d, want 32", schema, p.MaxItems)
+			}
+		}
 	})
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+
+	"github.com/berthpaas/berth/internal/testenv"
 )
 
 // The tests in this file run real builds on the test engine (see
@@ -322,17 +324,9 @@ RUN echo "sleeping now" && sleep ` + sleep + `
 	t.Logf("Build returned %v after the cancel; the step was gone %v after it", returned, time.Since(cancelledAt).Round(time.Millisecond))
 }
 
-// sleeping reports whether a process "sleep d" runs on this machine (the
-// test engine's, see testenv.Docker).
-func sleeping(d string) bool {
-	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range cmdlines {
-		if b, err := os.ReadFile(p); err == nil && strings.HasSuffix(string(b), "sleep\x00"+d+"\x00") {
-			return true
-		}
-	}
-	return false
-}
+// sleeping reports whether the step's sleep runs (on this machine, the
+// test engine's: see testenv.Docker).
+func sleeping(d string) bool { return len(testenv.Processes("sleep "+d)) > 0 }
 
 // TestBuildCacheReuse builds one app twice: the second build reuses the
 // layers; with NoCache it does not.

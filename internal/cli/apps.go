@@ -249,7 +249,7 @@ type createFlags struct {
 type gitFlags struct {
 	git, connection, repo               string
 	branch, dockerfile, context, target string
-	buildArgs, watchPaths               []string
+	buildArgs, buildSecrets, watchPaths []string
 	tokenStdin, deployTags, submodules  bool
 }
 
@@ -270,6 +270,7 @@ func (f *createFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.context, "context", "", "--git/--connection: the build context, relative to the repository root (default the root)")
 	fl.StringVar(&f.target, "target", "", "--git/--connection: the stage of a multi-stage Dockerfile to build (default the last)")
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "--git/--connection: ARG value KEY=VALUE; it stays in the image's history, so never a secret (repeatable)")
+	fl.StringArrayVar(&f.buildSecrets, "build-secret", nil, "--git/--connection: name of an app variable the build reads as a secret: RUN --mount=type=secret,id=NAME (repeatable)")
 	fl.StringArrayVar(&f.watchPaths, "watch-path", nil, "--git/--connection: deploy a push only when it changes a file matching this pattern, e.g. api/** (repeatable)")
 	fl.BoolVar(&f.tokenStdin, "git-token-stdin", false, "--git: read an access token for a private HTTPS repository from stdin (--connection: instead of the connection's); stored encrypted, never shown again")
 	fl.BoolVar(&f.deployTags, "deploy-tags", false, "--git/--connection: tag pushes deploy the tagged commit too")
@@ -281,7 +282,7 @@ func (f *createFlags) bind(cmd *cobra.Command) {
 func (f *createFlags) gitRequest(cmd *cobra.Command) (*api.GitRequest, error) {
 	switch {
 	case !f.fromGit():
-		for _, name := range []string{"branch", "dockerfile", "context", "target", "build-arg", "watch-path", "git-token-stdin", "deploy-tags", "submodules"} {
+		for _, name := range []string{"branch", "dockerfile", "context", "target", "build-arg", "build-secret", "watch-path", "git-token-stdin", "deploy-tags", "submodules"} {
 			if cmd.Flags().Changed(name) {
 				return nil, fmt.Errorf("--%s is for apps built from git: add --git URL, or --connection NAME --repo OWNER/NAME", name)
 			}
@@ -302,7 +303,7 @@ func (f *createFlags) gitRequest(cmd *cobra.Command) (*api.GitRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &api.GitRequest{URL: f.git, Connection: f.connection, Repo: f.repo, Branch: f.branch, Dockerfile: f.dockerfile, Context: f.context, Target: f.target, Submodules: f.submodules}
+	g := &api.GitRequest{URL: f.git, Connection: f.connection, Repo: f.repo, Branch: f.branch, Dockerfile: f.dockerfile, Context: f.context, Target: f.target, BuildSecrets: f.buildSecrets, Submodules: f.submodules}
 	if len(args) > 0 {
 		g.BuildArgs = args
 	}

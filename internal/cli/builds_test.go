@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -81,6 +82,8 @@ func TestGitAppCommands(t *testing.T) {
 		{"--image is required", []string{"--port", "80"}},
 		{"--branch is for apps built from git", []string{"--image", "nginx:1.27", "--branch", "main"}},
 		{"--build-arg", []string{"--git", repo, "--build-arg", "NOVALUE"}},
+		{"--build-secret is for apps built from git", []string{"--image", "nginx:1.27", "--build-secret", "NPM_TOKEN"}},
+		{`git.build_secrets "NPM-TOKEN" is not a valid variable name`, []string{"--git", repo, "--build-secret", "NPM-TOKEN"}},
 		{"git.url", []string{"--git", "file:///srv/git/api.git"}},
 		{"git.url", []string{"--git", "--upload-pack=touch /tmp/x"}},
 		{"git.branch", []string{"--git", repo, "--branch", "-x"}},
@@ -93,7 +96,7 @@ func TestGitAppCommands(t *testing.T) {
 
 	r := mustRun(t, token+"\n", "app", "create", "shop/api", "--git", repo, "--branch", "main", "--dockerfile", "Dockerfile", "--context", ".",
 		"--target", "runtime", "--build-arg", "GO_VERSION=1.26", "--build-arg", "CGO_ENABLED=0", "--git-token-stdin",
-		"--watch-path", "api/**", "--deploy-tags", "--port", "8080", "--replicas", "2")
+		"--build-secret", "SENTRY_AUTH_TOKEN", "--build-secret", "NPM_TOKEN", "--watch-path", "api/**", "--deploy-tags", "--port", "8080", "--replicas", "2")
 	for _, want := range []string{"Created app shop/api", "built from " + repo + " (branch main)", "Webhook URL: " + srv.url + "/hooks/", "berth app deploy shop/api --follow"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("create lacks %q:\n%s", want, r.stdout)
@@ -102,7 +105,8 @@ func TestGitAppCommands(t *testing.T) {
 	st := appStatus(t, "shop/api")
 	s := st.App.Source
 	if s == nil || !s.HasToken || s.Target != "runtime" || s.BuildArgs["CGO_ENABLED"] != "0" || !s.Filter.Tags || s.Filter.WatchPaths[0] != "api/**" ||
-		s.Filter.Branches[0] != "main" || st.App.Spec.Port != 8080 || *st.App.Spec.Replicas != 2 {
+		s.Filter.Branches[0] != "main" || st.App.Spec.Port != 8080 || *st.App.Spec.Replicas != 2 ||
+		!slices.Equal(s.BuildSecrets, []string{"SENTRY_AUTH_TOKEN", "NPM_TOKEN"}) {
 		t.Fatalf("created %+v / %+v", s, st.App.Spec)
 	}
 	r = mustRun(t, "", "app", "status", "shop/api", "-o", "json")
@@ -203,11 +207,11 @@ func TestGitSourceCommand(t *testing.T) {
 	mustRun(t, "", "project", "create", "shop")
 	const token = "glpat-planted-token-for-the-edit"
 	mustRun(t, token+"\n", "app", "create", "shop/api", "--git", "https://git.example.com/shop/api.git", "--git-token-stdin",
-		"--build-arg", "A=1", "--watch-path", "api/**", "--port", "8080")
+		"--build-arg", "A=1", "--build-secret", "NPM_TOKEN", "--watch-path", "api/**", "--port", "8080")
 	mustRun(t, "", "app", "create", "shop/web", "--image", "nginx:1.27")
 
 	r := mustRun(t, "", "app", "source", "shop/api")
-	for _, want := range []string{"https://git.example.com/shop/api.git", "branch              main", "A=1", "api/**", "stored (never shown)", "/hooks/"} {
+	for _, want := range []string{"https://git.example.com/shop/api.git", "branch              main", "A=1", "build secrets       NPM_TOKEN\n", "api/**", "stored (never shown)", "/hooks/"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("source lacks %q:\n%s", want, r.stdout)
 		}
@@ -215,6 +219,7 @@ func TestGitSourceCommand(t *testing.T) {
 	mustFail(t, "only apps built from git have a source", "", "app", "source", "shop/web")
 	mustFail(t, "git.branch", "", "app", "source", "shop/api", "--branch", "-x")
 	mustFail(t, "git.dockerfile", "", "app", "source", "shop/api", "--dockerfile", "../x")
+	mustFail(t, "git.build_secrets names NPM_TOKEN twice", "", "app", "source", "shop/api", "--build-secret", "NPM_TOKEN", "--build-secret", "NPM_TOKEN")
 	mustFail(t, "--git-token-stdin and --remove-token", "t\n", "app", "source", "shop/api", "--git-token-stdin", "--remove-token")
 
 	r = mustRun(t, "", "app", "source", "shop/api", "--branch", "release", "--dockerfile", "ops/Dockerfile", "--deploy-tags")
@@ -223,13 +228,22 @@ func TestGitSourceCommand(t *testing.T) {
 	}
 	s := appStatus(t, "shop/api").App.Source
 	if s.Branch != "release" || s.Dockerfile != "ops/Dockerfile" || !s.Filter.Tags || strings.Join(s.Filter.Branches, ",") != "release" ||
-		s.BuildArgs["A"] != "1" || s.Filter.WatchPaths[0] != "api/**" || !s.HasToken {
+		s.BuildArgs["A"] != "1" || s.Filter.WatchPaths[0] != "api/**" || !s.HasToken || !slices.Equal(s.BuildSecrets, []string{"NPM_TOKEN"}) {
 		t.Errorf("after --branch/--dockerfile/--deploy-tags: %+v", s)
+	}
+	r = mustRun(t, "", "app", "source", "shop/api", "--build-secret", "B_TOKEN", "--build-secret", "A_TOKEN")
+	if !strings.Contains(r.stdout, "build secrets       B_TOKEN, A_TOKEN\n") {
+		t.Errorf("after replacing the build secrets:\n%s", r.stdout)
 	}
 	mustRun(t, "", "app", "source", "shop/api", "--build-arg=", "--watch-path=", "--remove-token", "--git", "git@git.example.com:shop/api.git")
 	s = appStatus(t, "shop/api").App.Source
-	if len(s.BuildArgs) != 0 || len(s.Filter.WatchPaths) != 0 || s.HasToken || s.Kind != "git" || !strings.HasPrefix(s.DeployKey, "ssh-ed25519 ") || s.Branch != "release" {
+	if len(s.BuildArgs) != 0 || len(s.Filter.WatchPaths) != 0 || s.HasToken || s.Kind != "git" || !strings.HasPrefix(s.DeployKey, "ssh-ed25519 ") || s.Branch != "release" ||
+		!slices.Equal(s.BuildSecrets, []string{"B_TOKEN", "A_TOKEN"}) {
 		t.Errorf("after clearing and moving to SSH: %+v", s)
+	}
+	r = mustRun(t, "", "app", "source", "shop/api", "--build-secret=")
+	if s = appStatus(t, "shop/api").App.Source; len(s.BuildSecrets) != 0 || !strings.Contains(r.stdout, "build secrets       none\n") {
+		t.Errorf("after --build-secret=: %v\n%s", s.BuildSecrets, r.stdout)
 	}
 
 	before := mustRun(t, "", "app", "webhook", "shop/api", "-o", "json").stdout

@@ -38,7 +38,7 @@ func (c *Client) RotateWebhookSecret(ctx context.Context, ref appRef) (api.Webho
 // sourceFlags change a git source: each flag given replaces its field.
 type sourceFlags struct {
 	git, branch, dockerfile, context, target string
-	buildArgs, watchPaths                    []string
+	buildArgs, buildSecrets, watchPaths      []string
 	tokenStdin, removeToken                  bool
 	deployTags, submodules                   bool
 }
@@ -51,6 +51,7 @@ func (f *sourceFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.context, "context", "", "the build context, relative to the repository root (empty: the root)")
 	fl.StringVar(&f.target, "target", "", "the stage of a multi-stage Dockerfile to build (empty: the last)")
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "ARG value KEY=VALUE, replacing all build args; it stays in the image's history, so never a secret (repeatable; --build-arg= clears them)")
+	fl.StringArrayVar(&f.buildSecrets, "build-secret", nil, "name of an app variable the build reads as a secret: RUN --mount=type=secret,id=NAME, replacing the list (repeatable; --build-secret= clears it)")
 	fl.StringArrayVar(&f.watchPaths, "watch-path", nil, "deploy a push only when it changes a file matching this pattern, replacing the patterns (repeatable; --watch-path= clears them)")
 	fl.BoolVar(&f.tokenStdin, "git-token-stdin", false, "read a new access token from stdin; stored encrypted, never shown again")
 	fl.BoolVar(&f.removeToken, "remove-token", false, "remove the stored access token")
@@ -59,13 +60,13 @@ func (f *sourceFlags) bind(cmd *cobra.Command) {
 }
 
 // sourceFlagNames are the flags that change the source.
-var sourceFlagNames = []string{"git", "branch", "dockerfile", "context", "target", "build-arg", "watch-path", "git-token-stdin", "remove-token", "deploy-tags", "submodules"}
+var sourceFlagNames = []string{"git", "branch", "dockerfile", "context", "target", "build-arg", "build-secret", "watch-path", "git-token-stdin", "remove-token", "deploy-tags", "submodules"}
 
 // request is cur with the flags given applied, as the API takes it.
 func (f *sourceFlags) request(cmd *cobra.Command, cur api.AppSource) (api.GitSourceRequest, error) {
 	changed := cmd.Flags().Changed
 	g := api.GitRequest{Branch: cur.Branch, Dockerfile: cur.Dockerfile, Context: cur.Context, Target: cur.Target,
-		BuildArgs: cur.BuildArgs, Submodules: cur.Submodules}
+		BuildArgs: cur.BuildArgs, BuildSecrets: cur.BuildSecrets, Submodules: cur.Submodules}
 	if cur.Kind == "git" {
 		g.URL = cur.CloneURL
 	} else {
@@ -73,7 +74,7 @@ func (f *sourceFlags) request(cmd *cobra.Command, cur api.AppSource) (api.GitSou
 	}
 	filter := cur.Filter
 	if changed("git") {
-		g = api.GitRequest{URL: f.git, Branch: g.Branch, Dockerfile: g.Dockerfile, Context: g.Context, Target: g.Target, BuildArgs: g.BuildArgs, Submodules: g.Submodules}
+		g.URL, g.Provider, g.Repo, g.BaseURL = f.git, "", "", ""
 	}
 	if changed("branch") {
 		// A filter that followed the branch keeps following it.
@@ -96,6 +97,9 @@ func (f *sourceFlags) request(cmd *cobra.Command, cur api.AppSource) (api.GitSou
 			return api.GitSourceRequest{}, err
 		}
 		g.BuildArgs = args
+	}
+	if changed("build-secret") {
+		g.BuildSecrets = nonEmpty(f.buildSecrets)
 	}
 	if changed("watch-path") {
 		filter.WatchPaths = nonEmpty(f.watchPaths)
@@ -187,6 +191,7 @@ func printSource(out io.Writer, s api.AppSource) error {
 	for _, k := range slices.Sorted(maps.Keys(s.BuildArgs)) {
 		fmt.Fprintf(w, "build arg\t%s=%s\n", k, s.BuildArgs[k])
 	}
+	fmt.Fprintf(w, "build secrets\t%s\n", cmp.Or(strings.Join(s.BuildSecrets, ", "), "none"))
 	fmt.Fprintf(w, "submodules\t%s\n", yesNo(s.Submodules))
 	fmt.Fprintf(w, "deploys on push to\t%s\n", cmp.Or(strings.Join(s.Filter.Branches, ", "), "(no branch)"))
 	fmt.Fprintf(w, "deploys tags\t%s\n", yesNo(s.Filter.Tags))

@@ -416,6 +416,10 @@ func (m *Manager) runBuild(ctx context.Context, b *store.Build, logf func(string
 	if err != nil {
 		return err
 	}
+	secrets, err := m.buildSecrets(ctx, a, src.Build.Secrets)
+	if err != nil {
+		return err
+	}
 	remote, err := m.remote(src)
 	if err != nil {
 		return err
@@ -451,10 +455,13 @@ func (m *Manager) runBuild(ctx context.Context, b *store.Build, logf func(string
 	}
 	logf(fmt.Sprintf("Checked out %s %q by %s in %s", shortCommit(b.Commit), co.Subject, co.Author, time.Since(start).Round(time.Millisecond)))
 	m.reportStatus(ctx, *b, forge.StatePending, fmt.Sprintf("Building #%d", b.Seq))
+	if len(src.Build.Secrets) > 0 {
+		logf("Build secrets (values masked): " + strings.Join(src.Build.Secrets, ", "))
+	}
 	tags := m.buildTags(a, *b)
 	res, err := build.Build(ctx, m.builds.Docker, build.Options{
 		Dir: co.Dir, Context: src.Build.Context, Dockerfile: src.Build.Dockerfile, BuildArgs: src.Build.Args, Target: src.Build.Target,
-		Tags: tags, App: a.ID, Commit: b.Commit, DeploymentID: b.DeploymentID, Mask: []string{remote.Token},
+		Tags: tags, App: a.ID, Commit: b.Commit, DeploymentID: b.DeploymentID, Secrets: secrets, Mask: []string{remote.Token},
 	}, logf)
 	if err != nil {
 		return err
@@ -476,6 +483,32 @@ func (m *Manager) runBuild(ctx context.Context, b *store.Build, logf func(string
 	}
 	m.pruneImages(ctx, a, logf)
 	return nil
+}
+
+// buildSecrets are the values of the variables an app's build mounts as
+// secrets, resolved as a deployment resolves them; nil when it mounts none.
+// A name the app has no variable for fails the build before it fetches.
+func (m *Manager) buildSecrets(ctx context.Context, a store.App, names []string) (map[string]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	env, err := m.resolvedEnv(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(names))
+	for _, n := range names {
+		v, ok := env[n]
+		if !ok {
+			ref, err := m.refOf(ctx, a)
+			if err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("build secret %s: the app has no variable of that name; set it with \"berth env set %s %s=…\" or remove it from the build secrets", n, ref, n)
+		}
+		out[n] = v
+	}
+	return out, nil
 }
 
 // deployBuild queues the deployment of a built image with the id the

@@ -96,7 +96,8 @@ func providerOf(k gitsrc.Kind) webhook.Provider {
 }
 
 // validateGit checks every user value of a git source before anything is
-// stored: the URL, the branch, the build paths and args, the push filter.
+// stored: the URL, the branch, the build paths, args and secrets, the push
+// filter.
 func validateGit(g *GitInput) error {
 	if g.Source.Variant == nil {
 		return &app.FieldError{Field: "git.url", Message: "is required: the repository to build, e.g. https://git.example.com/shop/api.git"}
@@ -125,6 +126,9 @@ func validateGit(g *GitInput) error {
 			return &app.FieldError{Field: "git.build_args", Message: fmt.Sprintf("%q is not a valid build arg name", k)}
 		}
 	}
+	if err := validateBuildSecrets(g.Build.Secrets); err != nil {
+		return err
+	}
 	if g.Filter == nil {
 		g.Filter = &webhook.Filter{Branches: []string{g.Branch}}
 	}
@@ -133,6 +137,29 @@ func validateGit(g *GitInput) error {
 	}
 	if strings.ContainsAny(g.Token, "\r\n") {
 		return &app.FieldError{Field: "git.token", Message: "must be one line"}
+	}
+	return nil
+}
+
+// maxBuildSecrets bounds an app's build secrets.
+const maxBuildSecrets = 32
+
+// validateBuildSecrets checks the names of the variables a build mounts as
+// secrets: variable names, each once.
+func validateBuildSecrets(names []string) error {
+	if len(names) > maxBuildSecrets {
+		return &app.FieldError{Field: "git.build_secrets", Message: fmt.Sprintf("has %d names; the limit is %d", len(names), maxBuildSecrets)}
+	}
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		var fe *app.FieldError
+		if err := app.ValidateEnvKey(n); errors.As(err, &fe) {
+			return &app.FieldError{Field: "git.build_secrets", Message: fe.Message}
+		}
+		if seen[n] {
+			return &app.FieldError{Field: "git.build_secrets", Message: fmt.Sprintf("names %s twice", n)}
+		}
+		seen[n] = true
 	}
 	return nil
 }

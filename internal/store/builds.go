@@ -34,6 +34,9 @@ type BuildSettings struct {
 	Target     string            `json:"target,omitempty"`     // stage of a multi-stage Dockerfile
 	Args       map[string]string `json:"args,omitempty"`       // ARG values, never secrets
 	Submodules bool              `json:"submodules,omitempty"`
+	// Secrets name the app's variables mounted as build secrets
+	// (RUN --mount=type=secret,id=NAME), in the order given.
+	Secrets []string `json:"secrets,omitempty"`
 }
 
 // AppSource is where a git-sourced app's code comes from and how it is

@@ -19,6 +19,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,4 +169,37 @@ func Registry(t testing.TB) TestRegistry {
 		unavailable(t, "test registry at %s answered %s with the test credentials (run test/registry/start.sh)", r.Server, resp.Status)
 	}
 	return r
+}
+
+// BuildStepCached reports whether a build log shows the step whose line
+// contains step as taken from the cache: BuildKit's steps print in it as
+// "#5 [gen 2/2] RUN …" and then "#5 CACHED", wherever a line starts (the
+// CLI puts "| " before each).
+func BuildStepCached(log, step string) bool {
+	for _, l := range strings.Split(log, "\n") {
+		_, l, _ = strings.Cut(l, "#")
+		n, rest, _ := strings.Cut(l, " ")
+		if n != "" && strings.HasPrefix(rest, "[") && strings.Contains(rest, step) {
+			return regexp.MustCompile(`(?m)#` + regexp.QuoteMeta(n) + ` CACHED$`).MatchString(log)
+		}
+	}
+	return false
+}
+
+// Processes lists the processes on this machine whose command line (its
+// arguments joined by spaces) contains cmd: the steps of builds on a local
+// Docker Engine, which BuildKit runs without a container of the engine.
+func Processes(cmd string) []int {
+	var pids []int
+	paths, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), cmd) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

@@ -114,23 +114,24 @@ func newBuildRow(ref deploy.AppRef, b store.Build, now time.Time) buildRow {
 // ---------- source ----------
 
 type sourceView struct {
-	Repository string
-	Provider   string // "GitHub"…; "" for a plain git URL
-	Branch     string
-	Branches   []string
-	Tags       bool
-	WatchPaths []string
-	Dockerfile string
-	Context    string
-	Target     string
-	BuildArgs  []string
-	HasToken   bool
-	SSH        bool
-	DeployKey  string
-	KeyGuide   string
-	KnownHosts string
-	Webhook    webhookView
-	Guides     []webhookGuide
+	Repository   string
+	Provider     string // "GitHub"…; "" for a plain git URL
+	Branch       string
+	Branches     []string
+	Tags         bool
+	WatchPaths   []string
+	Dockerfile   string
+	Context      string
+	Target       string
+	BuildArgs    []string
+	BuildSecrets []string // names of the variables builds mount as secrets
+	HasToken     bool
+	SSH          bool
+	DeployKey    string
+	KeyGuide     string
+	KnownHosts   string
+	Webhook      webhookView
+	Guides       []webhookGuide
 	// WebhookNotice says, right after the app was made from a git
 	// connection, whether its webhook was set up at the provider.
 	WebhookNotice *Notice
@@ -206,7 +207,7 @@ func (u *ui) sourceView(r *http.Request, p auth.Principal, can appPerms, edit bo
 	s := &sourceView{
 		Repository: src.CloneURL, Provider: src.Provider.Title(), Branch: src.Branch, Branches: src.Filter.Branches, Tags: src.Filter.Tags,
 		WatchPaths: src.Filter.WatchPaths, Dockerfile: src.Build.Dockerfile, Context: src.Build.Context, Target: src.Build.Target,
-		HasToken: src.HasToken, SSH: src.DeployKey != "", DeployKey: src.DeployKey, KnownHosts: strings.TrimSpace(src.KnownHosts),
+		BuildSecrets: src.Build.Secrets, HasToken: src.HasToken, SSH: src.DeployKey != "", DeployKey: src.DeployKey, KnownHosts: strings.TrimSpace(src.KnownHosts),
 		Webhook: webhookView{CSRF: p.CSRFToken, CanReveal: can.Reveal, CanRotate: can.Reveal && can.Write,
 			URL: u.webhookBase(r) + deploy.WebhookPath(src.WebhookID), RevealAction: appURL(ref, "/source/reveal"), RotateAction: appURL(ref, "/source/webhook-secret/rotate")},
 	}

@@ -45,6 +45,7 @@ func gitAppFormValues(tok, name string) url.Values {
 	f.Set("git_branch", "main")
 	f.Set("git_dockerfile", "docker/Dockerfile")
 	f.Set("git_build_args", "NODE_ENV=production\n")
+	f.Set("git_build_secrets", "NPM_TOKEN, SENTRY_AUTH_TOKEN\n")
 	f.Set("git_watch_paths", "src/**\n")
 	f.Set("git_tags", "on")
 	f.Set("then", "create")
@@ -76,7 +77,8 @@ func TestGitAppCreateFormErrors(t *testing.T) {
 	page := b.get("/projects/shop/apps/new")
 	mustContain(t, "new app form", page.body, `id="source-image" type="radio" name="source" value="image" checked`, `id="source-git"`,
 		`id="git-url"`, `id="git-branch" name="git_branch" type="text" value="main"`, `id="git-token" name="git_token" type="password"`,
-		`id="git-dockerfile"`, `id="git-context"`, `id="git-target"`, `id="git-build-args"`, `id="git-watch-paths"`, `id="git-tags"`)
+		`id="git-dockerfile"`, `id="git-context"`, `id="git-target"`, `id="git-build-args"`, `id="git-watch-paths"`, `id="git-tags"`,
+		`id="git-build-secrets" name="git_build_secrets"`, "the build reads with RUN --mount=type=secret,id=NAME; they never reach the image.")
 
 	for _, tc := range []struct {
 		name, field, value, errID, want string
@@ -86,6 +88,8 @@ func TestGitAppCreateFormErrors(t *testing.T) {
 		{"bad branch", "git_branch", "feature..x", "git-branch-error", "Branch must not contain"},
 		{"absolute dockerfile", "git_dockerfile", "/etc/passwd", "git-dockerfile-error", "Dockerfile must be relative"},
 		{"build arg without =", "git_build_args", "JUSTANAME", "git-build-args-error", "line 1: write KEY=VALUE"},
+		{"bad build secret", "git_build_secrets", "NPM_TOKEN NPM-TOKEN", "git-build-secrets-error", `"NPM-TOKEN" is not a valid variable name`},
+		{"build secret twice", "git_build_secrets", "NPM_TOKEN,NPM_TOKEN", "git-build-secrets-error", "names NPM_TOKEN twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := gitAppFormValues(tok, "api")
@@ -121,7 +125,8 @@ func TestGitAppSourceWebhookReveal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if src.Build.Dockerfile != "docker/Dockerfile" || src.Build.Args["NODE_ENV"] != "production" || !src.Filter.Tags || len(src.Filter.WatchPaths) != 1 {
+	if src.Build.Dockerfile != "docker/Dockerfile" || src.Build.Args["NODE_ENV"] != "production" || !src.Filter.Tags || len(src.Filter.WatchPaths) != 1 ||
+		!slices.Equal(src.Build.Secrets, []string{"NPM_TOKEN", "SENTRY_AUTH_TOKEN"}) {
 		t.Errorf("stored source: %+v", src)
 	}
 
@@ -131,6 +136,7 @@ func TestGitAppSourceWebhookReveal(t *testing.T) {
 	}
 	hook := e.srv.URL + "/hooks/" + src.WebhookID
 	mustContain(t, "source tab", p.body, gitRepoURL, hook, "Reveal secret", "docker/Dockerfile", "NODE_ENV=production",
+		"<dt>Build secrets</dt><dd><code>NPM_TOKEN</code> <code>SENTRY_AUTH_TOKEN</code> </dd>",
 		"Payload URL", "application/json", "Secret token", "Tag push events", "Repository push", `data-copy="webhook-url"`,
 		`>Source</a>`, `>Builds</a>`, "Deploy latest commit")
 	mustNotContain(t, "source tab", p.body, secret)
@@ -318,7 +324,8 @@ func TestSystemDiskUse(t *testing.T) {
 func sourceFormValues(tok string) url.Values {
 	return url.Values{
 		"csrf_token": {tok}, "git_provider": {"git"}, "git_url": {gitRepoURL}, "git_branch": {"main"},
-		"git_dockerfile": {"docker/Dockerfile"}, "git_build_args": {"NODE_ENV=production"}, "git_watch_paths": {"src/**"}, "git_tags": {"on"},
+		"git_dockerfile": {"docker/Dockerfile"}, "git_build_args": {"NODE_ENV=production"}, "git_build_secrets": {"NPM_TOKEN\nSENTRY_AUTH_TOKEN"},
+		"git_watch_paths": {"src/**"}, "git_tags": {"on"},
 	}
 }
 
@@ -348,7 +355,7 @@ func TestGitAppSourceChange(t *testing.T) {
 	mustContain(t, "edit form", p.body, `id="change-source"`, `action="/projects/shop/apps/api/source"`,
 		`<option value="git" selected>`, `id="git-url" name="git_url" type="text" value="`+gitRepoURL+`"`,
 		`id="git-branch" name="git_branch" type="text" value="main"`, `id="git-dockerfile" name="git_dockerfile" type="text" value="docker/Dockerfile"`,
-		`>NODE_ENV=production</textarea>`, `>src/**</textarea>`, `id="git-tags" name="git_tags" type="checkbox" value="on" checked`,
+		`>NODE_ENV=production</textarea>`, `>src/**</textarea>`, ">NPM_TOKEN\nSENTRY_AUTH_TOKEN</textarea>", `id="git-tags" name="git_tags" type="checkbox" value="on" checked`,
 		`id="git-token" name="git_token" type="password"`)
 	mustNotContain(t, "edit form without a token", p.body, `id="git-remove-token"`)
 
@@ -360,6 +367,7 @@ func TestGitAppSourceChange(t *testing.T) {
 	f.Set("git_context", "services/api")
 	f.Set("git_target", "production")
 	f.Set("git_build_args", "A=1\nB=2")
+	f.Set("git_build_secrets", "B_TOKEN A_TOKEN")
 	f.Set("git_watch_paths", "")
 	f.Del("git_tags")
 	f.Set("git_token", token)
@@ -370,11 +378,12 @@ func TestGitAppSourceChange(t *testing.T) {
 	src := source()
 	if src.CloneURL != "https://git.example.com/acme/shop-v2.git" || src.Branch != "release" || src.Build.Context != "services/api" ||
 		src.Build.Target != "production" || src.Build.Dockerfile != "" || len(src.Build.Args) != 2 || src.Filter.Tags ||
-		len(src.Filter.WatchPaths) != 0 || !slices.Equal(src.Filter.Branches, []string{"release"}) || !src.HasToken {
+		len(src.Filter.WatchPaths) != 0 || !slices.Equal(src.Filter.Branches, []string{"release"}) || !src.HasToken ||
+		!slices.Equal(src.Build.Secrets, []string{"B_TOKEN", "A_TOKEN"}) {
 		t.Errorf("after the change: %+v", src)
 	}
 	p = b.get(p.location())
-	mustContain(t, "after the change", p.body, "Source changed; the next build uses it.", "shop-v2.git", "services/api")
+	mustContain(t, "after the change", p.body, "Source changed; the next build uses it.", "shop-v2.git", "services/api", "<code>B_TOKEN</code> <code>A_TOKEN</code>")
 	mustNotContain(t, "after the change", p.body, token)
 	if entry := e.last("app.source"); strings.Contains(entry.Summary, token) {
 		t.Errorf("the audit log holds the token: %s", entry.Summary)
@@ -402,6 +411,21 @@ func TestGitAppSourceChange(t *testing.T) {
 	mustNotContain(t, "bad branch", p.body, "ghp_typed-on-a-bad-form", token)
 	if got := source(); got.Branch != "release" || got.Build.Dockerfile != "" || !got.HasToken {
 		t.Errorf("a refused form changed the source: %+v", got)
+	}
+
+	// So is a bad build secret, next to its input.
+	bad = sourceFormValues(tok)
+	bad.Set("git_build_secrets", "NPM_TOKEN\n1PASSWORD")
+	p = b.post("/projects/shop/apps/api/source", bad)
+	if p.status != http.StatusUnprocessableEntity {
+		t.Fatalf("bad build secret: %d\n%s", p.status, p.body)
+	}
+	if i := strings.Index(p.body, `id="git-build-secrets"`); i < 0 || !strings.Contains(p.body[i:min(i+800, len(p.body))], `id="git-build-secrets-error"`) ||
+		!strings.Contains(html.UnescapeString(p.body[i:min(i+1200, len(p.body))]), `Build secrets "1PASSWORD" is not a valid variable name`) {
+		t.Errorf("the build secret's error is not next to its input:\n%s", p.body)
+	}
+	if got := source(); !slices.Equal(got.Build.Secrets, []string{"B_TOKEN", "A_TOKEN"}) {
+		t.Errorf("a refused form changed the build secrets: %v", got.Build.Secrets)
 	}
 
 	// An empty token keeps the stored one; the box removes it.
@@ -544,7 +568,7 @@ func TestSourceFormRoundTrip(t *testing.T) {
 	} {
 		t.Run(string(v.Kind())+" "+v.CloneURL(), func(t *testing.T) {
 			src := deploy.GitSource{Source: gitsrc.Source{Variant: v}, Branch: "release",
-				Build:  store.BuildSettings{Dockerfile: "Dockerfile.prod", Args: map[string]string{"B": "2", "A": "1"}},
+				Build:  store.BuildSettings{Dockerfile: "Dockerfile.prod", Args: map[string]string{"B": "2", "A": "1"}, Secrets: []string{"Z_TOKEN", "A_TOKEN"}},
 				Filter: webhook.Filter{Branches: []string{"release"}, Tags: true, WatchPaths: []string{"src/**", "go.mod"}}}
 			f := newSourceForm("tok", "/a", "/a", src)
 			form := url.Values{}

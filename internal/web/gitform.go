@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/berthpaas/berth/internal/deploy"
 	"github.com/berthpaas/berth/internal/gitsrc"
@@ -21,18 +22,19 @@ import (
 const sourceGit = "git"
 
 type gitForm struct {
-	Provider   Field
-	URL        Field
-	BaseURL    Field
-	SSH        Field
-	Branch     Field
-	Token      Field
-	Dockerfile Field
-	Context    Field
-	Target     Field
-	BuildArgs  Field
-	WatchPaths Field
-	Tags       Field
+	Provider     Field
+	URL          Field
+	BaseURL      Field
+	SSH          Field
+	Branch       Field
+	Token        Field
+	Dockerfile   Field
+	Context      Field
+	Target       Field
+	BuildArgs    Field
+	BuildSecrets Field
+	WatchPaths   Field
+	Tags         Field
 	// Connections are the organization's git connections, offered as
 	// provider choices by the new-app form ("connection:<name>").
 	Connections []Option
@@ -65,6 +67,8 @@ func newGitForm() gitForm {
 		Target:     Field{ID: "git-target", Name: "git_target", Label: "Target stage", Type: "text", Code: true, Placeholder: "production", Hint: "A stage of a multi-stage Dockerfile; empty builds the last."},
 		BuildArgs: Field{ID: "git-build-args", Name: "git_build_args", Label: "Build args", Type: "textarea", Rows: 3, Code: true, Placeholder: "NODE_ENV=production\nAPP_VERSION=1.4",
 			Hint: "One KEY=VALUE per line, for the Dockerfile's ARGs. Not for secrets: they stay in the image's history."},
+		BuildSecrets: Field{ID: "git-build-secrets", Name: "git_build_secrets", Label: "Build secrets", Type: "textarea", Rows: 3, Code: true, Placeholder: "NPM_TOKEN\nSENTRY_AUTH_TOKEN",
+			Hint: "Names of this app's variables (Environment tab) the build reads with RUN --mount=type=secret,id=NAME; they never reach the image."},
 		WatchPaths: Field{ID: "git-watch-paths", Name: "git_watch_paths", Label: "Watch paths", Type: "textarea", Rows: 3, Code: true, Placeholder: "src/**\npackage.json",
 			Hint: "One pattern per line: a push deploys only when it changes a matching file. Empty: every push to the branch."},
 		Tags: Field{ID: "git-tags", Name: "git_tags", Label: "Deploy tag pushes", Type: "checkbox", Hint: "A pushed tag builds and deploys the commit it points to."},
@@ -75,7 +79,7 @@ func newGitForm() gitForm {
 }
 
 func (g *gitForm) fields() []*Field {
-	return []*Field{&g.Provider, &g.URL, &g.BaseURL, &g.SSH, &g.Branch, &g.Token, &g.Dockerfile, &g.Context, &g.Target, &g.BuildArgs, &g.WatchPaths, &g.Tags}
+	return []*Field{&g.Provider, &g.URL, &g.BaseURL, &g.SSH, &g.Branch, &g.Token, &g.Dockerfile, &g.Context, &g.Target, &g.BuildArgs, &g.BuildSecrets, &g.WatchPaths, &g.Tags}
 }
 
 // parseGitForm reads the git inputs. Problems of its own (a build arg
@@ -158,6 +162,10 @@ func parseGitBuild(get func(string) string, errs fieldErrors) deploy.GitInput {
 	if err != nil {
 		errs["git_build_args"] = err.Error()
 	}
+	// Names separated by spaces, commas or new lines; none is nil, as stored.
+	for _, n := range strings.FieldsFunc(get("git_build_secrets"), func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
+		in.Build.Secrets = append(in.Build.Secrets, n)
+	}
 	lines(get("git_watch_paths"), func(_ int, l string) error {
 		in.Filter.WatchPaths = append(in.Filter.WatchPaths, l)
 		return nil
@@ -198,7 +206,7 @@ func gitFormField(field, msg string) (string, string, bool) {
 		return "git_base_url", msg, true
 	case field == "git.remove_token":
 		return "git_remove_token", msg, true
-	case field == "git.branch", field == "git.dockerfile", field == "git.context", field == "git.target", field == "git.token", field == "git.build_args":
+	case field == "git.branch", field == "git.dockerfile", field == "git.context", field == "git.target", field == "git.token", field == "git.build_args", field == "git.build_secrets":
 		return "git_" + strings.TrimPrefix(field, "git."), msg, true
 	case field == "git", strings.HasPrefix(field, "git."):
 		return "git_url", msg, true
@@ -246,6 +254,7 @@ func newSourceForm(csrf, action, cancel string, src deploy.GitSource) *sourceFor
 	}
 	slices.Sort(args)
 	g.BuildArgs.Value = strings.Join(args, "\n")
+	g.BuildSecrets.Value = strings.Join(src.Build.Secrets, "\n")
 	g.WatchPaths.Value = strings.Join(src.Filter.WatchPaths, "\n")
 	g.Tags.Checked = src.Filter.Tags
 	if src.HasToken {

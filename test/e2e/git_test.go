@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthpaas/berth/internal/testenv"
 	"github.com/berthpaas/berth/internal/testenv/gitserver"
 )
 
@@ -185,28 +186,13 @@ func (g *gitEnv) awaitBuild(id string, within time.Duration, ok func(build) bool
 
 func ended(b build) bool { return b.Status != "queued" && b.Status != "running" }
 
-// buildContainers lists running containers whose command contains cmd: the
-// classic builder's step containers.
-func buildContainers(t *testing.T, cmd string) []string {
-	t.Helper()
-	out, err := exec.Command("docker", "ps", "--no-trunc", "--format", "{{.ID}}\t{{.Command}}").Output()
-	if err != nil {
-		t.Fatalf("docker ps: %v", err)
-	}
-	var ids []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if id, command, ok := strings.Cut(l, "\t"); ok && strings.Contains(command, cmd) {
-			ids = append(ids, id)
-		}
-	}
-	return ids
-}
 
-// awaitStep waits until a step container running cmd is up.
+// awaitStep waits until a build step running cmd is up (a process on this
+// machine: BuildKit runs steps without a container of the engine).
 func (g *gitEnv) awaitStep(id, cmd string) {
 	g.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	for len(buildContainers(g.t, cmd)) == 0 {
+	for len(testenv.Processes(cmd)) == 0 {
 		if b := g.build(id); ended(b) || time.Now().After(deadline) {
 			g.t.Fatalf("build %s never ran %q: %+v", id, cmd, b)
 		}
@@ -214,18 +200,18 @@ func (g *gitEnv) awaitStep(id, cmd string) {
 	}
 }
 
-// awaitNoStep waits until no step container runs cmd (the engine removes a
-// cancelled step's container).
+// awaitNoStep waits until no build step runs cmd (the engine kills a
+// cancelled build's step).
 func (g *gitEnv) awaitNoStep(cmd string, within time.Duration) {
 	g.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		left := buildContainers(g.t, cmd)
+		left := testenv.Processes(cmd)
 		if len(left) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			g.t.Errorf("build step containers still running %q %s after the build ended: %v", cmd, within, left)
+			g.t.Errorf("build step processes %v still run %q %s after the build ended", left, cmd, within)
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -332,10 +318,13 @@ func TestGitDoneWhen(t *testing.T) {
 	if testing.Verbose() {
 		t.Logf("its output:\n%s", out)
 	}
-	for _, want := range []string{"Step 1/", "RUN mkdir -p /out", "Using cache", "version: " + v2, "live"} {
+	for _, want := range []string{"[internal] load metadata for", "RUN mkdir -p /out", "version: " + v2, "live"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("deploy --follow output lacks %q:\n%s", want, out)
 		}
+	}
+	if !testenv.BuildStepCached(out, "RUN mkdir -p /out") {
+		t.Errorf("deploy --follow output does not show the unchanged step RUN mkdir -p /out cached:\n%s", out)
 	}
 	if got := g.answer(); !strings.Contains(got, "hello from "+v2) {
 		t.Errorf("once deploy --follow of %s returned, the app answered %q", sha2[:7], got)
@@ -343,8 +332,8 @@ func TestGitDoneWhen(t *testing.T) {
 	}
 
 	// 3. Cancel a running build: it ends cancelled within seconds, its step
-	// container is gone, the previous release keeps serving.
-	const sleep = "sleep 120"
+	// is stopped, the previous release keeps serving.
+	sleep := fmt.Sprintf("sleep 120.%d", time.Now().UnixNano()%1e6)
 	before, sha = g.commit(fmt.Sprintf("cancel-3-%d", time.Now().UnixNano()), afterVersionCopy("RUN "+sleep))
 	b3 := g.push(before, sha, "slow build")
 	g.awaitStep(b3.ID, sleep)
