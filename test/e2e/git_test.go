@@ -186,7 +186,6 @@ func (g *gitEnv) awaitBuild(id string, within time.Duration, ok func(build) bool
 
 func ended(b build) bool { return b.Status != "queued" && b.Status != "running" }
 
-
 // awaitStep waits until a build step running cmd is up (a process on this
 // machine: BuildKit runs steps without a container of the engine).
 func (g *gitEnv) awaitStep(id, cmd string) {
