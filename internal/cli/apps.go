@@ -584,9 +584,14 @@ func appCreateCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			if s := a.Source; s != nil {
 				fmt.Fprintf(out, "Created app %s (%s), built from %s (branch %s).\n", ref, a.ID, printable(s.CloneURL), printable(s.Branch))
-				fmt.Fprintf(out, "Webhook URL: %s (secret and setup: berth app webhook %s)\n", s.WebhookURL, ref)
-				if s.ProviderWebhook != "" {
-					fmt.Fprintf(out, "Webhook at the provider: %s\n", printable(s.ProviderWebhook))
+				if strings.HasPrefix(s.ProviderWebhook, "created ") {
+					fmt.Fprintf(out, "Webhook URL: %s\n", s.WebhookURL)
+					fmt.Fprintf(out, "Webhook at the provider: %s; pushes build and deploy from now on\n", printable(s.ProviderWebhook))
+				} else {
+					fmt.Fprintf(out, "Webhook URL: %s (secret and setup: berth app webhook %s)\n", s.WebhookURL, ref)
+					if s.ProviderWebhook != "" {
+						fmt.Fprintf(out, "Webhook at the provider: %s\n", printable(s.ProviderWebhook))
+					}
 				}
 				if s.DeployKey != "" {
 					fmt.Fprintf(out, "Add this read-only deploy key to the repository:\n  %s\n", s.DeployKey)

@@ -111,10 +111,13 @@ func TestConnectionCommands(t *testing.T) {
 	}
 
 	r = ok("", "app", "create", "shop/api", "--connection", "gitea", "--repo", repo, "--branch", "staging", "--dockerfile", "Dockerfile", "--port", "8080")
-	for _, want := range []string{"Created app shop/api", "(branch staging)", "Webhook URL: " + srv.url + "/hooks/", "Webhook at the provider: created at " + gt.URL + "/" + repo} {
+	for _, want := range []string{"Created app shop/api", "(branch staging)", "Webhook URL: " + srv.url + "/hooks/", "Webhook at the provider: created at " + gt.URL + "/" + repo + "; pushes build and deploy from now on"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("create lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	if strings.Contains(r.stdout, "secret and setup") {
+		t.Errorf("create asks to set up the webhook that was created at the provider:\n%s", r.stdout)
 	}
 	s := appStatus(t, "shop/api").App.Source
 	if s == nil || s.Kind != "gitea" || s.Repo != repo || s.BaseURL != gt.URL || s.Branch != "staging" || !s.HasToken {

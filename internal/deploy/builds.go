@@ -549,6 +549,32 @@ func (m *Manager) pruneImages(ctx context.Context, a store.App, logf func(string
 	}
 }
 
+// removeImages removes a deleted app's built images in the background, once
+// the containers that ran them have stopped (they get their grace period
+// after the services go); an image still in use when that is long past is
+// left and logged. Images pushed to --build-registry stay there.
+func (m *Manager) removeImages(a store.App) {
+	if m.builds == nil {
+		return
+	}
+	deadline := m.now().Add(a.Spec.StopGracePeriod.Duration() + time.Minute)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		for {
+			rep, err := build.Prune(ctx, m.builds.Docker, a.ID, 0)
+			if err == nil && len(rep.Skipped) == 0 {
+				return
+			}
+			if m.now().After(deadline) || ctx.Err() != nil {
+				m.builds.Log.Warn("images of a deleted app left on the engine", "app", a.ID, "skipped", len(rep.Skipped), "err", err)
+				return
+			}
+			time.Sleep(2 * time.Second)
+		}
+	}()
+}
+
 // remote unseals what it takes to reach an app's repository.
 func (m *Manager) remote(src store.AppSource) (gitsrc.Remote, error) {
 	r := gitsrc.Remote{Source: src.Source, KnownHosts: src.KnownHosts, CAFile: m.builds.GitCAFile}

@@ -15,9 +15,12 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/berthpaas/berth/internal/app"
+	"github.com/berthpaas/berth/internal/build"
 	"github.com/berthpaas/berth/internal/gitsrc"
 	"github.com/berthpaas/berth/internal/jobs"
 	"github.com/berthpaas/berth/internal/store"
@@ -276,6 +279,25 @@ func TestGitBuildDeployAndPush(t *testing.T) {
 	builds, err := g.mgr.Builds(ctx, g.p, g.ref, 10)
 	if err != nil || len(builds) != 2 {
 		t.Fatalf("builds: %d, %v; want 2 (the redelivery queued nothing)", len(builds), err)
+	}
+
+	// Deleting the app removes its built images once its containers stop.
+	if err := g.mgr.DeleteApp(ctx, g.p, g.ref, false); err != nil {
+		t.Fatal(err)
+	}
+	f := filters.NewArgs(filters.Arg("label", build.LabelApp+"="+g.app.ID))
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		imgs, err := g.docker.ImageList(ctx, image.ListOptions{Filters: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(imgs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d images of the deleted app remain 90 s after it went, e.g. %v", len(imgs), imgs[0].RepoTags)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 

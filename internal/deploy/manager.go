@@ -1050,6 +1050,7 @@ func (m *Manager) DeleteApp(ctx context.Context, p auth.Principal, ref AppRef, r
 	if err := m.releases.PruneFiles(ctx, l.App.ID); err != nil {
 		errs = append(errs, fmt.Errorf("the app is deleted, but some of its configs or secrets could not be removed: %w", err))
 	}
+	m.removeImages(l.App)
 	if removeVolumes {
 		errs = append(errs, m.removeVolumes(ctx, l.App))
 	}

@@ -22,8 +22,11 @@ func TestInstallScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	// One shell inside the container runs the scenario and prints what
-	// the test checks, section by section.
+	// the test checks, section by section, errors in line (docker run
+	// relays the container's stdout and stderr as two streams, in no fixed
+	// order between them).
 	scenario := `set -u
+exec 2>&1
 echo '== bad url'; sh /install.sh --binary /opt/berth --public-url ftp://x --dry-run; echo "exit=$?"
 echo '== first'; sh /install.sh --binary /opt/berth --public-url https://berth.example.com --dry-run; echo "exit=$?"
 echo '== state'; id berth; stat -c '%a %U' /var/lib/berth; stat -c '%a %U:%G' /etc/berth/berth.env; cat /etc/berth/berth.env
