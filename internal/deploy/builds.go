@@ -554,7 +554,7 @@ func (m *Manager) pruneImages(ctx context.Context, a store.App, logf func(string
 // after the services go); an image still in use when that is long past is
 // left and logged. Images pushed to --build-registry stay there.
 func (m *Manager) removeImages(a store.App) {
-	if m.builds == nil {
+	if m.builds == nil || m.builds.Docker == nil {
 		return
 	}
 	deadline := m.now().Add(a.Spec.StopGracePeriod.Duration() + time.Minute)

@@ -634,8 +634,8 @@ func TestBrowser(t *testing.T) {
 	for _, l := range []string{"Resolving main of https://git.example.com/acme/shop-api-with-a-rather-long-repository-name.git",
 		"Fetching https://git.example.com/acme/shop-api-with-a-rather-long-repository-name.git @ 3f9c2e71b0a4",
 		"Checked out 3f9c2e71b0a4 \"Add health endpoint\" by Ada Lovelace in 412ms",
-		"Step 1/6 : FROM golang:1.26-alpine AS build", " ---> 9c1f0a7e2d33", "Step 2/6 : WORKDIR /src",
-		"Step 3/6 : COPY . .", "Step 4/6 : RUN go build -trimpath -ldflags=-s -o /out/api ./cmd/api",
+		"#1 [internal] load remote build context", "#1 DONE 0.1s", "#4 [build 1/4] FROM docker.io/library/golang:1.26-alpine",
+		"#4 CACHED", "#7 [build 4/4] RUN go build -trimpath -ldflags=-s -o /out/api ./cmd/api",
 	} {
 		out = append(out, l)
 	}
