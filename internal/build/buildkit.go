@@ -15,13 +15,10 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// traceID and imageIDAux name BuildKit's messages in the engine's stream: a
-// progress update (a StatusResponse, marshalled and base64-encoded) and the
-// built image.
-const (
-	traceID    = "moby.buildkit.trace"
-	imageIDAux = "moby.image.id"
-)
+// traceID names BuildKit's progress updates in the engine's stream: each a
+// StatusResponse, marshalled and base64-encoded. The built image comes in an
+// aux message as the classic builder's does.
+const traceID = "moby.buildkit.trace"
 
 // metadataStep is BuildKit's name for resolving a base image; when it
 // fails, the base image is missing.

@@ -482,11 +482,15 @@ func TestBrowser(t *testing.T) {
 	if got := eval(`[document.querySelector("#edit-domain h2").innerText, document.getElementById("domain-timeout").value, document.getElementById("domain-auth-password").value, String(document.getElementById("domain-host"))].join("|")`); got != "Edit www.example.com|90||null" {
 		t.Errorf("edit form: %q, want its title, the timeout, an empty password and no host field", got)
 	}
+	// SetValue, not SendKeys: in one CI run a keystroke typed into this
+	// field was lost under load ("12" saved), which tests Chromium, not Berth.
 	step("change the timeout",
-		chromedp.Evaluate[chromedp.Void](`document.getElementById("domain-timeout").value = ""`),
-		chromedp.SendKeys(chromedp.ID("domain-timeout"), "120"),
+		chromedp.SetValue(chromedp.ID("domain-timeout"), "120"),
 		chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, document.getElementById("edit-domain").offsetTop - 16)`),
 	)
+	if v := eval(`document.getElementById("domain-timeout").value`); v != "120" {
+		t.Fatalf("the timeout field holds %q before saving; want 120", v)
+	}
 	screenshot("domains-edit-light")
 	step("save the domain",
 		clickInPlace(`#edit-domain button[type=submit]`),
