@@ -25,35 +25,92 @@ import (
 // every line under a lock, in memory, and a forwarder sends what has
 // gathered in few writes; lines are lost only if the ring fills up.
 type LogListener struct {
-	ln      *net.UnixListener
+	path    string
 	out     io.Writer
 	closing atomic.Bool
-	wg      sync.WaitGroup // the accept loop and one reader per connection
+	wg      sync.WaitGroup // the accept loops and one reader per connection
+
+	mu      sync.Mutex
+	ln      *net.UnixListener
+	file    os.FileInfo   // the socket file ln made
+	stop    chan struct{} // closed by Close
+	watched chan struct{} // closed when watch has returned
 }
+
+// socketCheck is how often the socket file is checked. HAProxy's forwarder
+// retries a failed connection at once, in a loop: were the file deleted
+// (say, by a clean-up of the state directory), it would spin on a core
+// until the file is back.
+const socketCheck = 2 * time.Second
 
 // ListenLog listens on the unix socket path (replacing a stale socket file)
 // and writes what HAProxy sends to out, which must accept concurrent Writes
-// (each worker has its own connection). Close stops it.
+// (each worker has its own connection). A socket file that is deleted or
+// replaced is made again within socketCheck. Close stops it.
 func ListenLog(path string, out io.Writer) (*LogListener, error) {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	l := &LogListener{path: path, out: out, stop: make(chan struct{}), watched: make(chan struct{})}
+	if err := l.listen(); err != nil {
 		return nil, err
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	l := &LogListener{ln: ln, out: out}
-	l.wg.Go(l.accept)
+	go l.watch()
 	return l, nil
 }
 
-func (l *LogListener) accept() {
+// listen makes the socket file (replacing what is at the path) and accepts
+// on it; a previous listener stops accepting, its connections go on.
+func (l *LogListener) listen() error {
+	if err := os.Remove(l.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: l.path, Net: "unix"})
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(l.path)
+	if err == nil {
+		err = os.Chmod(l.path, 0o600)
+	}
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	l.mu.Lock()
+	old := l.ln
+	l.ln, l.file = ln, fi
+	l.mu.Unlock()
+	if old != nil {
+		old.SetUnlinkOnClose(false) // the path is ln's now
+		old.Close()
+	}
+	l.wg.Go(func() { l.accept(ln) })
+	return nil
+}
+
+// watch makes the socket file again when it is gone or another file took
+// its path, until Close.
+func (l *LogListener) watch() {
+	defer close(l.watched)
+	t := time.NewTicker(socketCheck)
+	defer t.Stop()
 	for {
-		conn, err := l.ln.AcceptUnix()
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		fi, err := os.Stat(l.path)
+		l.mu.Lock()
+		same := err == nil && os.SameFile(fi, l.file)
+		l.mu.Unlock()
+		if !same {
+			_ = l.listen() // tried again at the next check
+		}
+	}
+}
+
+func (l *LogListener) accept(ln *net.UnixListener) {
+	for {
+		conn, err := ln.AcceptUnix()
 		if err != nil {
 			return // closed
 		}
@@ -98,7 +155,11 @@ func detach(conn *net.UnixConn) (int, error) {
 // quarter of a second without data for the others.
 func (l *LogListener) Close() error {
 	l.closing.Store(true)
+	close(l.stop)
+	<-l.watched
+	l.mu.Lock()
 	err := l.ln.Close()
+	l.mu.Unlock()
 	l.wg.Wait()
 	return err
 }

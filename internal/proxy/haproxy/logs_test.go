@@ -1,7 +1,10 @@
 package haproxy
 
 import (
+	"errors"
+	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -67,5 +70,60 @@ func TestLogListenerPassesWholeLines(t *testing.T) {
 		if strings.Count(got, want) != 1 {
 			t.Errorf("%q not passed on exactly once in %q", want, got)
 		}
+	}
+}
+
+// A deleted socket file is made again: new connections are accepted, and
+// one made before goes on delivering.
+func TestLogListenerRemakesItsSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log.sock")
+	out := &lineRecorder{t: t}
+	l, err := ListenLog(path, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer before.Close()
+	for _, replace := range []bool{false, true} {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if replace { // a plain file takes the path
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var conn net.Conn
+		for deadline := time.Now().Add(3 * socketCheck); conn == nil; time.Sleep(50 * time.Millisecond) {
+			if conn, err = net.Dial("unix", path); err != nil && time.Now().After(deadline) {
+				t.Fatalf("replace=%v: the socket is not back after %v: %v", replace, 3*socketCheck, err)
+			}
+		}
+		line := fmt.Sprintf("after removal, replace=%v\n", replace)
+		conn.Write([]byte(line))
+		before.Write([]byte("still here\n"))
+		conn.Close()
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out.all(), line) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	before.Close()
+	if err := l.Close(); err != nil {
+		t.Error(err)
+	}
+	got := out.all()
+	for _, want := range []string{"after removal, replace=false\n", "after removal, replace=true\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "still here\n"); n != 2 {
+		t.Errorf("the connection made before the removals delivered %d lines; want 2:\n%s", n, got)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after Close the socket file: %v; want it gone", err)
 	}
 }
