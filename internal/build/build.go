@@ -151,17 +151,20 @@ func Build(ctx context.Context, cli Builder, opts Options, logf func(line string
 	}
 	mask := NewMask(append(slices.Collect(maps.Values(opts.Secrets)), opts.Mask...)...)
 	builder := cmp.Or(opts.Builder, BuildKit)
-	s, err := run(ctx, cli, opts, builder, root, entries, mask, logf)
+	runOn := func(builder string) (*stream, error) {
+		return run(ctx, cli, opts, builder, root, entries, mask, logf)
+	}
+	s, err := runOn(builder)
 	if err != nil && builder == BuildKit && contextLost(err) {
 		s.line("The engine lost the build context (a build cache prune ran at the same time): sending it again")
-		s, err = run(ctx, cli, opts, builder, root, entries, mask, logf)
+		s, err = runOn(builder)
 	}
 	if err != nil && builder == BuildKit && opts.Builder == "" && noBuildKit(err) {
 		if len(opts.Secrets) > 0 {
 			return Result{}, fmt.Errorf("%w: this Docker Engine has no BuildKit (%v)", ErrSecretsNeedBuildKit, err)
 		}
 		s.line("This Docker Engine has no BuildKit: building with the classic builder")
-		s, err = run(ctx, cli, opts, Classic, root, entries, mask, logf)
+		s, err = runOn(Classic)
 	}
 	if err != nil {
 		return Result{}, err

@@ -100,7 +100,7 @@ func (s *stream) trace(raw json.RawMessage) error {
 		v.name = s.clean(pv.Name)
 		if pv.Started != nil && !v.started {
 			v.started = true
-			s.line(fmt.Sprintf("#%d %s", v.n, v.name))
+			s.deliver(fmt.Sprintf("#%d %s", v.n, v.name))
 		}
 		if pv.Completed == nil || v.done {
 			continue
@@ -152,7 +152,7 @@ func (s *stream) vertex(digest string) *vertex {
 func (s *stream) vertexLine(v *vertex, text string) {
 	if l := s.clean(text); l != "" {
 		v.out = keepLast(v.out, l, stepTail)
-		s.line(fmt.Sprintf("#%d %s", v.n, l))
+		s.deliver(fmt.Sprintf("#%d %s", v.n, l))
 	}
 }
 

@@ -121,8 +121,10 @@ func (s *stream) clean(l string) string {
 }
 
 // line delivers one line of output.
-func (s *stream) line(l string) {
-	l = s.clean(l)
+func (s *stream) line(l string) { s.deliver(s.clean(l)) }
+
+// deliver delivers a line of output that is clean already.
+func (s *stream) deliver(l string) {
 	if l == "" {
 		return
 	}

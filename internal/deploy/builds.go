@@ -557,20 +557,20 @@ func (m *Manager) removeImages(a store.App) {
 	if m.builds == nil || m.builds.Docker == nil {
 		return
 	}
-	deadline := m.now().Add(a.Spec.StopGracePeriod.Duration() + time.Minute)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), a.Spec.StopGracePeriod.Duration()+time.Minute)
 		defer cancel()
 		for {
 			rep, err := build.Prune(ctx, m.builds.Docker, a.ID, 0)
 			if err == nil && len(rep.Skipped) == 0 {
 				return
 			}
-			if m.now().After(deadline) || ctx.Err() != nil {
+			select {
+			case <-ctx.Done():
 				m.builds.Log.Warn("images of a deleted app left on the engine", "app", a.ID, "skipped", len(rep.Skipped), "err", err)
 				return
+			case <-time.After(2 * time.Second):
 			}
-			time.Sleep(2 * time.Second)
 		}
 	}()
 }
