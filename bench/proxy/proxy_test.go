@@ -357,7 +357,6 @@ func variants(b *testing.B, v *env, up *upstream, e *edge, berth, nginx load) {
 	toDiscard := func(c string) string {
 		return replace(c, strconv.Quote("unix@"+filepath.Join(e.runDir(), "access.sock")), strconv.Quote("unix@"+discardLog(b)))
 	}
-	oneThread := func(c string) string { return replace(c, "    master-worker\n", "    master-worker\n    nbthread 1\n") }
 	var datagrams discardDgram
 	toDgram := func(c string) string {
 		return noRing(replace(c, logLine, "    log "+datagrams.listen(b)+" len 8192 format raw local0\n"))
@@ -379,17 +378,15 @@ func variants(b *testing.B, v *env, up *upstream, e *edge, berth, nginx load) {
 		}},
 		{"HAProxy alone, rendered config, access log through the log ring to a socket the bench reads and discards (no controller)", standalone(toDiscard)},
 		{"HAProxy alone, access log written by HAProxy straight to a file (`log stdout`, no ring, no controller)", standalone(toStdout)},
-		{"HAProxy alone, access log straight to a file, its time as epoch seconds (%Ts) instead of converters", standalone(func(c string) string {
-			return replace(toStdout(c), `\"time\":\"%[date,utime(%Y-%m-%dT%H:%M:%S)].%[date_us,div(1000),add(1000),lower,bytes(1)]Z\"`, `\"time\":%Ts`)
-		})},
 		{"HAProxy alone, access log sent as unix datagrams (one per line, no ring) the bench counts and discards", standalone(toDgram)},
-		{"HAProxy alone, nbthread 1, access log straight to a file", standalone(func(c string) string { return oneThread(toStdout(c)) })},
 		{"HAProxy alone, rendered config without access log", standalone(noLog)},
-		{"HAProxy alone, without access log, nbthread 1", standalone(func(c string) string { return oneThread(noLog(c)) })},
 		{"HAProxy alone, without access log nor routing rules (static default_backend)", standalone(func(c string) string {
 			return noRules(b, noLog(c))
 		})},
 		{"HAProxy alone, access log straight to a file, no routing rules", standalone(func(c string) string { return noRules(b, toStdout(c)) })},
+		{"HAProxy alone, access log through the log ring to a discarding socket, without L7 retries (`retry-on conn-failure`: no copy of each request kept to replay it)", standalone(func(c string) string {
+			return replace(replace(toDiscard(c), "    retry-on conn-failure empty-response\n", "    retry-on conn-failure\n"), "    http-request disable-l7-retry if !METH_GET\n", "")
+		})},
 		{"nginx, no access log", func() load {
 			n := startNginx(b, up.port, false)
 			defer n.stop()
