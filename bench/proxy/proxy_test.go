@@ -46,6 +46,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/pages"
 	"github.com/berthpaas/berth/internal/proxy"
+	"github.com/berthpaas/berth/internal/testenv"
 )
 
 var (
@@ -159,7 +160,7 @@ func get(url, host string) (int, []byte, error) {
 	return resp.StatusCode, body, err
 }
 
-// answers is a waitFor condition: GET url with Host host is 200 with body.
+// answers is a testenv.Eventually condition: GET url with Host host is 200 with body.
 func answers(url, host string, body []byte) func() error {
 	return func() error {
 		code, got, err := get(url, host)
@@ -208,7 +209,7 @@ func BenchmarkThroughput(b *testing.B) {
 	up := startUpstream(b, "bench-r1", kib, 0)
 	e := v.startEdge(b, "info")
 	v.cp.publish(appTable([]proxy.Release{up.release(100)}, benchHost))
-	waitFor(b, 20*time.Second, "bench.test served through berth proxy", answers(e.url("/"), benchHost, kib))
+	testenv.Eventually(b, 20*time.Second, "bench.test served through berth proxy", answers(e.url("/"), benchHost, kib))
 	ng := startNginx(b, up.port, true)
 
 	targets := []target{
@@ -365,7 +366,7 @@ func variants(b *testing.B, v *env, up *upstream, e *edge, berth, nginx load) {
 		{"berth proxy, --log-level warn (the controller still reads and counts every line, writes none)", func() load {
 			w := v.startEdge(b, "warn")
 			defer w.stop()
-			waitFor(b, 20*time.Second, "served", answers(w.url("/"), benchHost, kib))
+			testenv.Eventually(b, 20*time.Second, "served", answers(w.url("/"), benchHost, kib))
 			return measure(b, target{name: "berth-warn", url: w.url("/"), parties: w.parties})
 		}},
 		{fmt.Sprintf("berth proxy --threads %d (a thread per core; the default is half the cores, at least one)", runtime.NumCPU()), func() load {
@@ -373,7 +374,7 @@ func variants(b *testing.B, v *env, up *upstream, e *edge, berth, nginx load) {
 			o.logLevel, o.threads = "info", runtime.NumCPU()
 			w := startEdge(b, v.cp, o)
 			defer w.stop()
-			waitFor(b, 20*time.Second, "served", answers(w.url("/"), benchHost, kib))
+			testenv.Eventually(b, 20*time.Second, "served", answers(w.url("/"), benchHost, kib))
 			return measure(b, target{name: "berth-threads", url: w.url("/"), parties: w.parties})
 		}},
 		{"HAProxy alone, rendered config, access log through the log ring to a socket the bench reads and discards (no controller)", standalone(toDiscard)},
@@ -502,7 +503,7 @@ func BenchmarkFootprint(b *testing.B) {
 	for b.Loop() {
 		e := v.startEdge(b, "info")
 		v.cp.publish(appTable([]proxy.Release{up.release(100)}, benchHost))
-		waitFor(b, 20*time.Second, "bench.test served", answers(e.url("/"), benchHost, kib))
+		testenv.Eventually(b, 20*time.Second, "bench.test served", answers(e.url("/"), benchHost, kib))
 		// Idle: past the controller's release of its start-up pages.
 		time.Sleep(pages.Settle + 2*time.Second)
 		pid := e.cmd.Process.Pid
@@ -575,7 +576,7 @@ func BenchmarkRouteChange(b *testing.B) {
 	e := v.startEdge(b, "info")
 	base := appTable([]proxy.Release{up.release(100)}, benchHost)
 	v.cp.publish(base)
-	waitFor(b, 20*time.Second, "bench.test served", answers(e.url("/"), benchHost, kib))
+	testenv.Eventually(b, 20*time.Second, "bench.test served", answers(e.url("/"), benchHost, kib))
 
 	// answered: the new host served through HAProxy; reported: a status
 	// report with the new version, which a domain change waits for.
@@ -583,7 +584,7 @@ func BenchmarkRouteChange(b *testing.B) {
 	live := func(kind int, t proxy.Table, host string) {
 		start := time.Now()
 		ver := v.cp.publish(t)
-		waitFor(b, 10*time.Second, host+" served", answers(e.url("/"), host, kib))
+		testenv.Eventually(b, 10*time.Second, host+" served", answers(e.url("/"), host, kib))
 		answered[kind] = append(answered[kind], time.Since(start))
 		r := v.cp.waitReport(b, start, "new version reported", func(s proxy.Status) bool { return s.Version >= ver })
 		reported[kind] = append(reported[kind], r.at.Sub(start))
@@ -695,7 +696,7 @@ func (r *switchRig) move(from, to *upstream) switchTimes {
 	ver := r.v.cp.publish(appTable([]proxy.Release{from.release(0), to.release(100)}, benchHost))
 
 	var drainedAt time.Time
-	waitFor(b, 10*time.Second, "old release drained in HAProxy's stats", func() error {
+	testenv.Eventually(b, 10*time.Second, "old release drained in HAProxy's stats", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		stats, err := runtimeStats(ctx, r.sock)
@@ -759,7 +760,7 @@ func BenchmarkReleaseSwitch(b *testing.B) {
 	since := time.Now()
 	v.cp.publish(appTable([]proxy.Release{a.release(100), bb.release(0)}, benchHost))
 	v.cp.waitReport(b, since, "both releases up", serving("web-a", "web-b"))
-	waitFor(b, 10*time.Second, "web-a served", answers(r.e.url("/"), benchHost, []byte("web-a")))
+	testenv.Eventually(b, 10*time.Second, "web-a served", answers(r.e.url("/"), benchHost, []byte("web-a")))
 
 	const clients = 8
 	ctx, stopLoad := context.WithCancel(context.Background())

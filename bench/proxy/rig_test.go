@@ -26,6 +26,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/proxy"
 	"github.com/berthpaas/berth/internal/proxy/proxytest"
+	"github.com/berthpaas/berth/internal/testenv"
 )
 
 // need returns the path of a command, or fails naming the Debian package.
@@ -36,38 +37,6 @@ func need(b *testing.B, command, pkg string) string {
 		b.Fatalf("%s not found: apt-get install -y %s", command, pkg)
 	}
 	return path
-}
-
-// freePort returns a free TCP port below Linux's ephemeral range, so the
-// thousands of connections wrk opens cannot take it before a proxy binds it.
-func freePort(b *testing.B) int {
-	b.Helper()
-	for range 100 {
-		port := 20000 + mrand.IntN(12768)
-		l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	b.Fatal("no free port found")
-	return 0
-}
-
-// waitFor polls f every 5ms until it returns nil, failing after timeout.
-func waitFor(b *testing.B, timeout time.Duration, what string, f func() error) {
-	b.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s: still failing after %v: %v", what, timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // upstream is an app task: a Go HTTP server on 127.0.0.1 answering every
@@ -203,7 +172,7 @@ func (cp *controlPlane) firstReport(since time.Time, ok func(proxy.Status) bool)
 func (cp *controlPlane) waitReport(b *testing.B, since time.Time, what string, ok func(proxy.Status) bool) statusReport {
 	b.Helper()
 	var r statusReport
-	waitFor(b, 20*time.Second, what, func() error {
+	testenv.Eventually(b, 20*time.Second, what, func() error {
 		var found bool
 		if r, found = cp.firstReport(since, ok); !found {
 			return errors.New("no such status report yet")
@@ -267,7 +236,7 @@ func startEdge(b *testing.B, cp *controlPlane, o edgeOptions) *edge {
 	if err := os.WriteFile(tokenFile, []byte(cp.token+"\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	e := &edge{b: b, port: freePort(b), stateDir: filepath.Join(dir, "state"), logPath: filepath.Join(dir, "proxy.log"),
+	e := &edge{b: b, port: testenv.FreePort(b), stateDir: filepath.Join(dir, "state"), logPath: filepath.Join(dir, "proxy.log"),
 		exited: make(chan struct{})}
 	logFile, err := os.Create(e.logPath)
 	if err != nil {
@@ -275,7 +244,7 @@ func startEdge(b *testing.B, cp *controlPlane, o edgeOptions) *edge {
 	}
 	defer logFile.Close() // the child has its own descriptor
 	args := []string{"proxy", "--control-url", cp.URL, "--token-file", tokenFile, "--state-dir", e.stateDir,
-		"--http-port", strconv.Itoa(e.port), "--https-port", "0", "--stats-port", strconv.Itoa(freePort(b)),
+		"--http-port", strconv.Itoa(e.port), "--https-port", "0", "--stats-port", strconv.Itoa(testenv.FreePort(b)),
 		"--id", "bench", "--log-level", o.logLevel}
 	if o.nameserver {
 		args = append(args, "--nameserver", o.dnsAddr)
@@ -291,7 +260,7 @@ func startEdge(b *testing.B, cp *controlPlane, o edgeOptions) *edge {
 	}
 	go func() { e.cmd.Wait(); close(e.exited) }()
 	b.Cleanup(e.stop)
-	waitFor(b, 20*time.Second, "berth proxy answers", func() error {
+	testenv.Eventually(b, 20*time.Second, "berth proxy answers", func() error {
 		select {
 		case <-e.exited:
 			b.Fatalf("berth proxy exited during startup: %s\n%s", e.cmd.ProcessState, e.logTail())
@@ -380,7 +349,7 @@ func startNginx(b *testing.B, upstreamPort int, accessLog bool) *nginx {
 	b.Helper()
 	bin := need(b, "nginx", "nginx")
 	dir := b.TempDir()
-	n := &nginx{port: freePort(b), exited: make(chan struct{})}
+	n := &nginx{port: testenv.FreePort(b), exited: make(chan struct{})}
 	logLine := "access_log off;"
 	if accessLog {
 		logLine = fmt.Sprintf("access_log %s/access.log berth;", dir)
@@ -427,7 +396,7 @@ http {
 	}
 	go func() { n.cmd.Wait(); close(n.exited) }()
 	b.Cleanup(n.stop)
-	waitFor(b, 10*time.Second, "nginx answers", func() error {
+	testenv.Eventually(b, 10*time.Second, "nginx answers", func() error {
 		select {
 		case <-n.exited:
 			errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
@@ -494,7 +463,7 @@ func startHAProxy(b *testing.B, cfgPath, url, host string) *haproxyRun {
 	}
 	go func() { h.cmd.Wait(); close(h.exited) }()
 	b.Cleanup(h.stop)
-	waitFor(b, 10*time.Second, "haproxy answers", func() error {
+	testenv.Eventually(b, 10*time.Second, "haproxy answers", func() error {
 		select {
 		case <-h.exited:
 			b.Fatalf("haproxy exited: %s\n%s", h.cmd.ProcessState, errs.String())

@@ -29,17 +29,6 @@ func find(t *testing.T, checks []Check, name string) Check {
 // noIPVS is a ReadFile for a kernel without IPVS (like this test machine's).
 func noIPVS(string) ([]byte, error) { return nil, fs.ErrNotExist }
 
-// freePort returns a TCP port nothing listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func TestUnreachableEngineFailsWithFix(t *testing.T) {
 	e, err := swarm.New("unix:///nonexistent.sock")
 	if err != nil {
@@ -76,7 +65,7 @@ func TestBusyPortFails(t *testing.T) {
 	defer l.Close()
 	busy := l.Addr().(*net.TCPAddr).Port
 
-	checks := Run(context.Background(), Options{HTTPPort: busy, HTTPSPort: freePort(t), ReadFile: noIPVS})
+	checks := Run(context.Background(), Options{HTTPPort: busy, HTTPSPort: testenv.FreePort(t), ReadFile: noIPVS})
 	c := find(t, checks, "proxy http port")
 	if c.Status != Fail {
 		t.Fatalf("busy port check = %+v, want fail", c)
@@ -180,9 +169,9 @@ func TestGoodSetupPasses(t *testing.T) {
 
 	checks := Run(context.Background(), Options{
 		Engine:    e,
-		Listen:    "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		HTTPPort:  freePort(t),
-		HTTPSPort: freePort(t),
+		Listen:    "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)),
+		HTTPPort:  testenv.FreePort(t),
+		HTTPSPort: testenv.FreePort(t),
 		DataDir:   filepath.Join(t.TempDir(), "data"),
 	})
 	var out bytes.Buffer

@@ -3,16 +3,15 @@ package proxy
 import (
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berthpaas/berth/internal/testenv"
 )
 
 var hostile = []string{
@@ -64,7 +63,7 @@ func TestQuoteRoundTripsThroughHAProxy(t *testing.T) {
 		}
 		t.Skip("haproxy not installed")
 	}
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n")
 	fmt.Fprintf(&cfg, "frontend f\n    bind 127.0.0.1:%d\n", port)
@@ -107,21 +106,4 @@ func TestQuoteRoundTripsThroughHAProxy(t *testing.T) {
 			t.Errorf("HAProxy read quote(%q) back as %q", s, body)
 		}
 	}
-}
-
-// freePort returns a free TCP port from 20000–32767: below Linux's
-// ephemeral range, so the test's own outgoing connections (thousands under
-// load) cannot take it before HAProxy binds it on all addresses.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		port := 20000 + rand.IntN(12768)
-		l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port found")
-	return 0
 }

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berthpaas/berth/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.cfg from the current output")
@@ -337,7 +339,7 @@ func TestRenderedFrontend(t *testing.T) {
 	}))
 	t.Cleanup(acme.Close)
 	o := Options{
-		HTTPPort: freePort(t), HTTPSPort: freePort(t), StatsPort: freePort(t),
+		HTTPPort: testenv.FreePort(t), HTTPSPort: testenv.FreePort(t), StatsPort: testenv.FreePort(t),
 		ChallengeAddr: strings.TrimPrefix(acme.URL, "http://"),
 	}
 	tb := goldenCase(t, "acme_challenge")

@@ -93,7 +93,7 @@ func Pebble(t testing.TB, o PebbleOptions) *PebbleCA {
 	// happens.
 	var lastLog string
 	for attempt := 1; attempt <= 3; attempt++ {
-		listen, mgmt := "127.0.0.1:"+strconv.Itoa(freePort(t)), "127.0.0.1:"+strconv.Itoa(freePort(t))
+		listen, mgmt := "127.0.0.1:"+strconv.Itoa(FreePort(t)), "127.0.0.1:"+strconv.Itoa(FreePort(t))
 		cfg := map[string]any{"pebble": map[string]any{
 			"listenAddress":                  listen,
 			"managementListenAddress":        mgmt,
@@ -253,16 +253,6 @@ func findPebble() string {
 		return pebbleCacheBin
 	}
 	return ""
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // listenerCert writes a throwaway CA and a localhost certificate it signs,

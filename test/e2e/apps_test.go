@@ -43,7 +43,7 @@ type appStatus struct {
 // plus a kill -9 of the server in the middle of a deployment.
 func TestAppsDoneWhen(t *testing.T) {
 	docker := testenv.Docker(t)
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	data := filepath.Join(t.TempDir(), "data")
 	s := startServerAt(t, "127.0.0.1", port, "BERTH_DATA_DIR="+data)
 	cfg := filepath.Join(t.TempDir(), "cli.json")

@@ -17,7 +17,7 @@ import (
 func TestBackupRestoreWhileRunning(t *testing.T) {
 	testenv.Docker(t)
 	dir := filepath.Join(t.TempDir(), "data")
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	s := startServerAt(t, "127.0.0.1", port, "BERTH_DATA_DIR="+dir)
 	waitFor(t, 20*time.Second, func() bool { return status(t, s.URL+"/readyz", "") == 200 })
 	cfg := filepath.Join(t.TempDir(), "cli.json")

@@ -67,21 +67,11 @@ type server struct {
 	done chan error
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startServer runs `berth server` with its settings from the environment, the
 // way a systemd unit or container would configure it.
 func startServer(t *testing.T, env ...string) *server {
 	t.Helper()
-	return startServerAt(t, "127.0.0.1", freePort(t), env...)
+	return startServerAt(t, "127.0.0.1", testenv.FreePort(t), env...)
 }
 
 func startServerAt(t *testing.T, host string, port int, env ...string) *server {
@@ -232,7 +222,7 @@ func TestDoneWhenFlow(t *testing.T) {
 func TestSetupRefusedFromOtherHosts(t *testing.T) {
 	testenv.Docker(t)
 	ip := nonLoopbackIP(t)
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	startServerAt(t, "0.0.0.0", port, "BERTH_PUBLIC_URL=https://berth.example.com")
 	raw := fmt.Sprintf("http://%s:%d/api/v1/setup", ip, port)
 	body := `{"email":"admin@example.com","password":"a-long-passphrase-1"}`

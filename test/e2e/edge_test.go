@@ -37,7 +37,7 @@ type edgeEnv struct {
 func newEdgeEnv(t *testing.T) *edgeEnv {
 	testenv.Docker(t)
 	e := &edgeEnv{t: t, data: filepath.Join(t.TempDir(), "data"), cfg: filepath.Join(t.TempDir(), "cli.json"),
-		proxyName: fmt.Sprintf("berth-proxy-e2e%d", time.Now().UnixNano()%1e6), httpPort: freePort(t), httpsPort: freePort(t)}
+		proxyName: fmt.Sprintf("berth-proxy-e2e%d", time.Now().UnixNano()%1e6), httpPort: testenv.FreePort(t), httpsPort: testenv.FreePort(t)}
 	e.pebble = testenv.Pebble(t, testenv.PebbleOptions{HTTPPort: e.httpPort, DNSServer: testenv.DNSUpdate(t, "example.test").Addr})
 	e.env = []string{
 		"BERTH_DATA_DIR=" + e.data, "BERTH_PROXY=true", "BERTH_PUBLIC_URL=https://berth.example.test", "BERTH_PROXY_NAME=" + e.proxyName,
@@ -46,7 +46,7 @@ func newEdgeEnv(t *testing.T) *edgeEnv {
 		"BERTH_ACME_DIRECTORY=" + e.pebble.DirectoryURL, "BERTH_ACME_CA_FILE=" + e.pebble.CAFile, "BERTH_DRAIN_TIMEOUT=10s",
 	}
 	t.Cleanup(func() { removeProxy(t, e.proxyName) })
-	e.port = freePort(t)
+	e.port = testenv.FreePort(t)
 	e.s = startServerAt(t, "127.0.0.1", e.port, e.env...)
 	return e
 }

@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -36,6 +35,7 @@ import (
 	"github.com/berthpaas/berth/internal/proxy"
 	"github.com/berthpaas/berth/internal/proxy/listeners"
 	"github.com/berthpaas/berth/internal/proxy/proxytest"
+	"github.com/berthpaas/berth/internal/testenv"
 )
 
 func haproxyBinary(t *testing.T) string {
@@ -48,40 +48,6 @@ func haproxyBinary(t *testing.T) string {
 		t.Skip("haproxy not installed")
 	}
 	return bin
-}
-
-// freePort returns a free TCP port from 20000–32767: below Linux's
-// ephemeral range, so the test's own outgoing connections (thousands under
-// load) cannot take it before HAProxy binds it on all addresses.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		port := 20000 + mrand.IntN(12768)
-		l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port found")
-	return 0
-}
-
-// eventually polls f every 20ms until it returns nil, failing the test with
-// f's last error after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // controlPlane is the fake control plane (2 s long poll instead of 25 s)
@@ -110,7 +76,7 @@ func newControlPlane(t *testing.T, token string) *controlPlane {
 func (cp *controlPlane) waitStatus(t *testing.T, what string, ok func(proxy.Status) error) proxy.Status {
 	t.Helper()
 	var last proxy.Status
-	eventually(t, 20*time.Second, what, func() error {
+	testenv.Eventually(t, 20*time.Second, what, func() error {
 		cp.mu.Lock()
 		defer cp.mu.Unlock()
 		if cp.status == nil {
@@ -304,10 +270,10 @@ func newConfig(t *testing.T, cp *controlPlane, dnsAddr, token string) Config {
 		ControlURL:    cp.URL,
 		TokenFile:     tokenFile,
 		StateDir:      filepath.Join(dir, "state"),
-		HTTPPort:      freePort(t),
-		HTTPSPort:     freePort(t),
-		StatsPort:     freePort(t),
-		ChallengeAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		HTTPPort:      testenv.FreePort(t),
+		HTTPSPort:     testenv.FreePort(t),
+		StatsPort:     testenv.FreePort(t),
+		ChallengeAddr: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)),
 		Nameserver:    dnsAddr,
 		HAProxyBinary: haproxyBinary(t),
 		ID:            "proxy-test",
@@ -336,7 +302,7 @@ func start(t *testing.T, cfg Config) *harness {
 		}}
 	go func() { h.done <- c.run(ctx) }()
 	t.Cleanup(func() { h.stop() })
-	eventually(t, 20*time.Second, "HAProxy answers", func() error {
+	testenv.Eventually(t, 20*time.Second, "HAProxy answers", func() error {
 		select {
 		case err := <-h.done:
 			h.done <- err
@@ -475,7 +441,7 @@ func TestServesRouteEndToEnd(t *testing.T) {
 	h := start(t, newConfig(t, cp, startDNS(t), "s3cret"))
 
 	cp.SetTable(webTable(1, r1.rel(100)))
-	eventually(t, 20*time.Second, "web.test served by r1", h.served("web.test", "/", "web-r1"))
+	testenv.Eventually(t, 20*time.Second, "web.test served by r1", h.served("web.test", "/", "web-r1"))
 	s := cp.waitStatus(t, "status reports r1 up", releasesUp(1, "web-r1"))
 	if s.ID != "proxy-test" || s.Node != "node-1" || !regexp.MustCompile(`^2\.\d+\.\d+$`).MatchString(s.HAProxyVersion) ||
 		s.StartedAt.IsZero() || len(s.Errors) != 0 {
@@ -488,7 +454,7 @@ func TestServesRouteEndToEnd(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("table.json: %v, mode %v; want 0600", err, fi.Mode())
 	}
-	eventually(t, 5*time.Second, "JSON access log record", func() error {
+	testenv.Eventually(t, 5*time.Second, "JSON access log record", func() error {
 		if len(h.logs.find(`^access \{.*"msg":"access".*"host":"web.test".*"status":200.*"server":"web-r1-1"`)) == 0 {
 			return errors.New("none for web.test")
 		}
@@ -509,7 +475,7 @@ func TestServesRouteEndToEnd(t *testing.T) {
 	stopped := make(chan error, 1)
 	go func() { stopped <- h.stop() }()
 	// The listener closes at once (soft stop) while the request is held.
-	eventually(t, 10*time.Second, "listener closed by the soft stop", func() error {
+	testenv.Eventually(t, 10*time.Second, "listener closed by the soft stop", func() error {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", h.cfg.HTTPPort), time.Second)
 		if err == nil {
 			c.Close()
@@ -534,7 +500,7 @@ func TestRestartServesFromDiskWithControlPlaneDown(t *testing.T) {
 	h := start(t, cfg)
 	cp.SetTable(webTable(3, r1.rel(100)))
 	cp.waitStatus(t, "version 3 applied", versionIs(3))
-	eventually(t, 20*time.Second, "web.test served", h.served("web.test", "/", "web-r1"))
+	testenv.Eventually(t, 20*time.Second, "web.test served", h.served("web.test", "/", "web-r1"))
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -551,8 +517,8 @@ func TestRestartServesFromDiskWithControlPlaneDown(t *testing.T) {
 	if v := h.c.appliedVersion(); v != 3 {
 		t.Errorf("applied version after restart = %d, want 3 from table.json", v)
 	}
-	eventually(t, 20*time.Second, "web.test served after restart", h.served("web.test", "/", "web-r1"))
-	eventually(t, 10*time.Second, "pull failure logged", func() error {
+	testenv.Eventually(t, 20*time.Second, "web.test served after restart", h.served("web.test", "/", "web-r1"))
+	testenv.Eventually(t, 10*time.Second, "pull failure logged", func() error {
 		if len(h.logs.find(`^WARN pulling the routing table failed`)) == 0 {
 			return errors.New("not logged")
 		}
@@ -598,8 +564,8 @@ func TestBadItemsAreDroppedAndReported(t *testing.T) {
 	if len(s.Errors) != 7 {
 		t.Errorf("got %d errors, want 7", len(s.Errors))
 	}
-	eventually(t, 20*time.Second, "good route served", h.served("web.test", "/", "web-r1"))
-	eventually(t, 5*time.Second, "other good route served", h.served("api.web.test", "/", "web-r1"))
+	testenv.Eventually(t, 20*time.Second, "good route served", h.served("web.test", "/", "web-r1"))
+	testenv.Eventually(t, 5*time.Second, "other good route served", h.served("api.web.test", "/", "web-r1"))
 	if code, _, _ := h.get("bad.test", "/"); code != http.StatusServiceUnavailable {
 		t.Errorf("dropped route: %d, want 503", code)
 	}
@@ -627,7 +593,7 @@ func TestWeightSwitchWithoutReload(t *testing.T) {
 
 	switched := time.Now()
 	cp.SetTable(webTable(2, a.rel(0), b.rel(100)))
-	eventually(t, 10*time.Second, "traffic on web-b", h.served("web.test", "/", "web-b"))
+	testenv.Eventually(t, 10*time.Second, "traffic on web-b", h.served("web.test", "/", "web-b"))
 	t.Logf("table published → first request served by web-b: %v", time.Since(switched))
 	for range 20 {
 		if err := h.served("web.test", "/", "web-b")(); err != nil {
@@ -649,7 +615,7 @@ func TestWeightSwitchWithoutReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.client.CloseIdleConnections()
-	eventually(t, 20*time.Second, "restarted after kill -9", func() error {
+	testenv.Eventually(t, 20*time.Second, "restarted after kill -9", func() error {
 		if pid := h.c.proc.PID(); pid == 0 || pid == master {
 			return fmt.Errorf("master pid %d", pid)
 		}
@@ -668,7 +634,7 @@ func TestCertificateChangesWithoutReload(t *testing.T) {
 	h := start(t, newConfig(t, cp, startDNS(t), "s3cret"))
 	cp.SetTable(webTable(1, r1.rel(100)))
 	cp.waitStatus(t, "version 1 applied", versionIs(1))
-	eventually(t, 20*time.Second, "web.test served", h.served("web.test", "/", "web-r1"))
+	testenv.Eventually(t, 20*time.Second, "web.test served", h.served("web.test", "/", "web-r1"))
 	before := h.workers()
 	leaf, err := h.tlsLeaf("web.test")
 	if err != nil || leaf.Subject.CommonName != FallbackCertName {
@@ -779,7 +745,7 @@ func TestChallengesAndRoutesWithoutReload(t *testing.T) {
 	if code, _, _ := challenge("tok1"); code != http.StatusNotFound {
 		t.Errorf("withdrawn challenge tok1: %d, want 404", code)
 	}
-	eventually(t, 10*time.Second, "new route api.test", h.served("api.test", "/", "web-r1"))
+	testenv.Eventually(t, 10*time.Second, "new route api.test", h.served("api.test", "/", "web-r1"))
 	if after := h.workers(); !slices.Equal(before, after) {
 		t.Errorf("workers %v → %v: a challenge and route change reloaded HAProxy", before, after)
 	}
@@ -853,7 +819,7 @@ func TestZeroFailedRequestsUnderLoad(t *testing.T) {
 	defer stopLoad()
 	l := runLoad(ctx, h, 20)
 	started := time.Now()
-	eventually(t, 10*time.Second, "load running", func() error {
+	testenv.Eventually(t, 10*time.Second, "load running", func() error {
 		if n := l.since(started)["web-a"]; n < 200 {
 			return fmt.Errorf("%d requests so far", n)
 		}
@@ -867,7 +833,7 @@ func TestZeroFailedRequestsUnderLoad(t *testing.T) {
 	cp.waitStatus(t, "switch applied", versionIs(2))
 	switched := time.Now()
 	t.Logf("switch: table published → status reports it %v", switched.Sub(published))
-	eventually(t, 10*time.Second, "traffic after the switch", func() error {
+	testenv.Eventually(t, 10*time.Second, "traffic after the switch", func() error {
 		if n := l.since(switched)["web-b"]; n < 200 {
 			return fmt.Errorf("%d requests so far", n)
 		}
@@ -886,7 +852,7 @@ func TestZeroFailedRequestsUnderLoad(t *testing.T) {
 	if w := h.workers(); slices.Equal(w, workers) {
 		t.Errorf("workers %v unchanged: adding a release should reload", w)
 	}
-	eventually(t, 10*time.Second, "C serves after the reload", func() error {
+	testenv.Eventually(t, 10*time.Second, "C serves after the reload", func() error {
 		if n := l.since(reloaded)["web-c"]; n < 100 {
 			return fmt.Errorf("%d requests so far", n)
 		}
@@ -901,7 +867,7 @@ func TestZeroFailedRequestsUnderLoad(t *testing.T) {
 	if w := h.workers(); slices.Equal(w, workers) {
 		t.Errorf("workers %v unchanged: removing a release should reload", w)
 	}
-	eventually(t, 10*time.Second, "traffic after the second reload", func() error {
+	testenv.Eventually(t, 10*time.Second, "traffic after the second reload", func() error {
 		if n := l.since(removed); n["web-b"] < 100 || n["web-c"] < 100 {
 			return fmt.Errorf("%v so far", n)
 		}
@@ -937,7 +903,7 @@ func TestUnauthorizedIsRetried(t *testing.T) {
 	h := start(t, cfg) // serving without the control plane's consent
 	cp.SetTable(webTable(1, r1.rel(100)))
 
-	eventually(t, 10*time.Second, "401s retried and logged", func() error {
+	testenv.Eventually(t, 10*time.Second, "401s retried and logged", func() error {
 		logged := h.logs.find(`^WARN pulling the routing table failed, serving the last one err=GET /internal/v1/proxy/table: 401 Unauthorized: the control plane refused the proxy token`)
 		if len(logged) < 2 || cp.Unauthorized() < 2 {
 			return fmt.Errorf("%d logged, %d refused", len(logged), cp.Unauthorized())
@@ -951,7 +917,7 @@ func TestUnauthorizedIsRetried(t *testing.T) {
 	if err := os.WriteFile(cfg.TokenFile, []byte("right\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "served once the token is right", h.served("web.test", "/", "web-r1"))
+	testenv.Eventually(t, 30*time.Second, "served once the token is right", h.served("web.test", "/", "web-r1"))
 	select {
 	case err := <-h.done:
 		t.Fatalf("Run returned: %v", err)
@@ -987,7 +953,7 @@ func TestRefusedConfigurationKeepsServing(t *testing.T) {
 	h := start(t, cfg)
 	cp.SetTable(webTable(1, web.rel(100)))
 	cp.waitStatus(t, "version 1 applied", versionIs(1))
-	eventually(t, 20*time.Second, "web.test served", h.served("web.test", "/", "web-r1"))
+	testenv.Eventually(t, 20*time.Second, "web.test served", h.served("web.test", "/", "web-r1"))
 
 	if err := os.WriteFile(wrapper+".refuse", nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -1029,7 +995,7 @@ func TestRefusedConfigurationKeepsServing(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, "api.test served", h.served("api.test", "/", "api-r1"))
+	testenv.Eventually(t, 10*time.Second, "api.test served", h.served("api.test", "/", "api-r1"))
 }
 
 // With a listener holder, HAProxy accepts on the sockets it hands over: a
@@ -1055,7 +1021,7 @@ func TestHeldListenersHandOver(t *testing.T) {
 	t.Cleanup(func() { stopHolder(); <-held })
 	cp.SetTable(webTable(1, up.rel(100)))
 	h1 := start(t, first)
-	eventually(t, 20*time.Second, "web.test served", h1.served("web.test", "/", "web-a"))
+	testenv.Eventually(t, 20*time.Second, "web.test served", h1.served("web.test", "/", "web-a"))
 	if _, err := h1.tlsLeaf("web.test"); err != nil {
 		t.Errorf("TLS on the held HTTPS socket: %v", err)
 	}
@@ -1068,7 +1034,7 @@ func TestHeldListenersHandOver(t *testing.T) {
 	// from its last good table, with its own run directory.
 	second := first
 	second.RunDir = filepath.Join(t.TempDir(), "run")
-	second.StatsPort, second.ChallengeAddr = freePort(t), "127.0.0.1:"+strconv.Itoa(freePort(t))
+	second.StatsPort, second.ChallengeAddr = testenv.FreePort(t), "127.0.0.1:"+strconv.Itoa(testenv.FreePort(t))
 	second.ID = "proxy-test-2"
 	start(t, second)
 	if err := h1.stop(); err != nil {

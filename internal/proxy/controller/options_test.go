@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/berthpaas/berth/internal/proxy"
+	"github.com/berthpaas/berth/internal/testenv"
 )
 
 // optionsUpstream answers a page of text and tells whether it saw an
@@ -154,7 +155,7 @@ func TestDomainOptions(t *testing.T) {
 	before := h.workers()
 	cp.SetTable(table(2, 301))
 	cp.waitStatus(t, "version 2", versionIs(2))
-	eventually(t, 10*time.Second, "apex answers 301", func() error {
+	testenv.Eventually(t, 10*time.Second, "apex answers 301", func() error {
 		if a := do("example.test", "/x", nil); a.code != 301 || a.header.Get("Location") != "https://www.example.test/x" {
 			return fmt.Errorf("%d %q", a.code, a.header.Get("Location"))
 		}
@@ -171,7 +172,7 @@ func TestDomainOptions(t *testing.T) {
 	auth = nil
 	cp.SetTable(table(3, 301))
 	cp.waitStatus(t, "version 3", versionIs(3))
-	eventually(t, 10*time.Second, "private.test open", func() error {
+	testenv.Eventually(t, 10*time.Second, "private.test open", func() error {
 		if a := do("private.test", "/", nil); a.code != 200 {
 			return fmt.Errorf("%d without credentials, want 200", a.code)
 		}
@@ -180,7 +181,7 @@ func TestDomainOptions(t *testing.T) {
 	auth = &proxy.BasicAuth{User: "carol", PasswordHash: string(hash)}
 	cp.SetTable(table(4, 301))
 	cp.waitStatus(t, "version 4", versionIs(4))
-	eventually(t, 10*time.Second, "private.test for carol only", func() error {
+	testenv.Eventually(t, 10*time.Second, "private.test for carol only", func() error {
 		if a := do("private.test", "/", func(r *http.Request) { r.SetBasicAuth("alice", `pa ss"w#rd`) }); a.code != 401 {
 			return fmt.Errorf("alice gets %d, want 401", a.code)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/proxy"
+	"github.com/berthpaas/berth/internal/testenv"
 )
 
 func trafficTable() proxy.Table {
@@ -214,7 +215,7 @@ func TestTrafficReportedThroughHAProxy(t *testing.T) {
 	r1 := newUpstream(t, "web-r1")
 	h := start(t, newConfig(t, cp, startDNS(t), "s3cret"))
 	cp.SetTable(webTable(1, r1.rel(100)))
-	eventually(t, 20*time.Second, "web.test served by r1", h.served("web.test", "/", "web-r1"))
+	testenv.Eventually(t, 20*time.Second, "web.test served by r1", h.served("web.test", "/", "web-r1"))
 	for range 5 {
 		if code, _, err := h.get("web.test", "/"); err != nil || code != 200 {
 			t.Fatalf("GET /: %d %v", code, err)
@@ -244,7 +245,7 @@ func TestTrafficReportedThroughHAProxy(t *testing.T) {
 			t.Errorf("latency histogram counts %d requests, codes %d", sum(c.Latency[:]), sum(c.Codes[:]))
 		}
 	}
-	eventually(t, 5*time.Second, "recent requests reported", func() error {
+	testenv.Eventually(t, 5*time.Second, "recent requests reported", func() error {
 		cp.mu.Lock()
 		defer cp.mu.Unlock()
 		booms := 0

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/internal/proxy"
+	"github.com/berthpaas/berth/internal/testenv"
 )
 
 // TestWildcardRoutes: a wildcard host serves every name one label under it,
@@ -39,7 +40,7 @@ func TestWildcardRoutes(t *testing.T) {
 	}
 	cp.SetTable(table(1))
 	cp.waitStatus(t, "version 1 applied", versionIs(1))
-	eventually(t, 20*time.Second, "a.example.com served by the wildcard", h.served("a.example.com", "/", "wild-r1"))
+	testenv.Eventually(t, 20*time.Second, "a.example.com served by the wildcard", h.served("a.example.com", "/", "wild-r1"))
 	before := h.workers()
 	for _, c := range []struct{ host, path, want string }{
 		{"b.example.com", "/x", "wild-r1"},
@@ -110,9 +111,9 @@ func TestWildcardRoutes(t *testing.T) {
 		{"a.example.com", "/deeper", "exact-r1"},
 		{"b.example.com", "/deep", "wild-r1"},
 	} {
-		eventually(t, 10*time.Second, c.host+c.path, h.served(c.host, c.path, c.want))
+		testenv.Eventually(t, 10*time.Second, c.host+c.path, h.served(c.host, c.path, c.want))
 	}
 	cp.SetTable(table(4, proxy.Route{Host: "a.example.com", AppID: "app_exact"}))
 	cp.waitStatus(t, "version 4 applied", versionIs(4))
-	eventually(t, 10*time.Second, "a.example.com/deep/x by the exact route", h.served("a.example.com", "/deep/x", "exact-r1"))
+	testenv.Eventually(t, 10*time.Second, "a.example.com/deep/x by the exact route", h.served("a.example.com", "/deep/x", "exact-r1"))
 }

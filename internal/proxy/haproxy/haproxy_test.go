@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berthpaas/berth/internal/testenv"
 )
 
 const haproxyBin = "/usr/sbin/haproxy"
@@ -56,16 +58,6 @@ func backendServer(t *testing.T, name string) *httptest.Server {
 	}))
 	t.Cleanup(s.Close)
 	return s
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func hostPort(t *testing.T, s *httptest.Server) string {
@@ -120,7 +112,7 @@ func newEnv(t *testing.T) *env {
 		dir:       dir,
 		mapPath:   filepath.Join(dir, "hosts.map"),
 		statsSock: filepath.Join(dir, "stats.sock"),
-		port:      freePort(t),
+		port:      testenv.FreePort(t),
 		v1:        backendServer(t, "v1"),
 		v2:        backendServer(t, "v2"),
 	}

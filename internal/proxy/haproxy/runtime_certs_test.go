@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/berthpaas/berth/internal/testenv"
 )
 
 // tlsEnv is a supervised HAProxy with a TLS listener (default certificate
@@ -40,7 +42,7 @@ func newTLSEnv(t *testing.T) *tlsEnv {
 		dir:         dir,
 		crtList:     filepath.Join(dir, "certs.list"),
 		defaultCert: filepath.Join(dir, "default.pem"),
-		tlsPort:     freePort(t),
+		tlsPort:     testenv.FreePort(t),
 	}
 	upstream := backendServer(t, "up")
 	stats := filepath.Join(dir, "stats.sock")

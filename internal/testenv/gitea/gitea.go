@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -118,7 +117,7 @@ func Start(t testing.TB) *Server {
 	// may take it in between: start again on a new port when that happens.
 	var lastErr error
 	for attempt := 1; attempt <= 3; attempt++ {
-		port := freePort(t)
+		port := testenv.FreePort(t)
 		s.URL = "https://localhost:" + strconv.Itoa(port)
 		cfg := filepath.Join(dir, "app.ini")
 		if err := os.WriteFile(cfg, appINI(t, dir, filepath.Dir(binary.path), db, port, tlsFiles, secrets), 0o600); err != nil {
@@ -553,16 +552,6 @@ func unavailable(t testing.TB, format string, args ...any) {
 		t.Fatalf(format+" (CI=true: not skipping)", args...)
 	}
 	t.Skipf(format, args...)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func randomHex(n int) string {
