@@ -20,11 +20,11 @@ import (
 // and removed only once no service of the app references them (PruneFiles).
 
 // ensureFiles creates the release's missing configs and secrets and returns
-// the spec options with their ids (SpecOptions.FileIDs).
+// the spec options (specOptions) with their ids (SpecOptions.FileIDs).
 func (e *Engine) ensureFiles(ctx context.Context, r orchestrator.Release) (SpecOptions, error) {
-	opts := e.spec
-	if len(r.Spec.Files) == 0 {
-		return opts, nil
+	opts, err := e.specOptions(ctx)
+	if err != nil || len(r.Spec.Files) == 0 {
+		return opts, err
 	}
 	appID := r.Labels[orchestrator.LabelApp]
 	if appID == "" || r.VolumePrefix == "" {

@@ -19,6 +19,35 @@ import (
 	"github.com/berthpaas/berth/internal/orchestrator"
 )
 
+// rotatedLog is the log driver Berth's services get on an engine whose
+// default is json-file: Docker's default driver never deletes a line, so a
+// chatty app, or the edge proxy writing a line per request, would fill the
+// node's disk. It keeps what Docker's own "local" driver keeps: 5 files of
+// 20 MB per container, the oldest deleted first.
+var rotatedLog = swarm.Driver{Name: "json-file", Options: map[string]string{"max-size": "20m", "max-file": "5"}}
+
+// specOptions is e.spec with the log driver for services: rotatedLog when
+// the engine's default log driver is json-file, the engine's default (nil)
+// otherwise, as an administrator who chose another driver (local, journald,
+// a log shipper) chose its retention too. The default is asked once.
+func (e *Engine) specOptions(ctx context.Context) (SpecOptions, error) {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	if !e.logKnown {
+		info, err := e.api.Info(ctx)
+		if err != nil {
+			return SpecOptions{}, e.unreachable(err)
+		}
+		if info.LoggingDriver == rotatedLog.Name {
+			e.logs = &rotatedLog
+		}
+		e.logKnown = true
+	}
+	o := e.spec
+	o.LogDriver = e.logs
+	return o, nil
+}
+
 // Logs streams the release's log lines to out, oldest first, until the logs
 // are exhausted or, with opts.Follow, until ctx ends. Every line carries its
 // time, task and slot; opts.Timestamps is implied. An error from out stops

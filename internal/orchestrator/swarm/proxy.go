@@ -339,11 +339,14 @@ func proxyLabels(s orchestrator.ProxySpec) map[string]string {
 // ProxyServiceSpec translates the proxy spec into its Swarm service, with the
 // spec hash in orchestrator.LabelSpecHash. It is pure; the token secret is
 // referenced by name only (its id is filled in by EnsureProxy), so the hash
-// depends on the token's content, not on when its secret was created.
-func ProxyServiceSpec(s orchestrator.ProxySpec, edgeNetwork string) (swarm.ServiceSpec, error) {
+// depends on the token's content, not on when its secret was created. Of
+// o, it uses the edge network and the log driver (its access log has a line
+// per request).
+func ProxyServiceSpec(s orchestrator.ProxySpec, o SpecOptions) (swarm.ServiceSpec, error) {
 	if err := ValidateProxySpec(s); err != nil {
 		return swarm.ServiceSpec{}, err
 	}
+	edgeNetwork := o.EdgeNetwork
 	if edgeNetwork == "" {
 		edgeNetwork = orchestrator.EdgeNetwork
 	}
@@ -404,6 +407,7 @@ func ProxyServiceSpec(s orchestrator.ProxySpec, edgeNetwork string) (swarm.Servi
 			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny, Delay: &delay, MaxAttempts: &attempts},
 			Placement:     &swarm.Placement{Constraints: slices.Clone(constraints)},
 			Networks:      []swarm.NetworkAttachmentConfig{{Target: edgeNetwork}},
+			LogDriver:     o.LogDriver,
 		},
 		Mode: swarm.ServiceMode{Global: &swarm.GlobalService{}},
 		// The host ports are the listener holder's, so the new proxy starts
@@ -499,7 +503,11 @@ func (e *Engine) edgeNetwork() string {
 // A service of either name that is not a Berth proxy, or belongs to another
 // installation, is an error wrapping orchestrator.ErrServiceConflict.
 func (e *Engine) EnsureProxy(ctx context.Context, s orchestrator.ProxySpec) error {
-	spec, err := ProxyServiceSpec(s, e.edgeNetwork())
+	o, err := e.specOptions(ctx)
+	if err != nil {
+		return err
+	}
+	spec, err := ProxyServiceSpec(s, o)
 	if err != nil {
 		return err
 	}

@@ -126,17 +126,6 @@ func buildStub(t *testing.T, dir string) string {
 	return bin
 }
 
-// freePort returns a TCP port nothing listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func randomToken(t *testing.T) []byte {
 	t.Helper()
 	b := make([]byte, 24)
@@ -449,8 +438,8 @@ func TestProxyLifecycle(t *testing.T) {
 	spec := orchestrator.ProxySpec{
 		Name:       "berth-test-proxy-" + env.id,
 		Image:      tag,
-		HTTPPort:   freePort(t),
-		HTTPSPort:  freePort(t),
+		HTTPPort:   testenv.FreePort(t),
+		HTTPSPort:  testenv.FreePort(t),
 		ControlURL: controlURL,
 		Token:      token,
 		InstallID:  "inst_" + env.id,
@@ -502,6 +491,11 @@ func TestProxyLifecycle(t *testing.T) {
 	}
 	if svc.Spec.Mode.Global == nil {
 		t.Errorf("mode = %+v, want global", svc.Spec.Mode)
+	}
+	// The access log has a line per request: on this engine (json-file by
+	// default) it is rotated.
+	if d := svc.Spec.TaskTemplate.LogDriver; d == nil || d.Name != "json-file" || d.Options["max-size"] != "20m" || d.Options["max-file"] != "5" {
+		t.Errorf("log driver = %+v, want json-file rotated at 5 files of 20m", d)
 	}
 	if _, ok := env.service(t, listenerServiceName(spec.Name)); !ok {
 		t.Errorf("listener holder service %s missing", listenerServiceName(spec.Name))
@@ -767,7 +761,7 @@ func TestProxySpecRejected(t *testing.T) {
 // TestProxyServiceSpec checks the translation, without an engine.
 func TestProxyServiceSpec(t *testing.T) {
 	s := validProxySpec()
-	spec, err := ProxyServiceSpec(s, "")
+	spec, err := ProxyServiceSpec(s, SpecOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -832,24 +826,27 @@ func TestProxyServiceSpec(t *testing.T) {
 	}
 
 	// The hash follows the token and the settings, and nothing else.
-	again, _ := ProxyServiceSpec(s, "")
+	again, _ := ProxyServiceSpec(s, SpecOptions{})
 	hash := spec.Labels[orchestrator.LabelSpecHash]
 	if hash == "" || again.Labels[orchestrator.LabelSpecHash] != hash {
 		t.Errorf("spec hash %q is not stable (%q)", hash, again.Labels[orchestrator.LabelSpecHash])
 	}
 	rotated := s
 	rotated.Token = []byte("another")
-	other, _ := ProxyServiceSpec(rotated, "")
+	other, _ := ProxyServiceSpec(rotated, SpecOptions{})
 	if other.Labels[orchestrator.LabelSpecHash] == hash || other.TaskTemplate.ContainerSpec.Secrets[0].SecretName == cs.Secrets[0].SecretName {
 		t.Errorf("a new token changes neither the hash nor the secret name")
 	}
 	placed := s
 	placed.Constraints = []string{"node.labels.edge==true"}
 	placed.StopGrace = 30 * time.Second
-	custom, _ := ProxyServiceSpec(placed, "my-edge")
+	custom, _ := ProxyServiceSpec(placed, SpecOptions{EdgeNetwork: "my-edge", LogDriver: &rotatedLog})
 	if !slices.Equal(custom.TaskTemplate.Placement.Constraints, placed.Constraints) || custom.TaskTemplate.Networks[0].Target != "my-edge" ||
-		*custom.TaskTemplate.ContainerSpec.StopGracePeriod != 30*time.Second {
-		t.Errorf("custom spec = %+v, want the given constraints, network and grace", custom.TaskTemplate)
+		*custom.TaskTemplate.ContainerSpec.StopGracePeriod != 30*time.Second || custom.TaskTemplate.LogDriver != &rotatedLog {
+		t.Errorf("custom spec = %+v, want the given constraints, network, grace and log driver", custom.TaskTemplate)
+	}
+	if ts.LogDriver != nil {
+		t.Errorf("log driver %+v without one in the options, want the engine's default", ts.LogDriver)
 	}
 }
 

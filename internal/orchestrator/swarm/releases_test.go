@@ -243,6 +243,11 @@ func TestReleaseRunsWithLimitsVolumesAndLogs(t *testing.T) {
 		if c.Config.Labels[orchestrator.LabelApp] != "app_"+env.id {
 			t.Errorf("container labels %v", c.Config.Labels)
 		}
+		// The test engine's default log driver is json-file, which keeps
+		// every line unless told otherwise.
+		if lc := c.HostConfig.LogConfig; lc.Type != "json-file" || lc.Config["max-size"] != "20m" || lc.Config["max-file"] != "5" {
+			t.Errorf("container %s logs with %+v, want json-file rotated at 5 files of 20m", task.Container, lc)
+		}
 		if task.Slot < 1 || task.Node == "" || task.State != orchestrator.TaskRunning {
 			t.Errorf("task %+v", task)
 		}

@@ -64,6 +64,9 @@ type SpecOptions struct {
 	// (FileName) to their ids, which service specs reference. CreateRelease
 	// fills it in after creating them, so that ServiceSpec stays pure.
 	FileIDs map[string]string
+	// LogDriver is the containers' log driver; nil means the engine's
+	// default. Engine methods fill it in (see Engine.logDriver).
+	LogDriver *swarm.Driver
 }
 
 // FileName names the Docker config (or secret) holding file f of the app
@@ -203,6 +206,7 @@ func ServiceSpec(r orchestrator.Release, o SpecOptions) (swarm.ServiceSpec, erro
 			Resources:     resources(s.Resources),
 			RestartPolicy: &swarm.RestartPolicy{Condition: restart, Delay: &delay, MaxAttempts: &attempts},
 			Networks:      networks,
+			LogDriver:     o.LogDriver,
 		},
 		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
 		EndpointSpec: endpoint,

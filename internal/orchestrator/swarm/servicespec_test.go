@@ -46,7 +46,7 @@ func TestServiceSpecGolden(t *testing.T) {
 		{name: "minimal", edit: func(r *orchestrator.Release) {}},
 		{
 			name: "web_full",
-			opts: SpecOptions{Probe: testProbe},
+			opts: SpecOptions{Probe: testProbe, LogDriver: &rotatedLog},
 			edit: func(r *orchestrator.Release) {
 				r.Edge = true
 				r.VolumePrefix = "web-app01"

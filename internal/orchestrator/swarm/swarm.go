@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -81,6 +82,10 @@ type Engine struct {
 	api  dockerAPI
 	spec SpecOptions      // how releases become services
 	now  func() time.Time // injectable clock (ReleaseState's timings)
+
+	logMu    sync.Mutex
+	logKnown bool          // logs is known (see specOptions)
+	logs     *swarm.Driver // the log driver services get
 }
 
 // Option configures an Engine.
