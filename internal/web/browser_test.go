@@ -173,9 +173,14 @@ func TestBrowser(t *testing.T) {
 	// its coordinates: the Domains tab's list refreshes itself every 2 s
 	// while certificates are pending, and a row growing or shrinking moves
 	// what is below it between the moment a pointer click is aimed and the
-	// moment it lands (which made these steps time out now and then).
+	// moment it lands (which made these steps time out now and then). It
+	// waits for the last swap to settle first: htmx binds the new content's
+	// hx- attributes then, and a link clicked before that is followed by the
+	// browser (Cancel's href differs from the page's only in its fragment, so
+	// the click was lost and the edit form stayed open, once in a local run).
 	clickInPlace := func(sel string) chromedp.Action[chromedp.Void] {
-		return chromedp.Evaluate[chromedp.Void](`document.querySelector(` + strconv.Quote(sel) + `).click()`)
+		return chromedp.Steps(chromedp.WaitNotPresent(chromedp.CSS(`.htmx-settling`)),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector(`+strconv.Quote(sel)+`).click()`))
 	}
 	step, screenshot := c.step, c.screenshot
 	eval := func(expr string) string {
