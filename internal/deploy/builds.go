@@ -391,6 +391,9 @@ func (m *Manager) RunBuild(ctx context.Context, j *jobs.Job[BuildJob]) error {
 	if err != nil {
 		return err
 	}
+	if err := m.db.PruneBuildLogs(context.WithoutCancel(ctx), m.now(), b.AppID); err != nil {
+		m.builds.Log.Warn("prune build logs", "app", b.AppID, "err", err)
+	}
 	// Not ended here: cancelled meanwhile, and then nothing is deployed.
 	if !ended {
 		m.reportStatus(ctx, b, forge.StateError, "Build cancelled")

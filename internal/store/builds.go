@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/berthpaas/berth/internal/gitsrc"
 	"github.com/berthpaas/berth/internal/webhook"
@@ -286,7 +287,21 @@ func (db *DB) FinishBuild(ctx context.Context, now time.Time, b Build, status st
 	return n == 1, err
 }
 
-// AppendBuildLog adds lines to a build's output.
+// Bounds of what the store keeps of build output, so that a build printing
+// without end, or years of builds on every push, cannot fill the disk: a
+// build keeps its first BuildLogHead and its last BuildLogTail lines (the
+// end, where a failure shows, matters most), each cut at BuildLogLineBytes,
+// and an app's newest BuildLogsKept builds keep their output.
+const (
+	BuildLogHead      = 2_000
+	BuildLogTail      = 20_000
+	BuildLogLineBytes = 8 << 10
+	BuildLogsKept     = 100
+)
+
+// AppendBuildLog adds lines to a build's output. Past BuildLogHead +
+// BuildLogTail lines, the line after the head says how many lines were left
+// out and the older lines after it go: readers following by seq skip them.
 func (db *DB) AppendBuildLog(ctx context.Context, now time.Time, buildID string, lines []string) error {
 	if len(lines) == 0 {
 		return nil
@@ -297,8 +312,70 @@ func (db *DB) AppendBuildLog(ctx context.Context, now time.Time, buildID string,
 		if err != nil {
 			return mapErr(err)
 		}
+		first := last - len(lines) + 1
 		for i, l := range lines {
-			if _, err := x.exec(ctx, `INSERT INTO build_log (build_id, seq, at, line) VALUES (?, ?, ?, ?)`, buildID, last-len(lines)+i+1, millis(now), l); err != nil {
+			seq := first + i
+			if seq > BuildLogHead+1 && seq <= last-BuildLogTail {
+				continue // would be left out at once
+			}
+			if _, err := x.exec(ctx, `INSERT INTO build_log (build_id, seq, at, line) VALUES (?, ?, ?, ?)`, buildID, seq, millis(now), cutLine(l)); err != nil {
+				return err
+			}
+		}
+		if omitted := last - BuildLogTail - BuildLogHead; omitted > 0 {
+			marker := fmt.Sprintf("… %d lines left out: Berth keeps a build's first %d and last %d lines", omitted, BuildLogHead, BuildLogTail)
+			if _, err := x.exec(ctx, `DELETE FROM build_log WHERE build_id = ? AND seq > ? AND seq <= ?`, buildID, BuildLogHead+1, last-BuildLogTail); err != nil {
+				return err
+			}
+			if _, err := x.exec(ctx, `INSERT INTO build_log (build_id, seq, at, line) VALUES (?, ?, ?, ?) ON CONFLICT (build_id, seq) DO UPDATE SET line = excluded.line`,
+				buildID, BuildLogHead+1, millis(now), marker); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// cutLine cuts a line to BuildLogLineBytes without splitting a character.
+func cutLine(l string) string {
+	if len(l) <= BuildLogLineBytes {
+		return l
+	}
+	n := BuildLogLineBytes
+	for n > 0 && !utf8.RuneStart(l[n]) {
+		n--
+	}
+	return l[:n] + fmt.Sprintf(" … (%d bytes cut)", len(l)-n)
+}
+
+// PruneBuildLogs replaces the output of the app's finished builds older than
+// its newest BuildLogsKept builds with one line saying so.
+func (db *DB) PruneBuildLogs(ctx context.Context, now time.Time, appID string) error {
+	marker := fmt.Sprintf("The output of this build was removed: Berth keeps the output of an app's newest %d builds.", BuildLogsKept)
+	return db.inTx(ctx, func(x q) error {
+		rows, err := x.query(ctx, `SELECT id FROM builds b WHERE app_id = ? AND finished_at IS NOT NULL AND seq <= (SELECT MAX(seq) FROM builds WHERE app_id = ?) - ?
+			AND EXISTS (SELECT 1 FROM build_log l WHERE l.build_id = b.id AND l.seq > 1)`, appID, appID, BuildLogsKept)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := x.exec(ctx, `DELETE FROM build_log WHERE build_id = ?`, id); err != nil {
+				return err
+			}
+			if _, err := x.exec(ctx, `INSERT INTO build_log (build_id, seq, at, line) VALUES (?, 1, ?, ?)`, id, millis(now), marker); err != nil {
 				return err
 			}
 		}
