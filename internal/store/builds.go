@@ -170,11 +170,21 @@ func (db *DB) AddKnownHosts(ctx context.Context, orgID, appID, lines string) err
 	return db.q().execOne(ctx, `UPDATE app_sources SET known_hosts = known_hosts || ? WHERE app_id = ? AND organization_id = ?`, lines, appID, orgID)
 }
 
-// RecordDelivery remembers a webhook delivery of an app; a delivery seen
-// before is ErrConflict.
+// DeliveriesKept is how long a webhook delivery is remembered: providers
+// redeliver within hours, and a row per push kept forever only grows.
+const DeliveriesKept = 30 * 24 * time.Hour
+
+// RecordDelivery remembers a webhook delivery of an app, and forgets the
+// app's deliveries older than DeliveriesKept; a delivery seen before is
+// ErrConflict.
 func (db *DB) RecordDelivery(ctx context.Context, now time.Time, appID, deliveryID string) error {
-	_, err := db.q().exec(ctx, `INSERT INTO webhook_deliveries (app_id, delivery_id, received_at) VALUES (?, ?, ?)`, appID, deliveryID, millis(now))
-	return err
+	return db.inTx(ctx, func(x q) error {
+		if _, err := x.exec(ctx, `DELETE FROM webhook_deliveries WHERE app_id = ? AND received_at < ?`, appID, millis(now.Add(-DeliveriesKept))); err != nil {
+			return err
+		}
+		_, err := x.exec(ctx, `INSERT INTO webhook_deliveries (app_id, delivery_id, received_at) VALUES (?, ?, ?)`, appID, deliveryID, millis(now))
+		return err
+	})
 }
 
 // CreateBuild queues a build of b.AppID: it fills b.ID, b.Seq, b.Status,

@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func buildLines(t *testing.T, db *DB, id string) []BuildLine {
@@ -104,6 +106,30 @@ func TestPruneBuildLogs(t *testing.T) {
 			if l := buildLines(t, db, b.ID); len(l) != 2 {
 				t.Errorf("build %d of %s lost its log: %+v", b.Seq, b.AppID, l)
 			}
+		}
+	})
+}
+
+// A delivery seen is refused again until DeliveriesKept has passed, when the
+// next delivery to the app forgets it.
+func TestDeliveriesForgotten(t *testing.T) {
+	engines(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		org, _ := owner(t, db)
+		_, prod := newProject(t, db, org.ID, "shop")
+		api := newApp(t, db, prod, "api")
+		if err := db.RecordDelivery(ctx, t0, api.ID, "d1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RecordDelivery(ctx, t0.Add(time.Hour), api.ID, "d1"); !errors.Is(err, ErrConflict) {
+			t.Errorf("d1 again within the hour: %v, want ErrConflict", err)
+		}
+		later := t0.Add(DeliveriesKept + time.Minute)
+		if err := db.RecordDelivery(ctx, later, api.ID, "d2"); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RecordDelivery(ctx, later, api.ID, "d1"); err != nil {
+			t.Errorf("d1 after %v: %v, want it forgotten", DeliveriesKept, err)
 		}
 	})
 }
