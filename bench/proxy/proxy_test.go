@@ -395,13 +395,15 @@ func variants(b *testing.B, v *env, up *upstream, e *edge, berth, nginx load) {
 		}},
 	}
 	printf("### What limits HAProxy: variants, same wrk parameters, against the same nginx run (with access log)\n\n")
-	printf("| variant | req/s | p50 | p99 | req/s ÷ nginx | p99 ÷ nginx | proxy CPU per request |\n|---|---|---|---|---|---|---|\n")
-	printf("| (berth proxy, as in the table above) | %s | %s | %s | %.2f | %.2f | %s µs |\n", thousands(berth.rps), ms(berth.p50), ms(berth.p99),
-		berth.rps/nginx.rps, float64(berth.p99)/float64(nginx.p99), berth.proxyCPU())
+	printf("| variant | req/s | p50 | p99 | req/s ÷ nginx | p99 ÷ nginx | proxy CPU per request | upstream CPU per request |\n|---|---|---|---|---|---|---|---|\n")
+	row := func(name string, l load) {
+		printf("| %s | %s | %s | %s | %.2f | %.2f | %s µs | %.1f µs |\n", name, thousands(l.rps), ms(l.p50), ms(l.p99),
+			l.rps/nginx.rps, float64(l.p99)/float64(nginx.p99), l.proxyCPU(), l.perRequest(l.cpu["upstream"]))
+	}
+	row("(berth proxy, as in the table above)", berth)
+	row("(nginx, as in the table above)", nginx)
 	for _, vr := range vs {
-		l := vr.run()
-		printf("| %s | %s | %s | %s | %.2f | %.2f | %s µs |\n", vr.name, thousands(l.rps), ms(l.p50), ms(l.p99),
-			l.rps/nginx.rps, float64(l.p99)/float64(nginx.p99), l.proxyCPU())
+		row(vr.name, vr.run())
 	}
 	printf("\nDatagram variant: %d access lines received.\n\n", datagrams.n.Load())
 }
