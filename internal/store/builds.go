@@ -359,37 +359,17 @@ func cutLine(l string) string {
 }
 
 // PruneBuildLogs replaces the output of the app's finished builds older than
-// its newest BuildLogsKept builds with one line saying so.
+// its newest BuildLogsKept builds with one line saying so (the first line
+// is kept and rewritten, the others go).
 func (db *DB) PruneBuildLogs(ctx context.Context, now time.Time, appID string) error {
 	marker := fmt.Sprintf("The output of this build was removed: Berth keeps the output of an app's newest %d builds.", BuildLogsKept)
+	const old = `build_id IN (SELECT id FROM builds WHERE app_id = ? AND finished_at IS NOT NULL AND seq <= (SELECT MAX(seq) FROM builds WHERE app_id = ?) - ?)`
 	return db.inTx(ctx, func(x q) error {
-		rows, err := x.query(ctx, `SELECT id FROM builds b WHERE app_id = ? AND finished_at IS NOT NULL AND seq <= (SELECT MAX(seq) FROM builds WHERE app_id = ?) - ?
-			AND EXISTS (SELECT 1 FROM build_log l WHERE l.build_id = b.id AND l.seq > 1)`, appID, appID, BuildLogsKept)
-		if err != nil {
+		if _, err := x.exec(ctx, `DELETE FROM build_log WHERE seq > 1 AND `+old, appID, appID, BuildLogsKept); err != nil {
 			return err
 		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if _, err := x.exec(ctx, `DELETE FROM build_log WHERE build_id = ?`, id); err != nil {
-				return err
-			}
-			if _, err := x.exec(ctx, `INSERT INTO build_log (build_id, seq, at, line) VALUES (?, 1, ?, ?)`, id, millis(now), marker); err != nil {
-				return err
-			}
-		}
-		return nil
+		_, err := x.exec(ctx, `UPDATE build_log SET line = ?, at = ? WHERE seq = 1 AND line <> ? AND `+old, marker, millis(now), marker, appID, appID, BuildLogsKept)
+		return err
 	})
 }
 
