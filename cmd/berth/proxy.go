@@ -27,6 +27,7 @@ func proxyCmd() *cobra.Command {
 	}
 	var cfg controller.Config
 	var logLevel string
+	accessLog := true
 	hostname, _ := os.Hostname()
 	f := cmd.Flags()
 	env := map[string]string{} // flag → environment variable
@@ -50,6 +51,8 @@ func proxyCmd() *cobra.Command {
 	str(&cfg.ID, "id", "BERTH_PROXY_ID", hostname, "replica id in status reports")
 	str(&cfg.Node, "node", "BERTH_PROXY_NODE", "", "Swarm node the replica runs on")
 	str(&logLevel, "log-level", "BERTH_PROXY_LOG_LEVEL", "info", "debug, info, warn or error")
+	f.BoolVar(&accessLog, "access-log", true, "write every request as a JSON line to standard error; off, requests are still counted for the metrics (BERTH_PROXY_ACCESS_LOG)")
+	env["access-log"] = "BERTH_PROXY_ACCESS_LOG"
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		for name, envName := range env {
@@ -66,7 +69,7 @@ func proxyCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		cfg.Log = log
+		cfg.Log, cfg.NoAccessLog = log, !accessLog
 		return controller.Run(cmd.Context(), cfg)
 	}
 	cmd.AddCommand(cli.ProxyStatusCmd(), proxyListenCmd())

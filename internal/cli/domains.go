@@ -664,6 +664,11 @@ func printProxyStatus(out io.Writer, st edge.ProxyStatus) error {
 	} else {
 		fmt.Fprintf(out, "Service:        %s (%s)\nPorts:          HTTP %d, HTTPS %d\n", st.Service, orDash(st.Image), st.HTTPPort, st.HTTPSPort)
 		fmt.Fprintf(out, "Port holder:    %s\n", holders(st.Listeners))
+		if st.AccessLog {
+			fmt.Fprintf(out, "Access log:     on (docker service logs %s)\n", st.Service)
+		} else {
+			fmt.Fprintln(out, "Access log:     off (berth server --proxy-access-log=false): requests are counted, not written")
+		}
 	}
 	fmt.Fprintf(out, "Routing table:  version %d\n", st.TableVersion)
 	if st.Error != "" {

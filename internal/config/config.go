@@ -36,6 +36,7 @@ type Config struct {
 	ProxyHTTPPort   int
 	ProxyHTTPSPort  int
 	Proxy           bool
+	ProxyAccessLog  bool
 	ProxyName       string
 	ProxyBaseImage  string
 	InternalListen  string
@@ -96,6 +97,9 @@ func (c *Config) Options(fs *pflag.FlagSet) []Option {
 	dur := func(p *time.Duration, name string, def time.Duration, usage string) {
 		add(name, usage, func() { fs.DurationVar(p, name, def, usage) })
 	}
+	boolean := func(p *bool, name string, def bool, usage string) {
+		add(name, usage, func() { fs.BoolVar(p, name, def, usage) })
+	}
 	num := func(p *int, name string, def int, usage string) {
 		add(name, usage, func() { fs.IntVar(p, name, def, usage) })
 	}
@@ -104,9 +108,7 @@ func (c *Config) Options(fs *pflag.FlagSet) []Option {
 	str(&c.DatabaseURL, "database-url", "", "postgres://… to use PostgreSQL; empty uses SQLite in the data dir")
 	str(&c.PublicURL, "public-url", "", "URL users reach Berth at (https://… marks cookies Secure; its host may run first-run setup)")
 	str(&c.DockerHost, "docker-host", "", "Docker Engine endpoint; empty uses DOCKER_HOST or the local socket")
-	add("swarm-bootstrap", "initialise a single-node Swarm at start when Swarm is inactive", func() {
-		fs.BoolVar(&c.SwarmBootstrap, "swarm-bootstrap", true, "initialise a single-node Swarm at start when Swarm is inactive")
-	})
+	boolean(&c.SwarmBootstrap, "swarm-bootstrap", true, "initialise a single-node Swarm at start when Swarm is inactive")
 	str(&c.AdvertiseAddr, "advertise-addr", "", "Swarm advertise address for the bootstrap; empty uses the address of the default route")
 	str(&c.EdgeSubnet, "edge-subnet", "10.240.0.0/16", "subnet of the berth-edge overlay network")
 	str(&c.LogFormat, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text or json")
@@ -116,9 +118,8 @@ func (c *Config) Options(fs *pflag.FlagSet) []Option {
 	dur(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish at shutdown")
 	num(&c.ProxyHTTPPort, "proxy-http-port", 80, "host port of the edge proxy for HTTP")
 	num(&c.ProxyHTTPSPort, "proxy-https-port", 443, "host port of the edge proxy for HTTPS")
-	add("proxy", "run the edge proxy (berth proxy) as a global Swarm service", func() {
-		fs.BoolVar(&c.Proxy, "proxy", true, "run the edge proxy (berth proxy) as a global Swarm service")
-	})
+	boolean(&c.Proxy, "proxy", true, "run the edge proxy (berth proxy) as a global Swarm service")
+	boolean(&c.ProxyAccessLog, "proxy-access-log", true, "the edge proxies write every request as a JSON line to their container output (off: requests are still counted for metrics)")
 	str(&c.ProxyName, "proxy-name", "berth-proxy", "Swarm service name of the edge proxy")
 	str(&c.ProxyBaseImage, "proxy-base-image", "haproxy:lts", "HAProxy image the edge proxy image is built from")
 	str(&c.InternalListen, "internal-listen", "", "address of the proxies' internal listener; empty uses port 7381 on the docker_gwbridge gateway (never a public address)")

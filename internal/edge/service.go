@@ -27,6 +27,8 @@ type ProxyConfig struct {
 	// docker_gwbridge gateway, an empty value that gateway's DefaultInternalPort.
 	Listen    string
 	InstallID string
+	// NoAccessLog: the proxies count requests but write no access log.
+	NoAccessLog bool
 }
 
 // proxyState is what RunProxy knows, for the status page.
@@ -86,7 +88,7 @@ func (r *Router) RunProxy(ctx context.Context, eng orchestrator.Edge, cfg ProxyC
 		if err == nil {
 			err = eng.EnsureProxy(ctx, orchestrator.ProxySpec{
 				Name: cfg.Name, Image: image, HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort,
-				ControlURL: controlURL, Token: r.Token(), InstallID: cfg.InstallID,
+				ControlURL: controlURL, Token: r.Token(), InstallID: cfg.InstallID, NoAccessLog: cfg.NoAccessLog,
 			})
 		}
 		if ctx.Err() != nil {
@@ -156,6 +158,9 @@ type ProxyStatus struct {
 	TableVersion int64 `json:"table_version"`
 	HTTPPort     int   `json:"http_port,omitempty"`
 	HTTPSPort    int   `json:"https_port,omitempty"`
+	// AccessLog says whether the proxies write their access log (to their
+	// container output); off, they only count requests.
+	AccessLog bool `json:"access_log"`
 	// Error says why the proxy service could not be deployed, if it could not.
 	Error    string          `json:"error,omitempty"`
 	Replicas []ReplicaStatus `json:"replicas"`
@@ -186,7 +191,7 @@ type CertificateRow struct {
 func (r *Router) Status(ctx context.Context, eng orchestrator.Edge, orgID string) (ProxyStatus, error) {
 	r.proxy.mu.Lock()
 	st := ProxyStatus{Enabled: r.proxy.cfg.Name != "", Service: r.proxy.cfg.Name, Image: r.proxy.image,
-		HTTPPort: r.proxy.cfg.HTTPPort, HTTPSPort: r.proxy.cfg.HTTPSPort, Error: r.proxy.lastError,
+		HTTPPort: r.proxy.cfg.HTTPPort, HTTPSPort: r.proxy.cfg.HTTPSPort, AccessLog: !r.proxy.cfg.NoAccessLog, Error: r.proxy.lastError,
 		Replicas: []ReplicaStatus{}, Listeners: []orchestrator.ProxyReplica{}, Certificates: []CertificateRow{}}
 	r.proxy.mu.Unlock()
 	st.TableVersion = r.Table().Version

@@ -50,6 +50,7 @@ const (
 	EnvProxyNode       = "BERTH_PROXY_NODE"        // the Swarm node's hostname
 	EnvProxyListeners  = "BERTH_PROXY_LISTENERS"   // ProxyListenersSocket
 	EnvProxyRunDir     = "BERTH_PROXY_RUN_DIR"     // the container's own files and sockets
+	EnvProxyAccessLog  = "BERTH_PROXY_ACCESS_LOG"  // "false" turns the access log off
 
 	// DefaultProxyStopGrace is ProxySpec.StopGrace when zero.
 	DefaultProxyStopGrace = 10 * time.Second
@@ -79,6 +80,9 @@ type ProxySpec struct {
 	// StopGrace is how long the proxy has to drain after SIGTERM; zero means
 	// DefaultProxyStopGrace.
 	StopGrace time.Duration
+	// NoAccessLog turns the proxies' access log off: they still count
+	// every request for the metrics and the Requests view.
+	NoAccessLog bool
 }
 
 // ProxyReplica is the latest task of the proxy on one node.

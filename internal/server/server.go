@@ -227,7 +227,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		wg.Go(func() {
 			router.RunProxy(loops, engine, edge.ProxyConfig{
 				Name: cfg.ProxyName, BaseImage: cfg.ProxyBaseImage, Binary: exe, HTTPPort: cfg.ProxyHTTPPort,
-				HTTPSPort: cfg.ProxyHTTPSPort, Listen: cfg.InternalListen, InstallID: installID,
+				HTTPSPort: cfg.ProxyHTTPSPort, Listen: cfg.InternalListen, InstallID: installID, NoAccessLog: !cfg.ProxyAccessLog,
 			})
 		})
 	}

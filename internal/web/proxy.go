@@ -40,6 +40,7 @@ type proxyView struct {
 	Image        string
 	HTTPPort     int
 	HTTPSPort    int
+	AccessLog    bool
 	TableVersion int64
 	DeployError  string // why the service could not be deployed
 	LoadError    string // why this page could not learn everything
@@ -87,7 +88,7 @@ func (v proxyView) Summary() string {
 func newProxyView(st edge.ProxyStatus, now time.Time) proxyView {
 	v := proxyView{
 		RefreshURL: "/proxy/status", Enabled: st.Enabled, Service: st.Service, Image: st.Image,
-		HTTPPort: st.HTTPPort, HTTPSPort: st.HTTPSPort, TableVersion: st.TableVersion, DeployError: st.Error, Checked: now,
+		HTTPPort: st.HTTPPort, HTTPSPort: st.HTTPSPort, AccessLog: st.AccessLog, TableVersion: st.TableVersion, DeployError: st.Error, Checked: now,
 	}
 	troubled := holderState(&v, st)
 	for _, r := range st.Replicas {

@@ -40,7 +40,7 @@ func (s *stubProxy) status(_ context.Context, orgID string) (edge.ProxyStatus, e
 // and silent, one task Swarm cannot place.
 func sampleProxyStatus(now time.Time) edge.ProxyStatus {
 	return edge.ProxyStatus{
-		Enabled: true, Service: "berth-proxy", Image: "berth-proxy:0.4.0-3f9c2a1d", TableVersion: 14, HTTPPort: 80, HTTPSPort: 443,
+		Enabled: true, Service: "berth-proxy", Image: "berth-proxy:0.4.0-3f9c2a1d", TableVersion: 14, HTTPPort: 80, HTTPSPort: 443, AccessLog: true,
 		Replicas: []edge.ReplicaStatus{
 			{
 				ProxyReplica: orchestrator.ProxyReplica{TaskID: "t1", Node: "berth-1", Hostname: "a1b2c3d4e5f6", State: "running", Desired: "running", StartedAt: now.Add(-time.Hour)},
@@ -86,7 +86,7 @@ func TestProxyPage(t *testing.T) {
 		`<a href="/proxy" aria-current="page">`, "Edge proxy",
 		`hx-get="/proxy/status" hx-trigger="every 5s" hx-swap="outerHTML"`,
 		"<code>berth-proxy</code>", "<code>berth-proxy:0.4.0-3f9c2a1d</code>", `<dd>80<span class="of"> · </span>443</dd>`, "v14",
-		"1 of 3 replicas serve the current table", "Degraded",
+		"1 of 3 replicas serve the current table", "Degraded", "<code>docker service logs berth-proxy</code>",
 		// replicas
 		"berth-1", "<code>a1b2c3d4e5f6</code>", "v14 ", "Current", "<code>2.8.5</code>", "2s ago",
 		"worker-eu-2", "v12 ", "Behind", "route shop.example.com/api dropped: app web has no healthy servers.", "No report for 1m 35s: it stopped",
@@ -114,6 +114,11 @@ func TestProxyPage(t *testing.T) {
 	stub.set(st, nil)
 	mustContain(t, "healthy", b.get("/proxy/status", "HX-Request: true").body, "badge-ok\"><span class=\"badge-dot\" aria-hidden=\"true\"></span>Serving", "1 of 1 replica serves the current table",
 		"<code>berth-proxy-listen</code>", "Holds the host ports on berth-1.")
+
+	// The access log turned off says so, and how it was.
+	st.AccessLog = false
+	stub.set(st, nil)
+	mustContain(t, "access log off", b.get("/proxy/status", "HX-Request: true").body, "<dd>Off <span", "<code>--proxy-access-log=false</code>")
 
 	// A holder that cannot bind the ports: degraded, and why.
 	st.Listeners = []orchestrator.ProxyReplica{{TaskID: "l2", Node: "berth-1", State: "failed", Desired: "running", Error: "listening for http on :80: address already in use"}}

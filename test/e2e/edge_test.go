@@ -230,7 +230,8 @@ func TestEdgeDoneWhen(t *testing.T) {
 
 	// berth proxy status
 	status := e.run("", "proxy", "status")
-	for _, want := range []string{e.proxyName, "(current)", "secure.example.test", "Port holder:    ", " running"} {
+	for _, want := range []string{e.proxyName, "(current)", "secure.example.test", "Port holder:    ", " running",
+		"Access log:     on (docker service logs " + e.proxyName + ")"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("proxy status lacks %q:\n%s", want, status)
 		}

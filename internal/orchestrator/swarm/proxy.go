@@ -360,22 +360,26 @@ func ProxyServiceSpec(s orchestrator.ProxySpec, o SpecOptions) (swarm.ServiceSpe
 	}
 	labels := proxyLabels(s)
 	delay, attempts := restartDelay, uint64(0)
+	env := map[string]string{
+		orchestrator.EnvProxyControlURL: s.ControlURL,
+		// Swarm expands the template per task.
+		orchestrator.EnvProxyNode:      "{{.Node.Hostname}}",
+		orchestrator.EnvProxyListeners: orchestrator.ProxyListenersSocket,
+		// The state volume is shared with the next proxy on the node
+		// (start-first): what is this process's own is not.
+		orchestrator.EnvProxyRunDir: "/run/berth",
+	}
+	if s.NoAccessLog {
+		env[orchestrator.EnvProxyAccessLog] = "false"
+	}
 
 	spec := swarm.ServiceSpec{
 		Annotations: swarm.Annotations{Name: s.Name, Labels: maps.Clone(labels)},
 		TaskTemplate: swarm.TaskSpec{
 			ContainerSpec: &swarm.ContainerSpec{
-				Image:  s.Image,
-				Labels: maps.Clone(labels),
-				Env: envList(map[string]string{
-					orchestrator.EnvProxyControlURL: s.ControlURL,
-					// Swarm expands the template per task.
-					orchestrator.EnvProxyNode:      "{{.Node.Hostname}}",
-					orchestrator.EnvProxyListeners: orchestrator.ProxyListenersSocket,
-					// The state volume is shared with the next proxy on the
-					// node (start-first): what is this process's own is not.
-					orchestrator.EnvProxyRunDir: "/run/berth",
-				}),
+				Image:           s.Image,
+				Labels:          maps.Clone(labels),
+				Env:             envList(env),
 				StopSignal:      "SIGTERM",
 				StopGracePeriod: &grace,
 				// Healthy once HAProxy runs: a start-first update stops the

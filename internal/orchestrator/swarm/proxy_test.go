@@ -848,6 +848,12 @@ func TestProxyServiceSpec(t *testing.T) {
 	if ts.LogDriver != nil {
 		t.Errorf("log driver %+v without one in the options, want the engine's default", ts.LogDriver)
 	}
+	quiet := s
+	quiet.NoAccessLog = true
+	q, _ := ProxyServiceSpec(quiet, SpecOptions{})
+	if env := q.TaskTemplate.ContainerSpec.Env; !slices.Contains(env, "BERTH_PROXY_ACCESS_LOG=false") || q.Labels[orchestrator.LabelSpecHash] == hash {
+		t.Errorf("env %q and hash %q without access log, want BERTH_PROXY_ACCESS_LOG=false and another hash", env, q.Labels[orchestrator.LabelSpecHash])
+	}
 }
 
 func checkStartFirst(t *testing.T, spec swarm.ServiceSpec) {

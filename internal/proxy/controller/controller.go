@@ -73,8 +73,12 @@ type Config struct {
 	// AccessLog receives the access log: one JSON object per request and
 	// line, as HAProxy wrote it, buffered for up to 100 ms (nil: os.Stderr,
 	// next to Log's records in `berth proxy`). It is written only when Log
-	// is enabled at level info, like a record of that level would be.
+	// is enabled at level info, like a record of that level would be, and
+	// NoAccessLog is false.
 	AccessLog io.Writer
+	// NoAccessLog turns the access log off: requests are still counted for
+	// the metrics and the Requests view, but no line is written.
+	NoAccessLog bool
 	// SlotsPerRelease is passed to the renderer (0: its default).
 	SlotsPerRelease int
 	// Threads is HAProxy's thread count (0: proxy.DefaultThreads of the
@@ -184,7 +188,7 @@ func newController(cfg Config) (*controller, error) {
 		traffic:   newTraffic(),
 	}
 	var out io.Writer
-	if cfg.Log.Enabled(context.Background(), slog.LevelInfo) {
+	if !cfg.NoAccessLog && cfg.Log.Enabled(context.Background(), slog.LevelInfo) {
 		out = cfg.AccessLog
 		if out == nil {
 			out = os.Stderr

@@ -263,3 +263,40 @@ func TestTrafficReportedThroughHAProxy(t *testing.T) {
 		return nil
 	})
 }
+
+// With the access log off, requests are still counted and reported, and no
+// line is written.
+func TestNoAccessLogStillCounts(t *testing.T) {
+	cp := newControlPlane(t, "s3cret")
+	r1 := newUpstream(t, "web-r1")
+	cfg := newConfig(t, cp, startDNS(t), "s3cret")
+	cfg.NoAccessLog = true
+	h := start(t, cfg)
+	cp.SetTable(webTable(1, r1.rel(100)))
+	testenv.Eventually(t, 20*time.Second, "web.test served by r1", h.served("web.test", "/", "web-r1"))
+	for range 3 {
+		if code, _, err := h.get("web.test", "/counted"); err != nil || code != 200 {
+			t.Fatalf("GET /counted: %d %v", code, err)
+		}
+	}
+	testenv.Eventually(t, 5*time.Second, "the requests reported", func() error {
+		cp.mu.Lock()
+		defer cp.mu.Unlock()
+		n := 0
+		for _, r := range cp.recent {
+			if r.Path == "/counted" {
+				n++
+			}
+		}
+		if n != 3 {
+			return fmt.Errorf("%d of 3 requests to /counted reported", n)
+		}
+		return nil
+	})
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if lines := h.logs.find("^access "); len(lines) > 0 {
+		t.Errorf("access log written although off: %q", lines)
+	}
+}
