@@ -118,7 +118,7 @@ func TestProxyPage(t *testing.T) {
 	// The access log turned off says so, and how it was.
 	st.AccessLog = false
 	stub.set(st, nil)
-	mustContain(t, "access log off", b.get("/proxy/status", "HX-Request: true").body, "<dd>Off <span", "<code>--proxy-access-log=false</code>")
+	mustContain(t, "access log off", b.get("/proxy/status", "HX-Request: true").body, "<dd>Off <span", "<code>--proxy-access-log=false</code>", "still counted")
 
 	// A holder that cannot bind the ports: degraded, and why.
 	st.Listeners = []orchestrator.ProxyReplica{{TaskID: "l2", Node: "berth-1", State: "failed", Desired: "running", Error: "listening for http on :80: address already in use"}}
