@@ -126,7 +126,7 @@ func newEnv(b *testing.B) *env {
 	if binary.err != nil {
 		b.Fatal(binary.err)
 	}
-	o := edgeOptions{bin: binary.path, logLevel: "info", nameserver: hasFlag(b, binary.path, "nameserver")}
+	o := edgeOptions{bin: binary.path, nameserver: hasFlag(b, binary.path, "nameserver"), accessFlag: hasFlag(b, binary.path, "access-log")}
 	addr := dockerDNS
 	if o.nameserver {
 		addr = "127.0.0.1:0"
@@ -135,11 +135,9 @@ func newEnv(b *testing.B) *env {
 	return &env{cp: startControlPlane(b), opts: o}
 }
 
-func (v *env) startEdge(b *testing.B, logLevel string) *edge {
+func (v *env) startEdge(b *testing.B) *edge {
 	b.Helper()
-	o := v.opts
-	o.logLevel = logLevel
-	return startEdge(b, v.cp, o)
+	return startEdge(b, v.cp, v.opts)
 }
 
 // get sends GET url with Host host on a new connection and returns the
@@ -207,7 +205,7 @@ func BenchmarkThroughput(b *testing.B) {
 	loadBefore := loadAverage()
 	v := newEnv(b)
 	up := startUpstream(b, "bench-r1", kib, 0)
-	e := v.startEdge(b, "info")
+	e := v.startEdge(b)
 	v.cp.publish(appTable([]proxy.Release{up.release(100)}, benchHost))
 	testenv.Eventually(b, 20*time.Second, "bench.test served through berth proxy", answers(e.url("/"), benchHost, kib))
 	ng := startNginx(b, up.port, true)
@@ -363,15 +361,17 @@ func variants(b *testing.B, v *env, up *upstream, e *edge, berth, nginx load) {
 		return noRing(replace(c, logLine, "    log "+datagrams.listen(b)+" len 8192 format raw local0\n"))
 	}
 	vs := []variant{
-		{"berth proxy, --log-level warn (the controller still reads and counts every line, writes none)", func() load {
-			w := v.startEdge(b, "warn")
+		{"berth proxy --access-log=false (`berth server --proxy-access-log=false`: the controller still reads and counts every line, writes none)", func() load {
+			o := v.opts
+			o.noAccessLog = true
+			w := startEdge(b, v.cp, o)
 			defer w.stop()
 			testenv.Eventually(b, 20*time.Second, "served", answers(w.url("/"), benchHost, kib))
-			return measure(b, target{name: "berth-warn", url: w.url("/"), parties: w.parties})
+			return measure(b, target{name: "berth-nolog", url: w.url("/"), parties: w.parties})
 		}},
 		{fmt.Sprintf("berth proxy --threads %d (a thread per core; the default is half the cores, at least one)", runtime.NumCPU()), func() load {
 			o := v.opts
-			o.logLevel, o.threads = "info", runtime.NumCPU()
+			o.threads = runtime.NumCPU()
 			w := startEdge(b, v.cp, o)
 			defer w.stop()
 			testenv.Eventually(b, 20*time.Second, "served", answers(w.url("/"), benchHost, kib))
@@ -503,7 +503,7 @@ func BenchmarkFootprint(b *testing.B) {
 	var total, controller, master, workers []mem
 	nworkers := 0
 	for b.Loop() {
-		e := v.startEdge(b, "info")
+		e := v.startEdge(b)
 		v.cp.publish(appTable([]proxy.Release{up.release(100)}, benchHost))
 		testenv.Eventually(b, 20*time.Second, "bench.test served", answers(e.url("/"), benchHost, kib))
 		// Idle: past the controller's release of its start-up pages.
@@ -575,7 +575,7 @@ func percentiles(ds []time.Duration) (med, maxd time.Duration) {
 func BenchmarkRouteChange(b *testing.B) {
 	v := newEnv(b)
 	up := startUpstream(b, "bench-r1", kib, 0)
-	e := v.startEdge(b, "info")
+	e := v.startEdge(b)
 	base := appTable([]proxy.Release{up.release(100)}, benchHost)
 	v.cp.publish(base)
 	testenv.Eventually(b, 20*time.Second, "bench.test served", answers(e.url("/"), benchHost, kib))
@@ -757,7 +757,7 @@ func BenchmarkReleaseSwitch(b *testing.B) {
 	v := newEnv(b)
 	a := startUpstream(b, "web-a", []byte("web-a"), switchDelay)
 	bb := startUpstream(b, "web-b", []byte("web-b"), switchDelay)
-	r := &switchRig{b: b, v: v, e: v.startEdge(b, "info")}
+	r := &switchRig{b: b, v: v, e: v.startEdge(b)}
 	r.sock = filepath.Join(r.e.runDir(), "haproxy.sock")
 	since := time.Now()
 	v.cp.publish(appTable([]proxy.Release{a.release(100), bb.release(0)}, benchHost))

@@ -223,9 +223,12 @@ func (e *edge) runDir() string { return filepath.Join(e.stateDir, "run") }
 // edgeOptions are the bench's choices for one `berth proxy`.
 type edgeOptions struct {
 	bin, dnsAddr string
-	nameserver   bool   // the binary has --nameserver
-	logLevel     string // --log-level: "info" logs every request
-	threads      int    // --threads, unless 0 (its default: half the cores)
+	nameserver   bool // the binary has --nameserver
+	accessFlag   bool // the binary has --access-log
+	// noAccessLog: the controller counts every request but writes no line
+	// (--access-log=false, or --log-level warn for a binary without it).
+	noAccessLog bool
+	threads     int // --threads, unless 0 (its default: half the cores)
 }
 
 // startEdge runs `berth proxy` against cp and returns once HAProxy answers.
@@ -245,7 +248,15 @@ func startEdge(b *testing.B, cp *controlPlane, o edgeOptions) *edge {
 	defer logFile.Close() // the child has its own descriptor
 	args := []string{"proxy", "--control-url", cp.URL, "--token-file", tokenFile, "--state-dir", e.stateDir,
 		"--http-port", strconv.Itoa(e.port), "--https-port", "0", "--stats-port", strconv.Itoa(testenv.FreePort(b)),
-		"--id", "bench", "--log-level", o.logLevel}
+		"--id", "bench"}
+	switch {
+	case !o.noAccessLog:
+		args = append(args, "--log-level", "info")
+	case o.accessFlag:
+		args = append(args, "--access-log=false")
+	default:
+		args = append(args, "--log-level", "warn")
+	}
 	if o.nameserver {
 		args = append(args, "--nameserver", o.dnsAddr)
 	}
