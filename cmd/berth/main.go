@@ -123,7 +123,7 @@ func doctorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check that this machine can run Berth, and say how to fix what is wrong",
-		Long:  "Check the Docker Engine, Swarm, IPVS, the ports Berth needs and the data directory.\nAccepts the same configuration as berth server. Exits non-zero when a check fails.",
+		Long:  "Check the Docker Engine, Swarm, IPVS, the ports Berth needs, the data directory and the health\nprobe (this binary, which must be statically linked). Accepts the same configuration as berth server. Exits non-zero when a check fails.",
 		Args:  cobra.NoArgs,
 	}
 	cfg, load := serverFlags(cmd)
@@ -138,8 +138,9 @@ func doctorCmd() *cobra.Command {
 		defer engine.Close()
 		ctx, cancel := context.WithTimeout(cmd.Context(), 20*time.Second)
 		defer cancel()
+		exe, _ := os.Executable() // empty: the probe goes unchecked
 		checks := doctor.Run(ctx, doctor.Options{
-			Engine: engine, Listen: cfg.Listen, HTTPPort: cfg.ProxyHTTPPort, HTTPSPort: cfg.ProxyHTTPSPort, DataDir: cfg.DataDir,
+			Engine: engine, Listen: cfg.Listen, HTTPPort: cfg.ProxyHTTPPort, HTTPSPort: cfg.ProxyHTTPSPort, DataDir: cfg.DataDir, Probe: exe,
 		})
 		if !doctor.Print(cmd.OutOrStdout(), checks) {
 			return exitError{}

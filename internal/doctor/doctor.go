@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/berthpaas/berth/internal/orchestrator"
+	"github.com/berthpaas/berth/internal/probe"
 )
 
 // Check statuses.
@@ -48,6 +49,9 @@ type Options struct {
 	HTTPPort, HTTPSPort int
 	// DataDir is Berth's data directory; empty skips its check.
 	DataDir string
+	// Probe is the berth executable release containers run as their health
+	// probe; empty skips its check.
+	Probe string
 	// ReadFile reads kernel files (/proc/…); nil means os.ReadFile.
 	ReadFile func(name string) ([]byte, error)
 }
@@ -79,6 +83,9 @@ func Run(ctx context.Context, opts Options) []Check {
 	}
 	if opts.DataDir != "" {
 		checks = append(checks, dataDirCheck(opts.DataDir))
+	}
+	if opts.Probe != "" {
+		checks = append(checks, probeCheck(opts.Probe))
 	}
 	return checks
 }
@@ -200,6 +207,25 @@ func portCheck(name, addr, alternative string, dockerBinds bool) Check {
 		c.Status = Fail
 		c.Detail = fmt.Sprintf("%s: %v", addr, err)
 		c.Fix = alternative
+	}
+	return c
+}
+
+// probeCheck warns about a dynamically linked berth: as the health probe it
+// cannot start in images without its loader.
+func probeCheck(path string) Check {
+	c := Check{Name: "health probe"}
+	interp, err := probe.Interpreter(path)
+	switch {
+	case err != nil:
+		c.Status, c.Detail = Warn, err.Error()
+		c.Fix = "run berth built for Linux: release containers run it as their health check"
+	case interp != "":
+		c.Status = Warn
+		c.Detail = fmt.Sprintf("%s is dynamically linked (built with cgo): health checks cannot run in images without %s (Alpine, distroless, scratch)", path, interp)
+		c.Fix = "build berth with CGO_ENABLED=0, as `make build` does"
+	default:
+		c.Status, c.Detail = OK, path+" is statically linked: it runs in any image"
 	}
 	return c
 }

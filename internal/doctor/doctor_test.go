@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -185,6 +186,26 @@ func TestGoodSetupPasses(t *testing.T) {
 	}
 	if c := find(t, checks, "swarm"); c.Status != OK {
 		t.Errorf("swarm check = %+v, want ok (scripts/deps.sh initialises the swarm)", c)
+	}
+}
+
+// A dynamically linked probe is a warning with the fix; a file that is no
+// executable is one too.
+func TestProbeCheck(t *testing.T) {
+	dynamic, err := exec.LookPath("true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := find(t, Run(context.Background(), Options{Probe: dynamic, ReadFile: noIPVS}), "health probe")
+	if c.Status != Warn || !strings.Contains(c.Detail, "dynamically linked") || !strings.Contains(c.Fix, "CGO_ENABLED=0") {
+		t.Errorf("dynamic probe: %+v, want a warning naming the fix", c)
+	}
+	notExe := filepath.Join(t.TempDir(), "berth")
+	if err := os.WriteFile(notExe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if c := find(t, Run(context.Background(), Options{Probe: notExe, ReadFile: noIPVS}), "health probe"); c.Status != Warn || !strings.Contains(c.Detail, notExe) {
+		t.Errorf("a script as the probe: %+v, want a warning naming it", c)
 	}
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/berthpaas/berth/internal/orchestrator"
 	"github.com/berthpaas/berth/internal/orchestrator/swarm"
 	"github.com/berthpaas/berth/internal/pages"
+	"github.com/berthpaas/berth/internal/probe"
 	"github.com/berthpaas/berth/internal/secrets"
 	"github.com/berthpaas/berth/internal/store"
 	"github.com/berthpaas/berth/internal/version"
@@ -158,14 +159,22 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("locate the berth executable for health probes: %w", err)
 	}
-	probe := exe
+	mount := swarm.ProbeMount{HostPath: exe, Args: []string{"probe"}}
 	if cfg.ProbePath != "" {
 		if err := copyExecutable(exe, cfg.ProbePath); err != nil {
 			return fmt.Errorf("probe-path: %w", err)
 		}
-		probe = cfg.ProbePath
+		mount.HostPath = cfg.ProbePath
 	}
-	engine, err := swarm.New(cfg.DockerHost, swarm.WithProbe(swarm.ProbeMount{HostPath: probe, Args: []string{"probe"}}))
+	// A berth built with cgo cannot start in images without its loader.
+	if interp, err := probe.Interpreter(mount.HostPath); err != nil {
+		log.Warn("health probe: not a Linux executable; health checks may not run", "probe", mount.HostPath, "err", err)
+	} else if interp != "" {
+		log.Warn("this berth binary is dynamically linked (built with cgo): health checks of apps whose images lack "+interp+
+			" (Alpine, distroless, scratch) cannot run; build berth with CGO_ENABLED=0, as `make build` does", "probe", mount.HostPath)
+		mount.Interpreter = interp
+	}
+	engine, err := swarm.New(cfg.DockerHost, swarm.WithProbe(mount))
 	if err != nil {
 		return fmt.Errorf("docker engine: %w", err)
 	}

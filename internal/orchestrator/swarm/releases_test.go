@@ -21,6 +21,7 @@ import (
 
 	"github.com/berthpaas/berth/internal/app"
 	"github.com/berthpaas/berth/internal/orchestrator"
+	"github.com/berthpaas/berth/internal/probe"
 	"github.com/berthpaas/berth/internal/testenv"
 )
 
@@ -86,11 +87,13 @@ type releaseEnv struct {
 	id      string
 }
 
-func newReleaseEnv(t *testing.T) *releaseEnv {
+// newReleaseEnv makes the environment; extra options come after the
+// probe's, so a WithProbe among them replaces it.
+func newReleaseEnv(t *testing.T, extra ...Option) *releaseEnv {
 	t.Helper()
 	host := testenv.Docker(t)
 	fixtures(t)
-	e, err := New(host, WithProbe(ProbeMount{HostPath: probeBinary(t)}))
+	e, err := New(host, append([]Option{WithProbe(ProbeMount{HostPath: probeBinary(t)})}, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,6 +443,30 @@ func TestFailingHealthCheckNeverRuns(t *testing.T) {
 		t.Fatalf("problem %q, want a failing health check with status 500:\n%s", st.Problem, stateJSON(st))
 	}
 	t.Logf("problem after %v: %s", time.Since(start).Round(100*time.Millisecond), st.Problem)
+}
+
+// A dynamically linked probe cannot start in an image FROM scratch, which
+// has no loader: the problem says so and how to fix it, not only "no such
+// file or directory".
+func TestDynamicProbeExplained(t *testing.T) {
+	bin, err := exec.LookPath("true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	interp, err := probe.Interpreter(bin)
+	if err != nil || interp == "" {
+		t.Fatalf("%s: interpreter %q, %v; want a dynamic executable", bin, interp, err)
+	}
+	env := newReleaseEnv(t, WithProbe(ProbeMount{HostPath: bin, Interpreter: interp}))
+	r := env.release(t, "dyn", "berth-fixture/hello:v1", func(r *orchestrator.Release) {
+		r.Spec.Health = &app.HealthCheck{Type: app.HealthHTTP, Path: "/healthz", Interval: app.Duration(time.Second), Retries: 3, StartPeriod: app.Duration(time.Second)}
+	})
+	st, ok := env.waitState(t, r.Service, 40*time.Second, func(s orchestrator.ReleaseState) bool { return s.Problem != "" })
+	if !ok || !strings.Contains(st.Problem, "health check cannot run: the probe /.berth/probe is dynamically linked") ||
+		!strings.Contains(st.Problem, "no "+interp+" to load it") || !strings.Contains(st.Problem, "CGO_ENABLED=0") {
+		t.Fatalf("problem %q, want the dynamic probe explained:\n%s", st.Problem, stateJSON(st))
+	}
+	t.Logf("problem: %s", st.Problem)
 }
 
 func TestCrashLoopAndOOM(t *testing.T) {

@@ -51,6 +51,10 @@ type ProbeMount struct {
 	HostPath      string   // absolute path on the node
 	ContainerPath string   // where containers see it; empty means DefaultProbePath
 	Args          []string // arguments before the check, e.g. ["probe"] for `berth probe http …`
+	// Interpreter is the probe's dynamic loader when it is dynamically
+	// linked (probe.Interpreter), to explain health checks that fail
+	// because an image lacks it; empty for a static probe.
+	Interpreter string
 }
 
 // SpecOptions are the cluster-wide settings ServiceSpec needs besides the
