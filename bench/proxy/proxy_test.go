@@ -12,6 +12,9 @@
 // Route change: a table with a new route published → the new host answered
 // through HAProxy. Release switch: weights moved from one release to another
 // → every new request on the new one and the old one drained.
+// Container output: the CPU dockerd, containerd and the shim spend per access
+// log line a container writes (json-file against none), which the
+// throughput runs, whose proxy writes to a file, do not see (needs Docker).
 //
 // It needs wrk, nginx and haproxy (Debian's packages), and root: berth proxy
 // resolves tasks.<service> at Docker's embedded DNS address, 127.0.0.11:53,
