@@ -210,6 +210,9 @@ type listVerb[T any] struct {
 	fetch func(ctx context.Context, t *target, args []string) ([]T, error)
 	doc   func([]T) any
 	row   func(T) []string
+	// note, when set, is a line printed under the table for an item (""
+	// for none): what is too long for a column, such as an error.
+	note func(T) string
 }
 
 func (l listVerb[T]) command() *cobra.Command {
@@ -241,10 +244,20 @@ func (l listVerb[T]) command() *cobra.Command {
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, strings.Join(l.header, "\t"))
+			var notes []string
 			for _, it := range items {
 				fmt.Fprintln(w, strings.Join(l.row(it), "\t"))
+				if l.note != nil {
+					if n := l.note(it); n != "" {
+						notes = append(notes, n)
+					}
+				}
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil || len(notes) == 0 {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "\n%s\n", strings.Join(notes, "\n"))
+			return err
 		},
 	}
 	flags.bind(cmd)

@@ -509,7 +509,7 @@ func domainListCmd() *cobra.Command {
 			if c := d.Certificate; c != nil {
 				cert = c.Status
 				if c.Status == "failed" {
-					cert = "failed: " + printable(c.LastError)
+					cert = "failed (below)"
 				}
 				if c.Issuer != "" {
 					issuer = printable(c.Issuer)
@@ -527,6 +527,17 @@ func domainListCmd() *cobra.Command {
 				target = redirectTarget(d.Redirect)
 			}
 			return []string{d.Host, path, target, yesNo(d.HTTPS), domainOptions(d), cert, issuer, expires}
+		},
+		note: func(d api.Domain) string {
+			c := d.Certificate
+			if c == nil || c.Status != "failed" {
+				return ""
+			}
+			n := fmt.Sprintf("%s: certificate not issued: %s", d.Host, printable(c.LastError))
+			if c.NextAttempt != nil {
+				n += "; Berth retries at " + formatTime(c.NextAttempt)
+			}
+			return n
 		},
 	}.command()
 }

@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/bcrypt"
@@ -51,6 +53,37 @@ func TestDomainOptionCommands(t *testing.T) {
 	}
 	if r := mustRun(t, "", "domain", "list", "shop/web"); strings.Contains(r.stdout, "bad.example.com") {
 		t.Errorf("a refused domain was added:\n%s", r.stdout)
+	}
+}
+
+// A certificate that failed is a short word in the table and its error in
+// full under it, with when Berth retries.
+func TestDomainListFailedCertificate(t *testing.T) {
+	srv := newAppServer(t)
+	mustRun(t, "", "project", "create", "shop")
+	mustRun(t, "", "app", "create", "shop/web", "--image", "nginx:1", "--port", "80")
+	mustRun(t, "", "domain", "add", "shop/web", "secure.example.com", "--https", "--no-wait")
+	mustRun(t, "", "domain", "add", "shop/web", "plain.example.com", "--https=false")
+	ctx := context.Background()
+	certs, err := srv.db.AllCertificates(ctx)
+	if err != nil || len(certs) != 1 {
+		t.Fatalf("certificates %+v, %v; want the HTTPS domain's", certs, err)
+	}
+	c := certs[0]
+	c.LastError, c.Failures, c.NextAttemptAt = "could not reach the ACME directory at https://acme.example/dir: no such host", 1, time.Now().Add(time.Minute)
+	if err := srv.db.SaveCertificate(ctx, time.Now(), c); err != nil {
+		t.Fatal(err)
+	}
+	out := mustRun(t, "", "domain", "list", "shop/web").stdout
+	table, notes, ok := strings.Cut(out, "\n\n")
+	if !ok || !strings.Contains(table, "failed (below)") || strings.Contains(table, "no such host") ||
+		strings.TrimSpace(notes) != "secure.example.com: certificate not issued: "+c.LastError+"; Berth retries at "+formatTime(&c.NextAttemptAt) {
+		t.Errorf("list with a failed certificate:\n%s", out)
+	}
+	for line := range strings.Lines(table) {
+		if len(line) > 120 {
+			t.Errorf("table line of %d characters: %q", len(line), line)
+		}
 	}
 }
 
