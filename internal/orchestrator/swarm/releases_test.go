@@ -458,10 +458,12 @@ func TestDynamicProbeExplained(t *testing.T) {
 		t.Fatalf("%s: interpreter %q, %v; want a dynamic executable", bin, interp, err)
 	}
 	env := newReleaseEnv(t, WithProbe(ProbeMount{HostPath: bin, Interpreter: interp}))
+	// A start period and retries that would take a minute: the verdict
+	// comes at the first failed probe, since no retry can succeed.
 	r := env.release(t, "dyn", "berth-fixture/hello:v1", func(r *orchestrator.Release) {
-		r.Spec.Health = &app.HealthCheck{Type: app.HealthHTTP, Path: "/healthz", Interval: app.Duration(time.Second), Retries: 3, StartPeriod: app.Duration(time.Second)}
+		r.Spec.Health = &app.HealthCheck{Type: app.HealthHTTP, Path: "/healthz", Interval: app.Duration(time.Second), Retries: 10, StartPeriod: app.Duration(30 * time.Second)}
 	})
-	st, ok := env.waitState(t, r.Service, 40*time.Second, func(s orchestrator.ReleaseState) bool { return s.Problem != "" })
+	st, ok := env.waitState(t, r.Service, 25*time.Second, func(s orchestrator.ReleaseState) bool { return s.Problem != "" })
 	if !ok || !strings.Contains(st.Problem, "health check cannot run: the probe /.berth/probe is dynamically linked") ||
 		!strings.Contains(st.Problem, "no "+interp+" to load it") || !strings.Contains(st.Problem, "CGO_ENABLED=0") {
 		t.Fatalf("problem %q, want the dynamic probe explained:\n%s", st.Problem, stateJSON(st))

@@ -241,7 +241,8 @@ func (e *Engine) explain(ctx context.Context, svc *swarm.Service, t swarm.Task, 
 		// Docker calls a container unhealthy only after `retries` failed
 		// probes past the start period: that is a verdict, as it is for
 		// Swarm's own update monitor.
-		return diagnosis{e.healthFailing(out), nfailed >= 1}
+		msg, cannotRun := e.healthFailing(out)
+		return diagnosis{msg, nfailed >= 1 || cannotRun}
 	}
 	if !failed(t) {
 		return diagnosis{message: msg} // pending with a transient reason
@@ -281,8 +282,9 @@ func (e *Engine) startingHealth(ctx context.Context, t swarm.Task) diagnosis {
 	if last.ExitCode == 0 {
 		return diagnosis{}
 	}
-	d := diagnosis{message: e.healthFailing(oneLine(last.Output))}
-	if c.Config != nil && c.Config.Healthcheck != nil {
+	msg, cannotRun := e.healthFailing(oneLine(last.Output))
+	d := diagnosis{message: msg, problem: cannotRun}
+	if !cannotRun && c.Config != nil && c.Config.Healthcheck != nil {
 		hc := c.Config.Healthcheck
 		interval, retries := hc.Interval, hc.Retries
 		if interval == 0 {
@@ -387,15 +389,17 @@ func formatBytes(n int64) string {
 
 // oneLine folds probe or log output onto one short line.
 // healthFailing describes a failing health check from the probe's last
-// output, saying why when the probe itself could not start: a dynamically
-// linked probe (berth built with cgo) in an image without its loader.
-func (e *Engine) healthFailing(out string) string {
+// output, saying why when the probe itself cannot start: a dynamically
+// linked probe (berth built with cgo) in an image without its loader. That
+// is a verdict at the first failure (cannotRun): no retry will find the
+// loader.
+func (e *Engine) healthFailing(out string) (msg string, cannotRun bool) {
 	p := e.spec.Probe
 	if p.Interpreter != "" && strings.Contains(out, probePath(p)) && strings.Contains(out, "no such file or directory") {
 		return fmt.Sprintf("health check cannot run: the probe %s is dynamically linked (berth was built with cgo) and this image has no %s to load it; "+
-			"run a berth built with CGO_ENABLED=0, as `make build` does (%s)", probePath(p), p.Interpreter, out)
+			"run a berth built with CGO_ENABLED=0, as `make build` does (%s)", probePath(p), p.Interpreter, out), true
 	}
-	return "health check failing: " + out
+	return "health check failing: " + out, false
 }
 
 func oneLine(s string) string {
