@@ -272,7 +272,8 @@ func (e *Engine) explain(ctx context.Context, svc *swarm.Service, t swarm.Task, 
 
 // startingHealth explains a task whose container runs but has not passed its
 // health check. It is a problem once the check had its start period and all
-// its retries, as long as the probe still fails.
+// its retries, as long as the probe still fails, and at once when the probe
+// cannot start at all.
 func (e *Engine) startingHealth(ctx context.Context, t swarm.Task) diagnosis {
 	c, ok := e.container(ctx, t)
 	if !ok || c.State == nil || c.State.Health == nil || len(c.State.Health.Log) == 0 {
@@ -387,7 +388,6 @@ func formatBytes(n int64) string {
 	}
 }
 
-// oneLine folds probe or log output onto one short line.
 // healthFailing describes a failing health check from the probe's last
 // output, saying why when the probe itself cannot start: a dynamically
 // linked probe (berth built with cgo) in an image without its loader. That
@@ -402,6 +402,7 @@ func (e *Engine) healthFailing(out string) (msg string, cannotRun bool) {
 	return "health check failing: " + out, false
 }
 
+// oneLine folds probe or log output onto one short line.
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > 300 {
