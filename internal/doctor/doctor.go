@@ -223,7 +223,7 @@ func probeCheck(path string) Check {
 	case interp != "":
 		c.Status = Warn
 		c.Detail = fmt.Sprintf("%s is dynamically linked (built with cgo): health checks cannot run in images without %s (Alpine, distroless, scratch)", path, interp)
-		c.Fix = "build berth with CGO_ENABLED=0, as `make build` does"
+		c.Fix = probe.BuildStatic
 	default:
 		c.Status, c.Detail = OK, path+" is statically linked: it runs in any image"
 	}

@@ -7,6 +7,9 @@ import (
 	"io"
 )
 
+// BuildStatic says how to get a probe that starts in any image.
+const BuildStatic = "build berth with CGO_ENABLED=0, as `make build` does"
+
 // Interpreter returns the program interpreter (dynamic loader) the
 // executable at path names, e.g. "/lib64/ld-linux-x86-64.so.2", or "" when
 // it is statically linked. A berth built with cgo is dynamic: as the probe,

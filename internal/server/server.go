@@ -171,7 +171,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Warn("health probe: not a Linux executable; health checks may not run", "probe", mount.HostPath, "err", err)
 	} else if interp != "" {
 		log.Warn("this berth binary is dynamically linked (built with cgo): health checks of apps whose images lack "+interp+
-			" (Alpine, distroless, scratch) cannot run; build berth with CGO_ENABLED=0, as `make build` does", "probe", mount.HostPath)
+			" (Alpine, distroless, scratch) cannot run; "+probe.BuildStatic, "probe", mount.HostPath)
 		mount.Interpreter = interp
 	}
 	engine, err := swarm.New(cfg.DockerHost, swarm.WithProbe(mount))

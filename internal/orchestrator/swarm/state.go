@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/berthpaas/berth/internal/orchestrator"
+	"github.com/berthpaas/berth/internal/probe"
 )
 
 // crashLoopAfter is how many failed tasks in one slot make a crash loop: a
@@ -397,7 +398,7 @@ func (e *Engine) healthFailing(out string) (msg string, cannotRun bool) {
 	p := e.spec.Probe
 	if p.Interpreter != "" && strings.Contains(out, probePath(p)) && strings.Contains(out, "no such file or directory") {
 		return fmt.Sprintf("health check cannot run: the probe %s is dynamically linked (berth was built with cgo) and this image has no %s to load it; "+
-			"run a berth built with CGO_ENABLED=0, as `make build` does (%s)", probePath(p), p.Interpreter, out), true
+			"%s (%s)", probePath(p), p.Interpreter, probe.BuildStatic, out), true
 	}
 	return "health check failing: " + out, false
 }
